@@ -1,0 +1,1 @@
+//! Placeholder replaced by the BGP speaker work (issue 3).

@@ -1,0 +1,1 @@
+//! Placeholder replaced by the store work (issue 2).
