@@ -1,0 +1,110 @@
+//! `global`: the fabric-wide settings (one object, key `global`), with Contiv's defaults.
+
+use crate::collection::Collection;
+use crate::error::FieldError;
+use crate::fields;
+use crate::object::Object;
+use serde::{Deserialize, Serialize};
+
+pub const GLOBAL_NAME: &str = "global";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Global {
+    pub key: String,
+    pub name: String,
+    /// `default`, `aci` or `aci-opflex`.
+    pub network_infra_type: String,
+    pub vlans: String,
+    pub vxlans: String,
+    /// `bridge` or `routing`.
+    pub fwd_mode: String,
+    /// `proxy` or `flood`.
+    pub arp_mode: String,
+    pub pvt_subnet: String,
+}
+
+impl Default for Global {
+    fn default() -> Self {
+        Global {
+            key: GLOBAL_NAME.into(),
+            name: GLOBAL_NAME.into(),
+            network_infra_type: "default".into(),
+            vlans: "1-4094".into(),
+            vxlans: "1-10000".into(),
+            fwd_mode: "bridge".into(),
+            arp_mode: "proxy".into(),
+            pvt_subnet: "172.19.0.0/16".into(),
+        }
+    }
+}
+
+impl Global {
+    pub fn vlan_range(&self) -> Result<(u32, u32), FieldError> {
+        fields::tag_range("vlans", &self.vlans, 1, 4094)
+    }
+
+    pub fn vxlan_range(&self) -> Result<(u32, u32), FieldError> {
+        fields::tag_range("vxlans", &self.vxlans, 1, 16_777_215)
+    }
+}
+
+impl Object for Global {
+    const COLLECTION: Collection = Collection::Globals;
+
+    fn key(&self) -> String {
+        self.name.clone()
+    }
+
+    fn set_key(&mut self) {
+        self.key = self.key();
+    }
+
+    fn apply_defaults(&mut self) {
+        let d = Global::default();
+        for (mine, default) in [
+            (&mut self.network_infra_type, d.network_infra_type),
+            (&mut self.vlans, d.vlans),
+            (&mut self.vxlans, d.vxlans),
+            (&mut self.fwd_mode, d.fwd_mode),
+            (&mut self.arp_mode, d.arp_mode),
+            (&mut self.pvt_subnet, d.pvt_subnet),
+        ] {
+            if mine.is_empty() {
+                *mine = default;
+            }
+        }
+    }
+
+    fn check_fields(&self) -> Result<(), FieldError> {
+        if self.name != GLOBAL_NAME {
+            return Err(FieldError::new(
+                "name",
+                format!("must be '{GLOBAL_NAME}', not '{}'", self.name),
+            ));
+        }
+        fields::one_of(
+            "networkInfraType",
+            &self.network_infra_type,
+            &["default", "aci", "aci-opflex"],
+        )?;
+        self.vlan_range()?;
+        self.vxlan_range()?;
+        fields::one_of("fwdMode", &self.fwd_mode, &["bridge", "routing"])?;
+        fields::one_of("arpMode", &self.arp_mode, &["proxy", "flood"])?;
+        let (addr, len) = self.pvt_subnet.split_once('/').ok_or_else(|| {
+            FieldError::new(
+                "pvtSubnet",
+                format!("'{}' is not a.b.c.d/16", self.pvt_subnet),
+            )
+        })?;
+        fields::ipv4("pvtSubnet", addr)?;
+        if len != "16" {
+            return Err(FieldError::new(
+                "pvtSubnet",
+                format!("prefix length must be 16, not {len}"),
+            ));
+        }
+        Ok(())
+    }
+}
