@@ -96,16 +96,21 @@ pub fn taken_in<V>(pool: Pool, taken: &BTreeMap<IpAddr, V>) -> u128 {
     }
 }
 
-/// The lowest free tag in `[first, last]`.
-pub fn pick_tag<V>(first: u32, last: u32, taken: &BTreeMap<u32, V>) -> Option<u32> {
+/// The lowest tag in `[first, last]` that is not `taken` and not `skip`ped.
+pub fn pick_tag<V>(
+    first: u32,
+    last: u32,
+    taken: &BTreeMap<u32, V>,
+    skip: impl Fn(u32) -> bool,
+) -> Option<u32> {
     let mut candidate = first;
-    for (&t, _) in taken.range(first..=last) {
-        if t > candidate {
-            break;
+    while candidate <= last {
+        if !taken.contains_key(&candidate) && !skip(candidate) {
+            return Some(candidate);
         }
-        candidate = t.checked_add(1)?;
+        candidate = candidate.checked_add(1)?;
     }
-    (candidate <= last).then_some(candidate)
+    None
 }
 
 /// Formats numbers as Contiv shows tags in use: `1-5, 7, 9-10`.
@@ -226,13 +231,14 @@ mod tests {
     #[test]
     fn tags() {
         let mut taken = BTreeMap::new();
-        assert_eq!(pick_tag(1, 3, &taken), Some(1));
+        assert_eq!(pick_tag(1, 3, &taken, |_| false), Some(1));
         taken.insert(1, ());
         taken.insert(2, ());
-        assert_eq!(pick_tag(1, 3, &taken), Some(3));
+        assert_eq!(pick_tag(1, 3, &taken, |_| false), Some(3));
+        assert_eq!(pick_tag(1, 3, &taken, |t| t == 3), None);
         taken.insert(3, ());
-        assert_eq!(pick_tag(1, 3, &taken), None);
-        assert_eq!(pick_tag(2, 10, &taken), Some(4));
+        assert_eq!(pick_tag(1, 3, &taken, |_| false), None);
+        assert_eq!(pick_tag(2, 10, &taken, |_| false), Some(4));
         assert_eq!(format_tag_ranges([1, 2, 3, 7, 9, 10]), "1-3, 7, 9-10");
     }
 

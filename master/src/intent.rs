@@ -2,11 +2,11 @@
 //! allocate what it needs (VLAN/VXLAN tags, group ids), and commit it in one transaction whose
 //! compares make a concurrent writer on another master lose cleanly instead of corrupting state.
 
-use crate::alloc;
 use crate::cache::Cache;
 use crate::error::ApiError;
 use crate::keys::{self, TagKind};
 use crate::master::{Master, Plan};
+use crate::proposals::Held;
 use fabric_model::integrity::{check_delete, check_write};
 use fabric_model::objects::*;
 use fabric_model::{with_object_type, Collection, Object, DEFAULT_TENANT};
@@ -25,6 +25,7 @@ pub(crate) trait Intent: Object {
         _old: Option<&Self>,
         _cache: &Cache,
         _txn: &mut Txn,
+        _held: &mut Held,
     ) -> Result<(), ApiError> {
         Ok(())
     }
@@ -68,6 +69,7 @@ impl Intent for Network {
         old: Option<&Self>,
         cache: &Cache,
         txn: &mut Txn,
+        held: &mut Held,
     ) -> Result<(), ApiError> {
         if let Some(old) = old {
             if self.pkt_tag == 0 {
@@ -110,8 +112,7 @@ impl Intent for Network {
             }
             tag
         } else {
-            let empty = Default::default();
-            alloc::pick_tag(first, last, taken.unwrap_or(&empty)).ok_or_else(|| {
+            held.pick_tag(kind, first, last, taken).ok_or_else(|| {
                 ApiError::conflict(
                     self.display_id(),
                     Some("pktTag"),
@@ -149,17 +150,19 @@ impl Intent for EndpointGroup {
         old: Option<&Self>,
         cache: &Cache,
         txn: &mut Txn,
+        held: &mut Held,
     ) -> Result<(), ApiError> {
         if old.is_some() {
             return Ok(());
         }
-        let empty = Default::default();
-        let id = alloc::pick_tag(
-            1,
-            MAX_GROUP_ID,
-            cache.tags_of(TagKind::Group).unwrap_or(&empty),
-        )
-        .ok_or_else(|| ApiError::conflict(self.display_id(), None, "no free group id"))?;
+        let id = held
+            .pick_tag(
+                TagKind::Group,
+                1,
+                MAX_GROUP_ID,
+                cache.tags_of(TagKind::Group),
+            )
+            .ok_or_else(|| ApiError::conflict(self.display_id(), None, "no free group id"))?;
         let key = keys::tag(TagKind::Group, id);
         txn.compares
             .push(fabric_store::Compare::Absent(key.clone()));
@@ -192,6 +195,7 @@ impl Intent for Global {
         _old: Option<&Self>,
         cache: &Cache,
         _txn: &mut Txn,
+        _held: &mut Held,
     ) -> Result<(), ApiError> {
         for (kind, range, field) in [
             (TagKind::Vlan, self.vlan_range(), "vlans"),
@@ -288,15 +292,17 @@ impl Master {
         obj.apply_defaults();
         obj.validate()?;
         let id = obj.display_id();
+        let mut held = self.proposals.holder();
         let (json, _) = self
             .commit(&id, |cache| {
+                held.release_all();
                 let mut obj = obj.clone();
                 let key = obj.key();
                 let store_key = keys::object(T::COLLECTION, &key);
                 let old: Option<T> = cache.objects.get_typed(&key);
                 let mut txn =
                     Txn::new().when_mod_revision(store_key.clone(), cache.mod_revision(&store_key));
-                obj.prepare(old.as_ref(), cache, &mut txn)?;
+                obj.prepare(old.as_ref(), cache, &mut txn, &mut held)?;
                 check_write(&obj, old.as_ref(), &cache.objects)?;
                 let old_refs = old.as_ref().map(Object::references).unwrap_or_default();
                 let mut bumped = Vec::new();

@@ -118,17 +118,15 @@ impl Master {
         }
         let hint_seed = RandomState::new().hash_one(&req.owner) as u128;
         let mut attempt: u128 = 0;
-        let mut proposed: Option<String> = None;
-        let result = self
-            .commit(&format!("networks/{}", req.network), |cache| {
+        let mut held = self.proposals.holder();
+        let id = format!("networks/{}", req.network);
+        let (allocation, _) = self
+            .commit(&id, |cache| {
+                held.release_all();
                 let (pool, mut reserved, prefix_len, gateway) = pool_of(cache, &req)?;
-                let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-                if let Some(old) = proposed.take() {
-                    pending.remove(&old);
-                }
                 let prefix = keys::ip_prefix(&req.network);
                 reserved.extend(
-                    pending
+                    held.held_under(&prefix)
                         .iter()
                         .filter_map(|k| k.strip_prefix(&prefix)?.parse::<IpAddr>().ok()),
                 );
@@ -141,25 +139,25 @@ impl Master {
                     Some(ip) => ip,
                     None => alloc::pick_ip(pool, taken, &reserved, hint_seed.wrapping_add(attempt))
                         .ok_or_else(|| {
+                            let group = if req.group.is_empty() {
+                                String::new()
+                            } else {
+                                format!(" of group {}", req.group)
+                            };
                             ApiError::conflict(
-                                format!("networks/{}", req.network),
+                                id.clone(),
                                 None,
                                 format!(
-                                    "no free address: all {} of the pool are allocated{}",
-                                    pool.size() - reserved.len().min(pool.size() as usize) as u128,
-                                    if req.group.is_empty() {
-                                        String::new()
-                                    } else {
-                                        format!(" (group {} pool)", req.group)
-                                    }
+                                    "no free address in the pool{group}: {} allocated of {}",
+                                    taken.len(),
+                                    pool.size()
                                 ),
                             )
                         })?,
                 };
                 attempt += 1;
                 let key = keys::ip(&req.network, ip);
-                pending.insert(key.clone());
-                proposed = Some(key.clone());
+                held.try_hold(key.clone());
                 let txn = Txn::new()
                     .when_absent(key.clone())
                     .when_present(keys::object(Collection::Networks, &req.network))
@@ -174,14 +172,8 @@ impl Master {
                     },
                 })
             })
-            .await;
-        if let Some(key) = proposed {
-            self.pending
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&key);
-        }
-        result.map(|(allocation, _)| allocation)
+            .await?;
+        Ok(allocation)
     }
 
     /// Releasing an address that is not allocated succeeds (a retried release must not fail).

@@ -12,5 +12,6 @@ pub mod ipam;
 pub mod keys;
 pub mod master;
 pub mod metrics;
+pub mod proposals;
 
 pub use master::{Master, Settings};

@@ -5,6 +5,7 @@ use crate::cache::Cache;
 use crate::error::ApiError;
 use crate::keys;
 use crate::metrics::Metrics;
+use crate::proposals::Proposals;
 use fabric_store::{Event, EventKind, Op, Revision, Store, StoreError, Txn};
 use futures::StreamExt;
 use std::sync::{Arc, RwLock, RwLockReadGuard};
@@ -27,9 +28,7 @@ pub struct Master {
     watched_tx: watch::Sender<Revision>,
     pub settings: Settings,
     pub metrics: Metrics,
-    /// Allocation keys proposed by in-flight requests of this master, so concurrent local
-    /// requests propose different values instead of colliding in the store.
-    pub(crate) pending: std::sync::Mutex<std::collections::HashSet<String>>,
+    pub(crate) proposals: Proposals,
 }
 
 /// How many times a write is re-planned after losing a compare to a concurrent writer.
@@ -54,7 +53,7 @@ impl Master {
             watched_tx,
             settings,
             metrics: Metrics::default(),
-            pending: Default::default(),
+            proposals: Proposals::default(),
         });
         let from = master.reload().await?;
         let follower = Arc::downgrade(&master);

@@ -30,7 +30,10 @@ impl EtcdStore {
         }
         let options = ConnectOptions::new()
             .with_connect_timeout(Duration::from_secs(5))
-            .with_keep_alive(Duration::from_secs(5), Duration::from_secs(5))
+            // etcd closes connections whose pings come faster than its
+            // --grpc-keepalive-min-time (5 s by default) with GOAWAY "too_many_pings";
+            // pinging at exactly 5 s trips it under load, so stay well above.
+            .with_keep_alive(Duration::from_secs(30), Duration::from_secs(10))
             .with_keep_alive_while_idle(true);
         let client = Client::connect(endpoints, Some(options)).await?;
         tracing::info!(?endpoints, "connected to etcd");
