@@ -16,7 +16,7 @@ mod types;
 use std::path::Path;
 use std::sync::Arc;
 
-pub use embedded::{EmbeddedOptions, EmbeddedStore};
+pub use embedded::{EmbeddedOptions, EmbeddedStats, EmbeddedStore};
 pub use error::StoreError;
 pub use etcd::EtcdStore;
 pub use store::Store;
