@@ -39,7 +39,12 @@ pub async fn open(
             Ok(Arc::new(EtcdStore::connect(endpoints).await?))
         }
         _ => {
-            tokio::fs::create_dir_all(data_dir).await?;
+            tokio::fs::create_dir_all(data_dir)
+                .await
+                .map_err(|source| StoreError::DataDir {
+                    path: data_dir.to_path_buf(),
+                    source,
+                })?;
             Ok(Arc::new(
                 EmbeddedStore::open(&data_dir.join(EMBEDDED_FILE)).await?,
             ))

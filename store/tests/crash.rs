@@ -108,9 +108,8 @@ async fn embedded_keeps_every_acknowledged_write_after_sigkill() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn etcd_keeps_every_acknowledged_write_after_sigkill_of_etcd_and_writer() {
-    let mut etcd = tokio::task::spawn_blocking(EtcdProcess::start)
+    let mut etcd = EtcdProcess::start_async()
         .await
-        .unwrap()
         .unwrap_or_else(|e| panic!("etcd tests need a runnable etcd: {e}"));
     let endpoints = etcd.endpoints().join(",");
     let writer = Writer::start(&["etcd", &endpoints]);

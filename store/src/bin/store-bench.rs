@@ -155,7 +155,7 @@ async fn main() -> anyhow::Result<()> {
     }
     if matches!(args.backend.as_str(), "all" | "etcd") {
         // etcd's data dir lives in the system temp dir (the fixture decides).
-        let etcd = tokio::task::spawn_blocking(EtcdProcess::start).await??;
+        let etcd = EtcdProcess::start_async().await?;
         let store = Arc::new(EtcdStore::connect(&etcd.endpoints()).await?);
         sequential(store.as_ref(), "etcd", args.ops).await?;
         concurrent(store, "etcd", args.ops, args.clients).await?;
