@@ -173,3 +173,49 @@ async fn second_open_of_same_file_is_refused_and_close_ends_writes() {
     drop(store);
     assert!(matches!(next(&mut watch).await, Err(StoreError::Closed)));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watchers_opened_during_writes_get_every_later_revision_once() {
+    const WRITES: u64 = 400;
+    let dir = tempfile::tempdir().unwrap();
+    let store = std::sync::Arc::new(open(&dir.path().join("s.redb"), 100_000, 16).await);
+    let writer = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            for i in 0..WRITES {
+                store.put(&format!("/h/{}", i % 7), vec![]).await.unwrap();
+            }
+        })
+    };
+    // Open watchers at moving points of the stream: at the current revision (pure hand-over)
+    // and a few revisions back (replay, then hand-over).
+    let mut watchers = Vec::new();
+    while watchers.len() < 30 {
+        let now = store.revision().await.unwrap();
+        if now >= WRITES {
+            break;
+        }
+        let after = if watchers.len() % 2 == 0 {
+            now
+        } else {
+            now.saturating_sub(5)
+        };
+        watchers.push((after, store.watch("/h/", after).await.unwrap()));
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    writer.await.unwrap();
+    assert!(
+        watchers.len() >= 5,
+        "only {} watchers opened during writes",
+        watchers.len()
+    );
+    for (after, mut watch) in watchers {
+        for expected in after + 1..=WRITES {
+            assert_eq!(
+                next(&mut watch).await.unwrap().revision,
+                expected,
+                "after {after}"
+            );
+        }
+    }
+}
