@@ -23,6 +23,11 @@ pub enum StoreError {
     Backend(String),
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
+    #[error("data dir {path}: {source}")]
+    DataDir {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
     #[error("invalid transaction: {0}")]
     InvalidTxn(String),
     /// A stored record does not decode; names which record and why.

@@ -16,7 +16,7 @@ mod types;
 use std::path::Path;
 use std::sync::Arc;
 
-pub use embedded::{EmbeddedOptions, EmbeddedStore};
+pub use embedded::{EmbeddedOptions, EmbeddedStats, EmbeddedStore};
 pub use error::StoreError;
 pub use etcd::EtcdStore;
 pub use store::Store;
@@ -39,7 +39,12 @@ pub async fn open(
             Ok(Arc::new(EtcdStore::connect(endpoints).await?))
         }
         _ => {
-            tokio::fs::create_dir_all(data_dir).await?;
+            tokio::fs::create_dir_all(data_dir)
+                .await
+                .map_err(|source| StoreError::DataDir {
+                    path: data_dir.to_path_buf(),
+                    source,
+                })?;
             Ok(Arc::new(
                 EmbeddedStore::open(&data_dir.join(EMBEDDED_FILE)).await?,
             ))

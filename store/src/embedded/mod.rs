@@ -18,7 +18,7 @@ use crate::error::StoreError;
 use crate::store::Store;
 use crate::types::{KeyValue, Revision, Snapshot, Txn, TxnResult, WatchStream};
 use tables::{meta_value, read_kv, scan_prefix, KV, META, META_REVISION};
-use writer::{Request, Writer};
+use writer::{Request, Writer, WriterCounters};
 
 /// Tuning of the embedded store.
 #[derive(Clone, Debug)]
@@ -47,6 +47,16 @@ pub struct EmbeddedStore {
     writer: Mutex<Option<JoinHandle<()>>>,
     revision: Arc<AtomicU64>,
     events: broadcast::Sender<Arc<writer::CommittedBatch>>,
+    counters: Arc<WriterCounters>,
+}
+
+/// Counters of the writer, e.g. for metrics; `txns / commits` is the mean batch size.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EmbeddedStats {
+    /// Durable commits, one fsync each.
+    pub commits: u64,
+    /// Transactions processed (including those that wrote nothing).
+    pub txns: u64,
 }
 
 impl EmbeddedStore {
@@ -74,6 +84,7 @@ impl EmbeddedStore {
         let (requests, queue) = mpsc::channel(options.max_batch * 4);
         let (events, _) = broadcast::channel(options.watch_buffer);
         let published = Arc::new(AtomicU64::new(revision));
+        let counters = Arc::new(WriterCounters::default());
         let writer = Writer {
             db: db.clone(),
             revision,
@@ -81,6 +92,7 @@ impl EmbeddedStore {
             retention: options.event_log_retention,
             max_batch: options.max_batch,
             published_revision: published.clone(),
+            counters: counters.clone(),
             events: events.clone(),
         };
         let handle = std::thread::Builder::new()
@@ -92,11 +104,13 @@ impl EmbeddedStore {
             writer: Mutex::new(Some(handle)),
             revision: published,
             events,
+            counters,
         })
     }
 
     /// Stops the writer after the transactions already queued; later writes get `Closed`.
-    /// The file lock is released once this store and its watch streams are dropped.
+    /// The file lock is released once this store and its watch streams are dropped (dropping
+    /// the store also waits for the writer, so `close` is only needed to stop writes early).
     pub async fn close(&self) -> Result<(), StoreError> {
         let sender = self.requests.lock().map_err(poisoned)?.take();
         drop(sender);
@@ -108,6 +122,13 @@ impl EmbeddedStore {
                 .map_err(|_| StoreError::Backend("store writer thread panicked".into()))?;
         }
         Ok(())
+    }
+
+    pub fn stats(&self) -> EmbeddedStats {
+        EmbeddedStats {
+            commits: self.counters.commits.load(Ordering::Relaxed),
+            txns: self.counters.txns.load(Ordering::Relaxed),
+        }
     }
 
     async fn read<T: Send + 'static>(
@@ -193,9 +214,14 @@ impl Store for EmbeddedStore {
 
 impl Drop for EmbeddedStore {
     fn drop(&mut self) {
-        // Closing the queue lets the writer finish what is queued and exit on its own.
+        // Closing the queue lets the writer finish what is queued and exit; waiting for it
+        // (one batch at most) means the file is free for a reopen once the last watch stream
+        // and read of this handle are gone.
         if let Ok(mut requests) = self.requests.lock() {
             requests.take();
+        }
+        if let Some(handle) = self.writer.lock().ok().and_then(|mut w| w.take()) {
+            let _ = handle.join();
         }
     }
 }

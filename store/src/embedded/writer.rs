@@ -6,6 +6,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use redb::{Database, ReadableTable, Table};
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -29,6 +30,15 @@ pub struct CommittedBatch {
     pub events: Vec<Event>,
 }
 
+/// What the writer has done so far; `txns / commits` is the mean group-commit batch.
+#[derive(Debug, Default)]
+pub struct WriterCounters {
+    /// Durable commits (each one fsync).
+    pub commits: AtomicU64,
+    /// Transactions evaluated, including those that changed nothing.
+    pub txns: AtomicU64,
+}
+
 /// State the writer thread owns.
 pub struct Writer {
     pub db: Arc<Database>,
@@ -37,6 +47,7 @@ pub struct Writer {
     pub retention: u64,
     pub max_batch: usize,
     pub published_revision: Arc<AtomicU64>,
+    pub counters: Arc<WriterCounters>,
     pub events: broadcast::Sender<Arc<CommittedBatch>>,
 }
 
@@ -51,17 +62,34 @@ impl Writer {
     /// Runs until every request sender is gone.
     pub fn run(mut self, mut requests: mpsc::Receiver<Request>) {
         let mut batch = Vec::with_capacity(self.max_batch);
+        let mut window = Duration::ZERO;
         while let Some(first) = requests.blocking_recv() {
             batch.push(first);
-            while batch.len() < self.max_batch {
-                match requests.try_recv() {
-                    Ok(request) => batch.push(request),
-                    Err(_) => break,
-                }
-            }
+            self.gather(&mut requests, &mut batch, window);
+            let size = batch.len();
+            let started = Instant::now();
             self.commit_and_ack(&mut batch);
+            window = gather_window(size, started.elapsed());
         }
         tracing::debug!(revision = self.revision, "embedded store writer stopped");
+    }
+
+    /// Takes what is queued; with a non-zero window keeps collecting for that long, so callers
+    /// acked by the previous commit join this one instead of waiting a whole extra fsync.
+    fn gather(
+        &self,
+        requests: &mut mpsc::Receiver<Request>,
+        batch: &mut Vec<Request>,
+        window: Duration,
+    ) {
+        let until = Instant::now() + window;
+        while batch.len() < self.max_batch {
+            match requests.try_recv() {
+                Ok(request) => batch.push(request),
+                Err(_) if Instant::now() < until => std::thread::sleep(GATHER_POLL),
+                Err(_) => break,
+            }
+        }
     }
 
     fn commit_and_ack(&mut self, batch: &mut Vec<Request>) {
@@ -69,6 +97,10 @@ impl Writer {
         match self.commit_batch(batch.iter().map(|r| &r.txn)) {
             Ok(outcome) => {
                 let changed = outcome.revision != self.revision;
+                self.counters.txns.fetch_add(size as u64, Ordering::Relaxed);
+                if changed {
+                    self.counters.commits.fetch_add(1, Ordering::Relaxed);
+                }
                 self.revision = outcome.revision;
                 self.compacted = outcome.compacted;
                 self.published_revision
@@ -147,6 +179,21 @@ impl Writer {
             write.commit()?;
         }
         Ok(outcome)
+    }
+}
+
+/// Longest the writer waits for more transactions before committing.
+const MAX_GATHER: Duration = Duration::from_micros(500);
+const GATHER_POLL: Duration = Duration::from_micros(20);
+
+/// How long to gather the next batch. Only when the last batch had company (several callers
+/// are active): then waiting a fraction of a commit's cost lets the callers just acked rejoin,
+/// instead of settling into cohorts that each pay a full fsync. A lone caller never waits.
+fn gather_window(last_batch: usize, last_commit: Duration) -> Duration {
+    if last_batch > 1 {
+        (last_commit / 2).min(MAX_GATHER)
+    } else {
+        Duration::ZERO
     }
 }
 

@@ -2,11 +2,13 @@
 //! header revisions, so several masters sharing an etcd cluster agree on them.
 
 mod convert;
+mod retry;
 mod watch;
 
 use std::time::Duration;
 
-use etcd_client::{Client, ConnectOptions, GetOptions};
+use etcd_client::{Client, ConnectOptions, GetOptions, GetResponse};
+use retry::{retry, Safety};
 
 use crate::error::StoreError;
 use crate::store::Store;
@@ -18,6 +20,8 @@ const LIST_PAGE: i64 = 1000;
 #[derive(Clone)]
 pub struct EtcdStore {
     client: Client,
+    /// Tries per request when a member is unreachable (see `retry`).
+    attempts: usize,
 }
 
 impl EtcdStore {
@@ -37,7 +41,24 @@ impl EtcdStore {
             .with_keep_alive_while_idle(true);
         let client = Client::connect(endpoints, Some(options)).await?;
         tracing::info!(?endpoints, "connected to etcd");
-        Ok(Self { client })
+        Ok(Self {
+            client,
+            attempts: (2 * endpoints.len()).max(3),
+        })
+    }
+
+    /// A range read, retried across members.
+    async fn range(
+        &self,
+        key: Vec<u8>,
+        options: Option<GetOptions>,
+    ) -> Result<GetResponse, StoreError> {
+        retry(self.attempts, Safety::Idempotent, || {
+            let mut kv = self.client.kv_client();
+            let (key, options) = (key.clone(), options.clone());
+            async move { kv.get(key, options).await }
+        })
+        .await
     }
 
     /// The underlying client, for what the trait does not cover (leases, elections).
@@ -49,12 +70,11 @@ impl EtcdStore {
 #[async_trait::async_trait]
 impl Store for EtcdStore {
     async fn get(&self, key: &str) -> Result<Option<KeyValue>, StoreError> {
-        let response = self.client.kv_client().get(key, None).await?;
+        let response = self.range(key.as_bytes().to_vec(), None).await?;
         response.kvs().first().map(convert::key_value).transpose()
     }
 
     async fn list(&self, prefix: &str) -> Result<Snapshot, StoreError> {
-        let mut kv = self.client.kv_client();
         let end = convert::prefix_range_end(prefix);
         let mut start = convert::range_start(prefix);
         let mut snapshot = Snapshot::default();
@@ -66,7 +86,7 @@ impl Store for EtcdStore {
             if let Some(revision) = pinned {
                 options = options.with_revision(revision);
             }
-            let response = kv.get(start.clone(), Some(options)).await?;
+            let response = self.range(start.clone(), Some(options)).await?;
             let revision = convert::header_revision(response.header())?;
             // Later pages read at the first page's revision, so the whole list is one snapshot.
             let at = *pinned.get_or_insert(convert::etcd_revision(revision)?);
@@ -89,16 +109,20 @@ impl Store for EtcdStore {
             .with_range(convert::prefix_range_end(prefix))
             .with_count_only();
         let response = self
-            .client
-            .kv_client()
-            .get(convert::range_start(prefix), Some(options))
+            .range(convert::range_start(prefix), Some(options))
             .await?;
         Ok(u64::try_from(response.count()).unwrap_or(0))
     }
 
     async fn txn(&self, txn: Txn) -> Result<TxnResult, StoreError> {
         txn.validate()?;
-        let response = self.client.kv_client().txn(convert::txn(txn)?).await?;
+        let request = convert::txn(txn)?;
+        let response = retry(self.attempts, Safety::NotDelivered, || {
+            let mut kv = self.client.kv_client();
+            let request = request.clone();
+            async move { kv.txn(request).await }
+        })
+        .await?;
         Ok(TxnResult {
             succeeded: response.succeeded(),
             revision: convert::header_revision(response.header())?,
@@ -106,12 +130,12 @@ impl Store for EtcdStore {
     }
 
     async fn watch(&self, prefix: &str, after: Revision) -> Result<WatchStream, StoreError> {
-        watch::start(self.client.watch_client(), prefix, after).await
+        watch::start(&self.client, self.attempts, prefix, after).await
     }
 
     async fn revision(&self) -> Result<Revision, StoreError> {
         let options = GetOptions::new().with_count_only();
-        let response = self.client.kv_client().get("/", Some(options)).await?;
+        let response = self.range(b"/".to_vec(), Some(options)).await?;
         convert::header_revision(response.header())
     }
 }

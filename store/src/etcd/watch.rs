@@ -2,18 +2,20 @@
 //! start revision becomes `StoreError::Compacted`; a broken connection ends the stream with an
 //! error so the caller resumes from its last seen revision.
 
-use etcd_client::{WatchClient, WatchOptions};
+use etcd_client::{Client, WatchOptions};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::convert;
+use super::retry::{retry, Safety};
 use crate::error::StoreError;
 use crate::types::{Event, Revision, WatchStream};
 
 const STREAM_BUFFER: usize = 256;
 
 pub async fn start(
-    mut client: WatchClient,
+    client: &Client,
+    attempts: usize,
     prefix: &str,
     after: Revision,
 ) -> Result<WatchStream, StoreError> {
@@ -21,9 +23,14 @@ pub async fn start(
     let options = WatchOptions::new()
         .with_prefix()
         .with_start_revision(start_revision);
-    let mut responses = client
-        .watch(convert::range_start(prefix), Some(options))
-        .await?;
+    let key = convert::range_start(prefix);
+    // Opening a watch is idempotent: retried when the chosen member is down.
+    let mut responses = retry(attempts, Safety::Idempotent, || {
+        let mut watch = client.watch_client();
+        let (key, options) = (key.clone(), options.clone());
+        async move { watch.watch(key, Some(options)).await }
+    })
+    .await?;
     let (tx, rx) = mpsc::channel::<Result<Event, StoreError>>(STREAM_BUFFER);
     let prefix = prefix.to_string();
     tokio::spawn(async move {

@@ -34,6 +34,16 @@ pub enum FixtureError {
     EmptyCluster,
     #[error("no etcd member {0}")]
     NoSuchMember(usize),
+    #[error("etcd fixture task failed: {0}")]
+    Task(String),
+}
+
+async fn blocking<T: Send + 'static>(
+    start: impl FnOnce() -> Result<T, FixtureError> + Send + 'static,
+) -> Result<T, FixtureError> {
+    tokio::task::spawn_blocking(start)
+        .await
+        .map_err(|e| FixtureError::Task(e.to_string()))?
 }
 
 /// A single-member etcd on loopback.
@@ -47,6 +57,11 @@ impl EtcdProcess {
         Ok(Self {
             cluster: EtcdCluster::start(1)?,
         })
+    }
+
+    /// [`EtcdProcess::start`] off the async runtime's threads.
+    pub async fn start_async() -> Result<Self, FixtureError> {
+        blocking(Self::start).await
     }
 
     /// Client URLs, e.g. `["http://127.0.0.1:40123"]`.
@@ -95,6 +110,11 @@ impl EtcdCluster {
                 Err(error) => return Err(error),
             }
         }
+    }
+
+    /// [`EtcdCluster::start`] off the async runtime's threads.
+    pub async fn start_async(size: usize) -> Result<Self, FixtureError> {
+        blocking(move || Self::start(size)).await
     }
 
     fn try_start(size: usize) -> Result<Self, FixtureError> {

@@ -33,9 +33,8 @@ pub async fn embedded() -> Backend {
 }
 
 pub async fn etcd() -> Backend {
-    let etcd = tokio::task::spawn_blocking(EtcdProcess::start)
+    let etcd = EtcdProcess::start_async()
         .await
-        .expect("fixture task")
         .unwrap_or_else(|e| panic!("etcd tests need a runnable etcd: {e}"));
     let store = EtcdStore::connect(&etcd.endpoints())
         .await
