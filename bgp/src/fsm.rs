@@ -197,7 +197,7 @@ impl Fsm {
                 }
                 self.stopped = true;
                 self.connect_retry_counter = 0;
-                self.to_idle("administrative stop", false, out);
+                self.go_idle("administrative stop", false, out);
                 out.push(Action::StopTimer(Timer::IdleHold));
             }
             (_, E::Cease(subcode)) => {
@@ -205,7 +205,7 @@ impl Fsm {
                     out.push(send_notification(code::CEASE, subcode));
                 }
                 self.connect_retry_counter += 1;
-                self.to_idle(&format!("cease subcode {subcode}"), false, out);
+                self.go_idle(&format!("cease subcode {subcode}"), false, out);
                 self.schedule_restart(out);
             }
 
@@ -290,18 +290,18 @@ impl Fsm {
             (S::OpenSent | S::OpenConfirm | S::Established, E::HoldTimerExpires) => {
                 out.push(send_notification(code::HOLD_TIMER, 0));
                 self.connect_retry_counter += 1;
-                self.to_idle("hold timer expired", false, out);
+                self.go_idle("hold timer expired", false, out);
                 self.schedule_restart(out);
             }
             (S::OpenConfirm | S::Established, E::TcpConnectionFails) => {
                 self.connect_retry_counter += 1;
                 let graceful = self.graceful_possible();
-                self.to_idle("connection lost", graceful, out);
+                self.go_idle("connection lost", graceful, out);
                 self.schedule_restart(out);
             }
             (S::OpenSent | S::OpenConfirm | S::Established, E::NotificationReceived(n)) => {
                 self.connect_retry_counter += 1;
-                self.to_idle(&format!("peer sent {n}"), false, out);
+                self.go_idle(&format!("peer sent {n}"), false, out);
                 self.schedule_restart(out);
             }
             (S::OpenSent | S::OpenConfirm | S::Established, E::MessageError(err)) => {
@@ -345,7 +345,7 @@ impl Fsm {
     }
 
     /// Leave for Idle: stop every timer, drop the connection, report a session loss.
-    fn to_idle(&mut self, reason: &str, graceful: bool, out: &mut Vec<Action>) {
+    fn go_idle(&mut self, reason: &str, graceful: bool, out: &mut Vec<Action>) {
         out.push(Action::StopTimer(Timer::ConnectRetry));
         out.push(Action::StopTimer(Timer::Hold));
         out.push(Action::StopTimer(Timer::Keepalive));
@@ -377,14 +377,14 @@ impl Fsm {
             out.push(send_notification(code::FSM, subcode));
         }
         self.connect_retry_counter += 1;
-        self.to_idle("finite state machine error", false, out);
+        self.go_idle("finite state machine error", false, out);
         self.schedule_restart(out);
     }
 
     fn error_with_notification(&mut self, err: &WireError, out: &mut Vec<Action>) {
         out.push(Action::Send(Message::Notification(err.notification())));
         self.connect_retry_counter += 1;
-        self.to_idle(&err.reason, false, out);
+        self.go_idle(&err.reason, false, out);
         self.schedule_restart(out);
     }
 

@@ -6,5 +6,14 @@
 //! - [`session`]: the tokio driver, one task per peer.
 //! - [`speaker`]: the public API used by the agent and the master.
 
+pub mod config;
+pub mod control;
 pub mod fsm;
 pub mod packet;
+pub mod policy;
+pub mod rib;
+pub mod session;
+pub mod speaker;
+
+pub use config::{PeerConfig, SpeakerConfig};
+pub use speaker::{PeerState, RibRoute, Speaker, SpeakerError};

@@ -116,7 +116,7 @@ impl Packer {
         }
     }
 
-    fn close(&mut self, out: &mut Vec<u8>, start: usize) {
+    fn close(&mut self, out: &mut [u8], start: usize) {
         frame::finish(out, start);
         self.messages += 1;
         self.bytes += (out.len() - start) as u64;

@@ -44,7 +44,7 @@ pub struct RouteRefresh {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
     Open(Open),
-    Update(Update),
+    Update(Box<Update>),
     Notification(Notification),
     Keepalive,
     RouteRefresh(RouteRefresh),
@@ -70,7 +70,7 @@ pub fn decode_message(msg: &[u8], max_len: usize, ctx: DecodeCtx) -> Result<Mess
 pub fn decode_body(kind: u8, body: &[u8], ctx: DecodeCtx) -> Result<Message, WireError> {
     Ok(match kind {
         msg_type::OPEN => Message::Open(Open::decode_body(body)?),
-        msg_type::UPDATE => Message::Update(update::decode_update(body, ctx)?),
+        msg_type::UPDATE => Message::Update(Box::new(update::decode_update(body, ctx)?)),
         msg_type::NOTIFICATION => Message::Notification(Notification {
             code: body[0],
             subcode: body[1],

@@ -55,13 +55,13 @@ pub fn afi_of(prefix: &Prefix) -> Afi {
 
 /// Bytes this prefix takes as NLRI.
 pub fn nlri_len(prefix: &Prefix) -> usize {
-    1 + (usize::from(prefix.prefix_len()) + 7) / 8
+    1 + usize::from(prefix.prefix_len()).div_ceil(8)
 }
 
 /// Append one NLRI entry.
 pub fn encode_nlri(prefix: &Prefix, out: &mut Vec<u8>) {
     let len = prefix.prefix_len();
-    let bytes = (usize::from(len) + 7) / 8;
+    let bytes = usize::from(len).div_ceil(8);
     out.push(len);
     match prefix {
         IpNet::V4(net) => out.extend_from_slice(&net.addr().octets()[..bytes]),
@@ -84,7 +84,7 @@ pub fn decode_nlri(
                 format!("{what}: prefix length {len} exceeds {}", afi.max_len()),
             ));
         }
-        let bytes = (usize::from(len) + 7) / 8;
+        let bytes = usize::from(len).div_ceil(8);
         if rest.len() < bytes {
             return Err(WireError::update(
                 update::INVALID_NETWORK_FIELD,

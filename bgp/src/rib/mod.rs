@@ -1,0 +1,368 @@
+//! The RIBs. One table maps each prefix to the paths learned for it, tagged by peer: the
+//! per-peer Adj-RIB-In is that table's view by peer tag (one hash entry per prefix instead of
+//! one per prefix and peer, see the README), the Loc-RIB is the same entry's ordered paths
+//! (best first, then ECMP), and every peer keeps its own Adj-RIB-Out of what it was sent.
+
+pub mod adj_in;
+pub mod adj_out;
+pub mod decision;
+pub mod packing;
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
+
+use crate::packet::{Afi, PathAttrs, Prefix};
+use crate::policy::{AcceptAll, Policy};
+
+pub use adj_out::AdjRibOut;
+
+/// Index of a peer in the RIB; 0 is our own (locally originated) routes.
+pub type PeerId = u32;
+pub const LOCAL_PEER: PeerId = 0;
+
+/// One path for a prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Path {
+    pub peer: PeerId,
+    /// Kept through a peer's graceful restart, waiting to be refreshed (RFC 4724).
+    pub stale: bool,
+    pub attrs: Arc<PathAttrs>,
+}
+
+/// What we know of a peer for import, decision and export.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerInfo {
+    pub address: IpAddr,
+    pub router_id: Ipv4Addr,
+    pub asn: u32,
+    pub ibgp: bool,
+    pub rr_client: bool,
+    /// Our address on this session: the next hop we advertise.
+    pub local_address: IpAddr,
+    pub local_v6_next_hop: Option<Ipv6Addr>,
+    pub next_hop_self: bool,
+    pub max_prefix: Option<u64>,
+    pub families: Vec<Afi>,
+}
+
+/// RIB-wide settings.
+#[derive(Debug, Clone)]
+pub struct RibConfig {
+    pub local_as: u32,
+    pub router_id: Ipv4Addr,
+    /// Set when we reflect routes (RFC 4456); the id we add to CLUSTER_LIST.
+    pub cluster_id: Option<Ipv4Addr>,
+    /// Most paths handed to consumers as ECMP.
+    pub max_paths: usize,
+    /// Record best-path changes for subscribers.
+    pub track_changes: bool,
+}
+
+/// A change of the best path(s) for a prefix: `paths` empty means unreachable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BestChange {
+    pub prefix: Prefix,
+    pub paths: Vec<Arc<PathAttrs>>,
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    paths: Vec<Path>,
+    ecmp: u8,
+}
+
+/// Per-peer RIB state.
+#[derive(Debug, Default)]
+struct PeerRib {
+    up: bool,
+    received: u64,
+    full_sync: bool,
+    adj_out: AdjRibOut,
+    encode_ctx: crate::packet::encode::EncodeCtx,
+}
+
+/// Too many prefixes from one peer: the session must end with Cease/1.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("peer {peer} sent {count} prefixes, above its limit of {limit}")]
+pub struct MaxPrefixExceeded {
+    pub peer: PeerId,
+    pub count: u64,
+    pub limit: u64,
+}
+
+/// All RIBs of a speaker. Pure: no I/O, no clock.
+#[derive(Debug)]
+pub struct Rib {
+    pub config: RibConfig,
+    table: FxHashMap<Prefix, Entry>,
+    infos: Vec<Option<PeerInfo>>,
+    peers: Vec<Option<PeerRib>>,
+    policy: Arc<dyn Policy>,
+    changes: Vec<BestChange>,
+    /// Prefixes whose best path changed since the last flush.
+    dirty: Vec<Prefix>,
+}
+
+impl Rib {
+    pub fn new(config: RibConfig) -> Rib {
+        Rib {
+            config,
+            table: FxHashMap::default(),
+            infos: vec![None],
+            peers: vec![Some(PeerRib::default())],
+            policy: Arc::new(AcceptAll),
+            changes: Vec::new(),
+            dirty: Vec::new(),
+        }
+    }
+
+    pub fn set_policy(&mut self, policy: Arc<dyn Policy>) {
+        self.policy = policy;
+    }
+
+    /// Register a peer; returns its id.
+    pub fn add_peer(&mut self, info: PeerInfo) -> PeerId {
+        let slot = self
+            .infos
+            .iter()
+            .skip(1)
+            .position(Option::is_none)
+            .map(|i| i + 1);
+        let id = match slot {
+            Some(i) => i,
+            None => {
+                self.infos.push(None);
+                self.peers.push(None);
+                self.infos.len() - 1
+            }
+        };
+        self.infos[id] = Some(info);
+        self.peers[id] = Some(PeerRib::default());
+        id as PeerId
+    }
+
+    /// Forget a peer and every route it sent.
+    pub fn remove_peer(&mut self, peer: PeerId) {
+        self.peer_down(peer, false);
+        if let Some(slot) = self.infos.get_mut(peer as usize) {
+            *slot = None;
+        }
+        if let Some(slot) = self.peers.get_mut(peer as usize) {
+            *slot = None;
+        }
+    }
+
+    pub fn peer_info(&self, peer: PeerId) -> Option<&PeerInfo> {
+        self.infos.get(peer as usize).and_then(|i| i.as_ref())
+    }
+
+    /// Update what we learned about a peer from its OPEN (router id, AS, families).
+    pub fn set_peer_info(&mut self, peer: PeerId, info: PeerInfo) {
+        if let Some(slot) = self.infos.get_mut(peer as usize) {
+            *slot = Some(info);
+        }
+    }
+
+    fn peer_mut(&mut self, peer: PeerId) -> Option<&mut PeerRib> {
+        self.peers.get_mut(peer as usize).and_then(|p| p.as_mut())
+    }
+
+    /// The session reached Established: everything we have goes out at the next flush.
+    pub fn peer_up(&mut self, peer: PeerId) {
+        if let Some(p) = self.peer_mut(peer) {
+            p.up = true;
+            p.full_sync = true;
+            p.adj_out.clear();
+        }
+    }
+
+    /// The peer asked for our routes again (ROUTE-REFRESH).
+    pub fn refresh(&mut self, peer: PeerId) {
+        if let Some(p) = self.peer_mut(peer) {
+            if p.up {
+                p.full_sync = true;
+            }
+        }
+    }
+
+    /// The session went down. With `graceful`, its routes stay as stale (RFC 4724 helper).
+    pub fn peer_down(&mut self, peer: PeerId, graceful: bool) {
+        if let Some(p) = self.peer_mut(peer) {
+            p.up = false;
+            p.full_sync = false;
+            p.adj_out.clear();
+        }
+        if graceful {
+            for entry in self.table.values_mut() {
+                for path in entry.paths.iter_mut().filter(|p| p.peer == peer) {
+                    path.stale = true;
+                }
+            }
+        } else {
+            self.remove_paths_where(peer, None, |_| true);
+        }
+    }
+
+    /// Drop a peer's stale paths of one family (End-of-RIB received, or restart timer out).
+    pub fn purge_stale(&mut self, peer: PeerId, afi: Option<Afi>) {
+        self.remove_paths_where(peer, afi, |p| p.stale);
+    }
+
+    fn remove_paths_where(&mut self, peer: PeerId, afi: Option<Afi>, pred: impl Fn(&Path) -> bool) {
+        let doomed: Vec<Prefix> = self
+            .table
+            .iter()
+            .filter(|(prefix, _)| afi.is_none_or(|a| crate::packet::prefix::afi_of(prefix) == a))
+            .filter(|(_, e)| e.paths.iter().any(|p| p.peer == peer && pred(p)))
+            .map(|(prefix, _)| *prefix)
+            .collect();
+        for prefix in doomed {
+            self.set_path(prefix, peer, None);
+        }
+    }
+
+    /// Install, replace (`Some`) or remove (`None`) `peer`'s path for `prefix`, rerun the
+    /// decision and note a best-path change. Returns (had a path before, has one now).
+    pub(crate) fn set_path(
+        &mut self,
+        prefix: Prefix,
+        peer: PeerId,
+        attrs: Option<Arc<PathAttrs>>,
+    ) -> (bool, bool) {
+        use std::collections::hash_map::Entry as E;
+        let max_paths = self.config.max_paths;
+        let (before, after, changed, best) = match (self.table.entry(prefix), attrs) {
+            (E::Vacant(_), None) => return (false, false),
+            (E::Vacant(v), Some(attrs)) => {
+                v.insert(Entry {
+                    paths: vec![Path {
+                        peer,
+                        stale: false,
+                        attrs: attrs.clone(),
+                    }],
+                    ecmp: 1,
+                });
+                (false, true, true, vec![attrs])
+            }
+            (E::Occupied(mut o), attrs) => {
+                let entry = o.get_mut();
+                let old_best: Vec<(PeerId, *const PathAttrs)> = entry.paths
+                    [..usize::from(entry.ecmp)]
+                    .iter()
+                    .map(|p| (p.peer, Arc::as_ptr(&p.attrs)))
+                    .collect();
+                let pos = entry.paths.iter().position(|p| p.peer == peer);
+                let before = pos.is_some();
+                match (pos, attrs) {
+                    (Some(i), Some(attrs)) => {
+                        entry.paths[i] = Path {
+                            peer,
+                            stale: false,
+                            attrs,
+                        }
+                    }
+                    (None, Some(attrs)) => entry.paths.push(Path {
+                        peer,
+                        stale: false,
+                        attrs,
+                    }),
+                    (Some(i), None) => {
+                        entry.paths.remove(i);
+                    }
+                    (None, None) => return (false, false),
+                }
+                if entry.paths.is_empty() {
+                    o.remove();
+                    (before, false, true, Vec::new())
+                } else {
+                    let ecmp = decision::select(&mut entry.paths, &self.infos, max_paths);
+                    entry.ecmp = ecmp as u8;
+                    let new_best: Vec<(PeerId, *const PathAttrs)> = entry.paths[..ecmp]
+                        .iter()
+                        .map(|p| (p.peer, Arc::as_ptr(&p.attrs)))
+                        .collect();
+                    let best = entry.paths[..ecmp]
+                        .iter()
+                        .map(|p| p.attrs.clone())
+                        .collect();
+                    let has_now = entry.paths.iter().any(|p| p.peer == peer);
+                    (before, has_now, old_best != new_best, best)
+                }
+            }
+        };
+        if before != after {
+            if let Some(p) = self.peer_mut(peer) {
+                if after {
+                    p.received += 1;
+                } else {
+                    p.received = p.received.saturating_sub(1);
+                }
+            }
+        }
+        if changed {
+            self.dirty.push(prefix);
+            if self.config.track_changes {
+                self.changes.push(BestChange {
+                    prefix,
+                    paths: best,
+                });
+            }
+        }
+        (before, after)
+    }
+
+    /// Best-path changes since the last call.
+    pub fn take_changes(&mut self) -> Vec<BestChange> {
+        std::mem::take(&mut self.changes)
+    }
+
+    /// The Loc-RIB entry for a prefix: paths best first, and how many are ECMP.
+    pub fn lookup(&self, prefix: &Prefix) -> Option<(&[Path], usize)> {
+        self.table
+            .get(prefix)
+            .map(|e| (e.paths.as_slice(), usize::from(e.ecmp)))
+    }
+
+    /// Walk the Loc-RIB: (prefix, best paths).
+    pub fn iter_best(&self) -> impl Iterator<Item = (&Prefix, &[Path])> {
+        self.table
+            .iter()
+            .map(|(p, e)| (p, &e.paths[..usize::from(e.ecmp)]))
+    }
+
+    pub fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.table.is_empty()
+    }
+
+    /// Prefixes accepted from a peer (its Adj-RIB-In size).
+    pub fn received_count(&self, peer: PeerId) -> u64 {
+        self.peers
+            .get(peer as usize)
+            .and_then(|p| p.as_ref())
+            .map_or(0, |p| p.received)
+    }
+
+    /// Prefixes currently advertised to a peer (its Adj-RIB-Out size).
+    pub fn advertised_count(&self, peer: PeerId) -> u64 {
+        self.peers
+            .get(peer as usize)
+            .and_then(|p| p.as_ref())
+            .map_or(0, |p| p.adj_out.len() as u64)
+    }
+
+    /// A peer's Adj-RIB-In: every path it sent that we hold.
+    pub fn adj_in(&self, peer: PeerId) -> impl Iterator<Item = (&Prefix, &Path)> {
+        self.table.iter().flat_map(move |(prefix, e)| {
+            e.paths
+                .iter()
+                .filter(move |p| p.peer == peer)
+                .map(move |p| (prefix, p))
+        })
+    }
+}
