@@ -592,7 +592,9 @@ pub fn decode_update(body: &[u8], ctx: DecodeCtx) -> Result<Update, WireError> {
         out.treat_as_withdraw = Some(reason);
         return Ok(out);
     }
-    if attr_len > 0 {
+    let mp_only = w.seen[0] & !((1u64 << kind::MP_REACH) | (1u64 << kind::MP_UNREACH)) == 0
+        && w.seen[1..].iter().all(|&x| x == 0);
+    if !mp_only {
         out.attrs = Some(w.attrs);
     }
     out.mp_reach = w.mp_reach;
