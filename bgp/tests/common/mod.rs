@@ -139,6 +139,40 @@ pub fn veth(a: &Netns, a_addr: &str, b: &Netns, b_addr: &str) {
     b.exec(&["ip", "link", "set", &bn, "up"]);
 }
 
+/// A Linux bridge in `ns` with `addr` on it; `bridge_port` attaches other namespaces.
+pub fn bridge(ns: &Netns, addr: &str) -> String {
+    let br = unique("b");
+    ns.exec(&["ip", "link", "add", &br, "type", "bridge"]);
+    ns.exec(&["ip", "link", "set", &br, "up"]);
+    ns.exec(&["ip", "addr", "add", addr, "dev", &br]);
+    br
+}
+
+/// Attach `other` to the bridge `br` in `ns` with a veth; `other` gets `addr`.
+pub fn bridge_port(ns: &Netns, br: &str, other: &Netns, addr: &str) {
+    let an = unique("p");
+    let bn = unique("q");
+    run(&[
+        "ip",
+        "link",
+        "add",
+        &an,
+        "netns",
+        &ns.name,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        &bn,
+        "netns",
+        &other.name,
+    ]);
+    ns.exec(&["ip", "link", "set", &an, "master", br]);
+    ns.exec(&["ip", "link", "set", &an, "up"]);
+    other.exec(&["ip", "addr", "add", addr, "dev", &bn]);
+    other.exec(&["ip", "link", "set", &bn, "up"]);
+}
+
 /// A scratch directory removed on drop.
 pub struct Dir(pub PathBuf);
 

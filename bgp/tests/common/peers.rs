@@ -29,6 +29,22 @@ pub trait PeerDaemon {
     /// Make the peer ask us for our routes again (it sends ROUTE-REFRESH); false when the
     /// daemon has no command that does.
     fn request_refresh(&self) -> bool;
+    /// ORIGINATOR_ID and CLUSTER_LIST of the route the peer holds for `prefix`.
+    fn reflection(&self, prefix: &str) -> Option<(String, Vec<String>)>;
+}
+
+/// Pull `BGP.originator_id` / `BGP.cluster_list` out of `birdc show route ... all`.
+fn bird_reflection(text: &str) -> Option<(String, Vec<String>)> {
+    let mut originator = None;
+    let mut clusters = Vec::new();
+    for line in text.lines().map(str::trim) {
+        if let Some(v) = line.strip_prefix("BGP.originator_id:") {
+            originator = Some(v.trim().to_string());
+        } else if let Some(v) = line.strip_prefix("BGP.cluster_list:") {
+            clusters = v.split_whitespace().map(String::from).collect();
+        }
+    }
+    originator.map(|o| (o, clusters))
 }
 
 pub struct Bird<'a> {
@@ -159,6 +175,10 @@ impl PeerDaemon for Bird<'_> {
         self.birdc(&["reload", "in", "fab"]);
         true
     }
+
+    fn reflection(&self, prefix: &str) -> Option<(String, Vec<String>)> {
+        bird_reflection(&self.birdc(&["show", "route", "for", prefix, "all"]))
+    }
 }
 
 pub struct Frr<'a> {
@@ -285,6 +305,22 @@ impl PeerDaemon for Frr<'_> {
     fn request_refresh(&self) -> bool {
         self.vtysh("clear bgp * soft in").is_some()
     }
+
+    fn reflection(&self, prefix: &str) -> Option<(String, Vec<String>)> {
+        let text = self.vtysh(&format!("show bgp ipv4 unicast {prefix} json"))?;
+        let v: Value = serde_json::from_str(&text).ok()?;
+        let path = &v["paths"][0];
+        let originator = path["originatorId"].as_str()?.to_string();
+        let clusters = path["clusterList"]["list"]
+            .as_array()
+            .map(|l| {
+                l.iter()
+                    .filter_map(|c| c.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Some((originator, clusters))
+    }
 }
 
 pub struct GoBgp<'a> {
@@ -400,5 +436,30 @@ impl PeerDaemon for GoBgp<'_> {
         // GoBGP keeps every Adj-RIB-In, so `softresetin` re-runs its own policy and never sends
         // ROUTE-REFRESH: there is no CLI way to make it ask us.
         false
+    }
+
+    fn reflection(&self, prefix: &str) -> Option<(String, Vec<String>)> {
+        let text = self.gobgp(&["-j", "global", "rib", prefix])?;
+        let v: Value = serde_json::from_str(&text).ok()?;
+        let path = v.as_object()?.values().next()?.as_array()?.first()?.clone();
+        let mut originator = None;
+        let mut clusters = Vec::new();
+        for attr in path["attrs"].as_array().into_iter().flatten() {
+            match attr["type"].as_u64() {
+                Some(9) => originator = attr["value"].as_str().map(String::from),
+                Some(10) => {
+                    clusters = attr["value"]
+                        .as_array()
+                        .map(|l| {
+                            l.iter()
+                                .filter_map(|c| c.as_str().map(String::from))
+                                .collect()
+                        })
+                        .unwrap_or_default()
+                }
+                _ => {}
+            }
+        }
+        originator.map(|o| (o, clusters))
     }
 }
