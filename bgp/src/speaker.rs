@@ -242,7 +242,7 @@ struct Core {
 }
 
 /// Messages handled between two flushes, so UPDATE packing sees large batches.
-const BATCH: usize = 512;
+const BATCH: usize = 64;
 
 impl Core {
     async fn run(
@@ -454,7 +454,7 @@ impl Core {
                     .rib
                     .iter_best()
                     .map(|(prefix, paths)| BestChange {
-                        prefix: *prefix,
+                        prefix,
                         paths: paths.iter().map(|p| p.attrs.clone()).collect(),
                     })
                     .collect();
@@ -484,7 +484,7 @@ impl Core {
                         let best = paths.first()?;
                         let a = &best.attrs;
                         Some(RibRoute {
-                            prefix: *prefix,
+                            prefix,
                             next_hops: paths.iter().map(|p| p.attrs.next_hop).collect(),
                             as_path: a
                                 .as_path

@@ -7,11 +7,10 @@ pub mod adj_in;
 pub mod adj_out;
 pub mod decision;
 pub mod packing;
+pub mod table;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
-
-use rustc_hash::FxHashMap;
 
 use crate::packet::{Afi, PathAttrs, Prefix};
 use crate::policy::{AcceptAll, Policy};
@@ -67,12 +66,6 @@ pub struct BestChange {
     pub paths: Vec<Arc<PathAttrs>>,
 }
 
-#[derive(Debug, Clone)]
-struct Entry {
-    paths: Vec<Path>,
-    ecmp: u8,
-}
-
 /// Per-peer RIB state.
 #[derive(Debug, Default)]
 struct PeerRib {
@@ -96,25 +89,27 @@ pub struct MaxPrefixExceeded {
 #[derive(Debug)]
 pub struct Rib {
     pub config: RibConfig,
-    table: FxHashMap<Prefix, Entry>,
+    table: table::Table,
     infos: Vec<Option<PeerInfo>>,
     peers: Vec<Option<PeerRib>>,
     policy: Arc<dyn Policy>,
     changes: Vec<BestChange>,
-    /// Prefixes whose best path changed since the last flush.
+    /// Prefixes whose best path changed since the last flush (only kept while a peer is up).
     dirty: Vec<Prefix>,
+    any_up: bool,
 }
 
 impl Rib {
     pub fn new(config: RibConfig) -> Rib {
         Rib {
             config,
-            table: FxHashMap::default(),
+            table: table::Table::default(),
             infos: vec![None],
             peers: vec![Some(PeerRib::default())],
             policy: Arc::new(AcceptAll),
             changes: Vec::new(),
             dirty: Vec::new(),
+            any_up: false,
         }
     }
 
@@ -176,6 +171,7 @@ impl Rib {
             p.full_sync = true;
             p.adj_out.clear();
         }
+        self.any_up = true;
     }
 
     /// The peer asked for our routes again (ROUTE-REFRESH).
@@ -194,6 +190,7 @@ impl Rib {
             p.full_sync = false;
             p.adj_out.clear();
         }
+        self.any_up = self.peers.iter().flatten().any(|p| p.up);
         if graceful {
             for entry in self.table.values_mut() {
                 for path in entry.paths.iter_mut().filter(|p| p.peer == peer) {
@@ -216,7 +213,7 @@ impl Rib {
             .iter()
             .filter(|(prefix, _)| afi.is_none_or(|a| crate::packet::prefix::afi_of(prefix) == a))
             .filter(|(_, e)| e.paths.iter().any(|p| p.peer == peer && pred(p)))
-            .map(|(prefix, _)| *prefix)
+            .map(|(prefix, _)| prefix)
             .collect();
         for prefix in doomed {
             self.set_path(prefix, peer, None);
@@ -231,24 +228,21 @@ impl Rib {
         peer: PeerId,
         attrs: Option<Arc<PathAttrs>>,
     ) -> (bool, bool) {
-        use std::collections::hash_map::Entry as E;
         let max_paths = self.config.max_paths;
-        let (before, after, changed, best) = match (self.table.entry(prefix), attrs) {
-            (E::Vacant(_), None) => return (false, false),
-            (E::Vacant(v), Some(attrs)) => {
-                v.insert(Entry {
-                    paths: vec![Path {
-                        peer,
-                        stale: false,
-                        attrs: attrs.clone(),
-                    }],
-                    ecmp: 1,
+        let (before, after, changed, best) = match (self.table.get_mut(&prefix), attrs) {
+            (None, None) => return (false, false),
+            (None, Some(attrs)) => {
+                let mut paths = smallvec::SmallVec::new();
+                paths.push(Path {
+                    peer,
+                    stale: false,
+                    attrs: attrs.clone(),
                 });
+                self.table.insert(prefix, table::Entry { paths, ecmp: 1 });
                 (false, true, true, vec![attrs])
             }
-            (E::Occupied(mut o), attrs) => {
-                let entry = o.get_mut();
-                let old_best: Vec<(PeerId, *const PathAttrs)> = entry.paths
+            (Some(entry), attrs) => {
+                let old_best: smallvec::SmallVec<[(PeerId, *const PathAttrs); 2]> = entry.paths
                     [..usize::from(entry.ecmp)]
                     .iter()
                     .map(|p| (p.peer, Arc::as_ptr(&p.attrs)))
@@ -274,19 +268,24 @@ impl Rib {
                     (None, None) => return (false, false),
                 }
                 if entry.paths.is_empty() {
-                    o.remove();
+                    self.table.remove(&prefix);
                     (before, false, true, Vec::new())
                 } else {
                     let ecmp = decision::select(&mut entry.paths, &self.infos, max_paths);
                     entry.ecmp = ecmp as u8;
-                    let new_best: Vec<(PeerId, *const PathAttrs)> = entry.paths[..ecmp]
+                    let new_best: smallvec::SmallVec<[(PeerId, *const PathAttrs); 2]> = entry.paths
+                        [..ecmp]
                         .iter()
                         .map(|p| (p.peer, Arc::as_ptr(&p.attrs)))
                         .collect();
-                    let best = entry.paths[..ecmp]
-                        .iter()
-                        .map(|p| p.attrs.clone())
-                        .collect();
+                    let best = if self.config.track_changes {
+                        entry.paths[..ecmp]
+                            .iter()
+                            .map(|p| p.attrs.clone())
+                            .collect()
+                    } else {
+                        Vec::new()
+                    };
                     let has_now = entry.paths.iter().any(|p| p.peer == peer);
                     (before, has_now, old_best != new_best, best)
                 }
@@ -302,7 +301,9 @@ impl Rib {
             }
         }
         if changed {
-            self.dirty.push(prefix);
+            if self.any_up {
+                self.dirty.push(prefix);
+            }
             if self.config.track_changes {
                 self.changes.push(BestChange {
                     prefix,
@@ -326,7 +327,7 @@ impl Rib {
     }
 
     /// Walk the Loc-RIB: (prefix, best paths).
-    pub fn iter_best(&self) -> impl Iterator<Item = (&Prefix, &[Path])> {
+    pub fn iter_best(&self) -> impl Iterator<Item = (Prefix, &[Path])> {
         self.table
             .iter()
             .map(|(p, e)| (p, &e.paths[..usize::from(e.ecmp)]))
@@ -357,7 +358,7 @@ impl Rib {
     }
 
     /// A peer's Adj-RIB-In: every path it sent that we hold.
-    pub fn adj_in(&self, peer: PeerId) -> impl Iterator<Item = (&Prefix, &Path)> {
+    pub fn adj_in(&self, peer: PeerId) -> impl Iterator<Item = (Prefix, &Path)> {
         self.table.iter().flat_map(move |(prefix, e)| {
             e.paths
                 .iter()

@@ -108,7 +108,7 @@ impl Rib {
             };
             if full {
                 for prefix in self.table.keys() {
-                    consider(prefix, state);
+                    consider(&prefix, state);
                 }
             } else {
                 for prefix in &dirty {
