@@ -48,6 +48,7 @@ fn spec(peer_as: u32, gr: bool) -> PeerSpec {
         our_as: OUR_AS,
         originate: vec!["192.168.100.0/24".into(), "192.168.101.0/24".into()],
         graceful_restart: gr,
+        extra: String::new(),
     }
 }
 

@@ -21,6 +21,7 @@ fn client(address: &str, prefix: &str) -> PeerSpec {
         our_as: AS,
         originate: vec![prefix.into()],
         graceful_restart: false,
+        extra: String::new(),
     }
 }
 

@@ -20,6 +20,8 @@ pub struct PeerSpec {
     /// /24s the peer originates towards us.
     pub originate: Vec<String>,
     pub graceful_restart: bool,
+    /// Extra lines for the peer's BGP protocol block (BIRD only).
+    pub extra: String,
 }
 
 pub trait PeerDaemon {
@@ -73,6 +75,7 @@ protocol bgp fab {{
   neighbor {peer} as {peer_as};
   {gr}
   {direct}
+  {extra}
   ipv4 {{ import all; export all; {nhself} {gateway} }};
 }}
 "#,
@@ -89,6 +92,7 @@ protocol bgp fab {{
             },
             direct = if ibgp { "direct;" } else { "" },
             gateway = if ibgp { "gateway direct;" } else { "" },
+            extra = spec.extra,
             nhself = if ibgp { "next hop self;" } else { "" },
         );
         let conf_path = dir.write("bird.conf", &conf);
