@@ -99,6 +99,15 @@ pub struct Rib {
     any_up: bool,
 }
 
+/// Identity of the best paths, to tell whether a change moved them.
+fn best_key(entry: &table::Entry) -> smallvec::SmallVec<[(PeerId, *const PathAttrs); 2]> {
+    entry
+        .best()
+        .iter()
+        .map(|p| (p.peer, Arc::as_ptr(&p.attrs)))
+        .collect()
+}
+
 impl Rib {
     pub fn new(config: RibConfig) -> Rib {
         Rib {
@@ -193,7 +202,7 @@ impl Rib {
         self.any_up = self.peers.iter().flatten().any(|p| p.up);
         if graceful {
             for entry in self.table.values_mut() {
-                for path in entry.paths.iter_mut().filter(|p| p.peer == peer) {
+                for path in entry.paths_mut().iter_mut().filter(|p| p.peer == peer) {
                     path.stale = true;
                 }
             }
@@ -212,7 +221,7 @@ impl Rib {
             .table
             .iter()
             .filter(|(prefix, _)| afi.is_none_or(|a| crate::packet::prefix::afi_of(prefix) == a))
-            .filter(|(_, e)| e.paths.iter().any(|p| p.peer == peer && pred(p)))
+            .filter(|(_, e)| e.paths().iter().any(|p| p.peer == peer && pred(p)))
             .map(|(prefix, _)| prefix)
             .collect();
         for prefix in doomed {
@@ -229,65 +238,64 @@ impl Rib {
         attrs: Option<Arc<PathAttrs>>,
     ) -> (bool, bool) {
         let max_paths = self.config.max_paths;
-        let (before, after, changed, best) = match (self.table.get_mut(&prefix), attrs) {
-            (None, None) => return (false, false),
-            (None, Some(attrs)) => {
-                let mut paths = smallvec::SmallVec::new();
-                paths.push(Path {
-                    peer,
-                    stale: false,
-                    attrs: attrs.clone(),
-                });
-                self.table.insert(prefix, table::Entry { paths, ecmp: 1 });
-                (false, true, true, vec![attrs])
-            }
-            (Some(entry), attrs) => {
-                let old_best: smallvec::SmallVec<[(PeerId, *const PathAttrs); 2]> = entry.paths
-                    [..usize::from(entry.ecmp)]
-                    .iter()
-                    .map(|p| (p.peer, Arc::as_ptr(&p.attrs)))
-                    .collect();
-                let pos = entry.paths.iter().position(|p| p.peer == peer);
-                let before = pos.is_some();
-                match (pos, attrs) {
-                    (Some(i), Some(attrs)) => {
-                        entry.paths[i] = Path {
-                            peer,
-                            stale: false,
-                            attrs,
-                        }
-                    }
-                    (None, Some(attrs)) => entry.paths.push(Path {
-                        peer,
-                        stale: false,
-                        attrs,
-                    }),
-                    (Some(i), None) => {
-                        entry.paths.remove(i);
-                    }
-                    (None, None) => return (false, false),
-                }
-                if entry.paths.is_empty() {
-                    self.table.remove(&prefix);
-                    (before, false, true, Vec::new())
+        let track = self.config.track_changes;
+        let new_path = |attrs: Arc<PathAttrs>| Path {
+            peer,
+            stale: false,
+            attrs,
+        };
+        let (before, after, changed, best) = match attrs {
+            Some(attrs) => {
+                let fresh = attrs.clone();
+                let (entry, created) = self
+                    .table
+                    .get_or_insert_with(prefix, || table::Entry::One(new_path(fresh)));
+                if created {
+                    (
+                        false,
+                        true,
+                        true,
+                        if track { vec![attrs] } else { Vec::new() },
+                    )
                 } else {
-                    let ecmp = decision::select(&mut entry.paths, &self.infos, max_paths);
-                    entry.ecmp = ecmp as u8;
-                    let new_best: smallvec::SmallVec<[(PeerId, *const PathAttrs); 2]> = entry.paths
-                        [..ecmp]
-                        .iter()
-                        .map(|p| (p.peer, Arc::as_ptr(&p.attrs)))
-                        .collect();
-                    let best = if self.config.track_changes {
-                        entry.paths[..ecmp]
-                            .iter()
-                            .map(|p| p.attrs.clone())
-                            .collect()
+                    let old_best = best_key(entry);
+                    let pos = entry.paths().iter().position(|p| p.peer == peer);
+                    match pos {
+                        Some(i) => entry.paths_mut()[i] = new_path(attrs),
+                        None => entry.push(new_path(attrs)),
+                    }
+                    let ecmp = decision::select(entry.paths_mut(), &self.infos, max_paths);
+                    entry.set_ecmp(ecmp);
+                    let changed = old_best != best_key(entry);
+                    let best = if track {
+                        entry.best().iter().map(|p| p.attrs.clone()).collect()
                     } else {
                         Vec::new()
                     };
-                    let has_now = entry.paths.iter().any(|p| p.peer == peer);
-                    (before, has_now, old_best != new_best, best)
+                    (pos.is_some(), true, changed, best)
+                }
+            }
+            None => {
+                let Some(entry) = self.table.get_mut(&prefix) else {
+                    return (false, false);
+                };
+                let Some(i) = entry.paths().iter().position(|p| p.peer == peer) else {
+                    return (false, false);
+                };
+                let old_best = best_key(entry);
+                if entry.remove(i) {
+                    let ecmp = decision::select(entry.paths_mut(), &self.infos, max_paths);
+                    entry.set_ecmp(ecmp);
+                    let changed = old_best != best_key(entry);
+                    let best = if track {
+                        entry.best().iter().map(|p| p.attrs.clone()).collect()
+                    } else {
+                        Vec::new()
+                    };
+                    (true, false, changed, best)
+                } else {
+                    self.table.remove(&prefix);
+                    (true, false, true, Vec::new())
                 }
             }
         };
@@ -321,16 +329,12 @@ impl Rib {
 
     /// The Loc-RIB entry for a prefix: paths best first, and how many are ECMP.
     pub fn lookup(&self, prefix: &Prefix) -> Option<(&[Path], usize)> {
-        self.table
-            .get(prefix)
-            .map(|e| (e.paths.as_slice(), usize::from(e.ecmp)))
+        self.table.get(prefix).map(|e| (e.paths(), e.ecmp()))
     }
 
     /// Walk the Loc-RIB: (prefix, best paths).
     pub fn iter_best(&self) -> impl Iterator<Item = (Prefix, &[Path])> {
-        self.table
-            .iter()
-            .map(|(p, e)| (p, &e.paths[..usize::from(e.ecmp)]))
+        self.table.iter().map(|(p, e)| (p, e.best()))
     }
 
     pub fn len(&self) -> usize {
@@ -360,7 +364,7 @@ impl Rib {
     /// A peer's Adj-RIB-In: every path it sent that we hold.
     pub fn adj_in(&self, peer: PeerId) -> impl Iterator<Item = (Prefix, &Path)> {
         self.table.iter().flat_map(move |(prefix, e)| {
-            e.paths
+            e.paths()
                 .iter()
                 .filter(move |p| p.peer == peer)
                 .map(move |p| (prefix, p))

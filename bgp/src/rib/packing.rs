@@ -81,7 +81,7 @@ impl Rib {
                 let exported = self
                     .table
                     .get(prefix)
-                    .and_then(|e| e.paths.first())
+                    .and_then(|e| e.paths().first())
                     .and_then(|best| {
                         cache.export(
                             &self.config,

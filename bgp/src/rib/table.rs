@@ -4,17 +4,92 @@
 
 use std::net::Ipv4Addr;
 
+use super::Path;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use rustc_hash::FxHashMap;
-use smallvec::SmallVec;
 
-use super::Path;
-
-/// The paths of one prefix, best first; the first `ecmp` are the multipath set.
+/// The paths of one prefix, best first. One path (the usual case) is stored inline: the whole
+/// entry is 16 bytes (the enum tag lives in the niche of `Path::stale`).
 #[derive(Debug, Clone)]
-pub struct Entry {
-    pub paths: SmallVec<[Path; 1]>,
-    pub ecmp: u8,
+pub enum Entry {
+    One(Path),
+    Many(Box<ManyPaths>),
+}
+
+/// Several paths; the first `ecmp` are the multipath set.
+#[derive(Debug, Clone)]
+pub struct ManyPaths {
+    paths: Vec<Path>,
+    ecmp: u8,
+}
+
+impl Entry {
+    pub fn paths(&self) -> &[Path] {
+        match self {
+            Entry::One(p) => std::slice::from_ref(p),
+            Entry::Many(m) => &m.paths,
+        }
+    }
+
+    pub fn paths_mut(&mut self) -> &mut [Path] {
+        match self {
+            Entry::One(p) => std::slice::from_mut(p),
+            Entry::Many(m) => &mut m.paths,
+        }
+    }
+
+    /// How many leading paths are equal-cost.
+    pub fn ecmp(&self) -> usize {
+        match self {
+            Entry::One(_) => 1,
+            Entry::Many(m) => usize::from(m.ecmp),
+        }
+    }
+
+    /// The best path and its ECMP siblings.
+    pub fn best(&self) -> &[Path] {
+        &self.paths()[..self.ecmp()]
+    }
+
+    pub fn set_ecmp(&mut self, ecmp: usize) {
+        if let Entry::Many(m) = self {
+            m.ecmp = ecmp.clamp(1, m.paths.len()) as u8;
+        }
+    }
+
+    pub fn push(&mut self, path: Path) {
+        match self {
+            Entry::One(first) => {
+                let first = first.clone();
+                *self = Entry::Many(Box::new(ManyPaths {
+                    paths: vec![first, path],
+                    ecmp: 1,
+                }));
+            }
+            Entry::Many(m) => m.paths.push(path),
+        }
+    }
+
+    /// Remove path `i`; false when the entry is left empty (the caller drops it).
+    pub fn remove(&mut self, i: usize) -> bool {
+        match self {
+            Entry::One(_) => false,
+            Entry::Many(m) => {
+                if i < m.paths.len() {
+                    m.paths.remove(i);
+                }
+                match m.paths.len() {
+                    0 => false,
+                    1 => {
+                        let last = m.paths[0].clone();
+                        *self = Entry::One(last);
+                        true
+                    }
+                    _ => true,
+                }
+            }
+        }
+    }
 }
 
 fn pack(net: &Ipv4Net) -> u64 {
@@ -48,6 +123,26 @@ impl Table {
             IpNet::V4(n) => self.v4.get_mut(&pack(n)),
             IpNet::V6(n) => self.v6.get_mut(n),
         }
+    }
+
+    /// The entry for `prefix`, created from `make` when absent (one hash lookup).
+    pub fn get_or_insert_with(
+        &mut self,
+        prefix: IpNet,
+        make: impl FnOnce() -> Entry,
+    ) -> (&mut Entry, bool) {
+        let mut created = false;
+        let entry = match prefix {
+            IpNet::V4(n) => self.v4.entry(pack(&n)).or_insert_with(|| {
+                created = true;
+                make()
+            }),
+            IpNet::V6(n) => self.v6.entry(n).or_insert_with(|| {
+                created = true;
+                make()
+            }),
+        };
+        (entry, created)
     }
 
     pub fn insert(&mut self, prefix: IpNet, entry: Entry) {

@@ -124,6 +124,19 @@ impl Daemon {
     pub fn rss_kib(&self) -> Option<u64> {
         status_kib(self.pid()?, "VmRSS:")
     }
+
+    /// CPU seconds (user + system) the process has used.
+    pub fn cpu_secs(&self) -> Option<f64> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid()?)).ok()?;
+        // Fields after the command name (which may hold spaces) start at ") ".
+        let rest = &stat[stat.rfind(')')? + 2..];
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: u64 =
+            fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+        // SAFETY: sysconf has no preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+        Some(ticks as f64 / hz)
+    }
 }
 
 fn status_kib(pid: u32, field: &str) -> Option<u64> {

@@ -26,6 +26,9 @@ struct Args {
     /// Longest wait for one transfer, in seconds.
     #[arg(long, default_value_t = 900)]
     timeout: u64,
+    /// Run only the receiving comparison.
+    #[arg(long)]
+    receive_only: bool,
 }
 
 struct Names {
@@ -61,47 +64,60 @@ fn transfer(
     Ok(((end - start).as_secs_f64(), (end - first).as_secs_f64()))
 }
 
-struct Receiving {
-    ours: (f64, f64),
-    bird: (f64, f64),
-    ours_peak_kib: u64,
-    bird_peak_kib: u64,
-    ours_base_kib: u64,
-    bird_base_kib: u64,
+/// One receiver's result: (secs from sender start, secs from first route), peak and base KiB.
+struct Received {
+    secs: (f64, f64),
+    peak_kib: u64,
+    base_kib: u64,
+    /// CPU the receiver spent taking the routes in: its own cost, whatever the sender's pace.
+    cpu_secs: f64,
 }
 
+/// A BIRD sender exports N static /32s to one receiver (ours or BIRD). Receivers run one
+/// after the other, each with the same fresh sender, so they never compete for the CPUs.
 fn receiving(
     names: &mut Names,
     dir: &std::path::Path,
     n: u64,
     limit: Duration,
-) -> Result<Receiving> {
+    ours: bool,
+) -> Result<Received> {
     let hub = names.ns()?;
-    let ours_ns = names.ns()?;
-    let bird_ns = names.ns()?;
+    let recv_ns = names.ns()?;
     let mut seg = Segment::new(&hub, "10.0.0.1/24")?;
-    seg.attach(&ours_ns, "10.0.0.2/24")?;
-    seg.attach(&bird_ns, "10.0.0.3/24")?;
-    let ours = Fabric::start(
-        &ours_ns,
-        dir,
-        "recv-ours",
-        json!({"local_as": 65020, "router_id": "10.0.0.2", "listen": "10.0.0.2:179", "connect_retry": 1,
-               "peers": [{"address": "10.0.0.1", "peer_as": 65010, "families": ["Ipv4"]}]}),
-        json!([]),
-    )?;
-    let bird = Bird::start(
-        &bird_ns,
-        dir,
-        "recv-bird",
-        "10.0.0.3",
-        65030,
-        &[("10.0.0.1", 65010)],
-        0,
-    )?;
+    seg.attach(&recv_ns, "10.0.0.2/24")?;
+    let (fabric, bird) = if ours {
+        let f = Fabric::start(
+            &recv_ns,
+            dir,
+            "recv-ours",
+            json!({"local_as": 65020, "router_id": "10.0.0.2", "listen": "10.0.0.2:179", "connect_retry": 1,
+                   "peers": [{"address": "10.0.0.1", "peer_as": 65010, "families": ["Ipv4"]}]}),
+            json!([]),
+        )?;
+        (Some(f), None)
+    } else {
+        (
+            None,
+            Some(Bird::start(
+                &recv_ns,
+                dir,
+                "recv-bird",
+                "10.0.0.2",
+                65020,
+                &[("10.0.0.1", 65010)],
+                0,
+            )?),
+        )
+    };
     std::thread::sleep(Duration::from_millis(300));
-    let ours_base_kib = ours.daemon.rss_kib().unwrap_or(0);
-    let bird_base_kib = bird.daemon.rss_kib().unwrap_or(0);
+    let daemon = match (&fabric, &bird) {
+        (Some(f), _) => &f.daemon,
+        (_, Some(b)) => &b.daemon,
+        _ => bail!("no receiver"),
+    };
+    let base_kib = daemon.rss_kib().unwrap_or(0);
+    let cpu_before = daemon.cpu_secs().unwrap_or(0.0);
     let start = Instant::now();
     let _sender = Bird::start(
         &hub,
@@ -109,49 +125,25 @@ fn receiving(
         "send-bird",
         "10.0.0.1",
         65010,
-        &[("10.0.0.2", 65020), ("10.0.0.3", 65030)],
+        &[("10.0.0.2", 65020)],
         n,
     )?;
-    // Poll both alternately so neither gets an advantage from the order.
-    let mut ours_done = None;
-    let mut bird_done = None;
-    let mut ours_first = None;
-    let mut bird_first = None;
-    poll("both receivers to hold all routes", limit, || {
-        if ours_done.is_none() {
-            let c = ours.count().unwrap_or(0);
-            if c > 0 && ours_first.is_none() {
-                ours_first = Some(Instant::now());
-            }
-            if c >= n {
-                ours_done = Some(Instant::now());
-            }
-        }
-        if bird_done.is_none() {
-            let c = bird.count().unwrap_or(0);
-            if c > 0 && bird_first.is_none() {
-                bird_first = Some(Instant::now());
-            }
-            if c >= n {
-                bird_done = Some(Instant::now());
-            }
-        }
-        (ours_done.is_some() && bird_done.is_some()).then_some(())
-    })?;
-    let span = |done: Option<Instant>, first: Option<Instant>| {
-        let d = done.unwrap_or(start);
-        (
-            (d - start).as_secs_f64(),
-            (d - first.unwrap_or(d)).as_secs_f64(),
-        )
-    };
-    Ok(Receiving {
-        ours: span(ours_done, ours_first),
-        bird: span(bird_done, bird_first),
-        ours_peak_kib: ours.daemon.peak_kib().unwrap_or(0),
-        bird_peak_kib: bird.daemon.peak_kib().unwrap_or(0),
-        ours_base_kib,
-        bird_base_kib,
+    let secs = transfer(
+        "the receiver to hold all routes",
+        n,
+        limit,
+        start,
+        || match (&fabric, &bird) {
+            (Some(f), _) => f.count(),
+            (_, Some(b)) => b.count(),
+            _ => None,
+        },
+    )?;
+    Ok(Received {
+        secs,
+        peak_kib: daemon.peak_kib().unwrap_or(0),
+        base_kib,
+        cpu_secs: daemon.cpu_secs().unwrap_or(0.0) - cpu_before,
     })
 }
 
@@ -284,31 +276,34 @@ fn main() -> Result<()> {
     let result = (|| -> Result<()> {
         for &n in &args.n {
             println!("== N = {n} /32s ==");
-            let r = receiving(&mut names, &dir, n, limit)?;
+            let ours = receiving(&mut names, &dir, n, limit, true)?;
+            let bird = receiving(&mut names, &dir, n, limit, false)?;
             let per_route =
-                |peak: u64, base: u64| (peak.saturating_sub(base) * 1024) as f64 / n as f64;
-            println!("receiving (BIRD sender -> ours | BIRD), seconds from sender start / from first route:");
+                |r: &Received| (r.peak_kib.saturating_sub(r.base_kib) * 1024) as f64 / n as f64;
+            println!("receiving from a BIRD sender, seconds from sender start / from first route, peak memory:");
+            for (name, r) in [("ours", &ours), ("BIRD", &bird)] {
+                println!(
+                    "  {name} : {:8.2} s / {:8.2} s   peak {:8} KiB  ({:.0} B/route)   receiver CPU {:.2} s",
+                    r.secs.0,
+                    r.secs.1,
+                    r.peak_kib,
+                    per_route(r),
+                    r.cpu_secs
+                );
+            }
             println!(
-                "  ours : {:8.2} s / {:8.2} s   peak {:8} KiB  ({:.0} B/route)",
-                r.ours.0,
-                r.ours.1,
-                r.ours_peak_kib,
-                per_route(r.ours_peak_kib, r.ours_base_kib)
+                "  ours/BIRD: time {} (from first route {}), receiver CPU {}, memory per route {}   [target: time <= 0.5, memory <= 1]",
+                ratio(ours.secs.0, bird.secs.0),
+                ratio(ours.secs.1, bird.secs.1),
+                ratio(ours.cpu_secs, bird.cpu_secs),
+                ratio(per_route(&ours), per_route(&bird))
             );
-            println!(
-                "  BIRD : {:8.2} s / {:8.2} s   peak {:8} KiB  ({:.0} B/route)",
-                r.bird.0,
-                r.bird.1,
-                r.bird_peak_kib,
-                per_route(r.bird_peak_kib, r.bird_base_kib)
-            );
-            println!(
-                "  ours/BIRD: time {} (from first route {}), memory per route {}   [target: time <= 0.5, memory <= 1]",
-                ratio(r.ours.0, r.bird.0),
-                ratio(r.ours.1, r.bird.1),
-                ratio(per_route(r.ours_peak_kib, r.ours_base_kib), per_route(r.bird_peak_kib, r.bird_base_kib))
-            );
-            for receiver in [Receiver::GoBgp, Receiver::Bird] {
+            let receivers: &[Receiver] = if args.receive_only {
+                &[]
+            } else {
+                &[Receiver::GoBgp, Receiver::Bird]
+            };
+            for &receiver in receivers {
                 let rname = if receiver == Receiver::GoBgp {
                     "GoBGP"
                 } else {
