@@ -100,12 +100,34 @@ pub struct Rib {
 }
 
 /// Identity of the best paths, to tell whether a change moved them.
-fn best_key(entry: &table::Entry) -> smallvec::SmallVec<[(PeerId, *const PathAttrs); 2]> {
+fn best_key(entry: &table::Entry) -> BestKey {
     entry
         .best()
         .iter()
         .map(|p| (p.peer, Arc::as_ptr(&p.attrs)))
         .collect()
+}
+
+type BestKey = smallvec::SmallVec<[(PeerId, *const PathAttrs); 2]>;
+
+/// Rerun the decision for an entry; returns whether the best set moved, and (when tracking)
+/// the new best attributes.
+fn rerank(
+    entry: &mut table::Entry,
+    infos: &[Option<PeerInfo>],
+    max_paths: usize,
+    track: bool,
+    old_best: &BestKey,
+) -> (bool, Vec<Arc<PathAttrs>>) {
+    let ecmp = decision::select(entry.paths_mut(), infos, max_paths);
+    entry.set_ecmp(ecmp);
+    let changed = *old_best != best_key(entry);
+    let best = if track {
+        entry.best().iter().map(|p| p.attrs.clone()).collect()
+    } else {
+        Vec::new()
+    };
+    (changed, best)
 }
 
 impl Rib {
@@ -264,14 +286,7 @@ impl Rib {
                         Some(i) => entry.paths_mut()[i] = new_path(attrs),
                         None => entry.push(new_path(attrs)),
                     }
-                    let ecmp = decision::select(entry.paths_mut(), &self.infos, max_paths);
-                    entry.set_ecmp(ecmp);
-                    let changed = old_best != best_key(entry);
-                    let best = if track {
-                        entry.best().iter().map(|p| p.attrs.clone()).collect()
-                    } else {
-                        Vec::new()
-                    };
+                    let (changed, best) = rerank(entry, &self.infos, max_paths, track, &old_best);
                     (pos.is_some(), true, changed, best)
                 }
             }
@@ -284,14 +299,7 @@ impl Rib {
                 };
                 let old_best = best_key(entry);
                 if entry.remove(i) {
-                    let ecmp = decision::select(entry.paths_mut(), &self.infos, max_paths);
-                    entry.set_ecmp(ecmp);
-                    let changed = old_best != best_key(entry);
-                    let best = if track {
-                        entry.best().iter().map(|p| p.attrs.clone()).collect()
-                    } else {
-                        Vec::new()
-                    };
+                    let (changed, best) = rerank(entry, &self.infos, max_paths, track, &old_best);
                     (true, false, changed, best)
                 } else {
                     self.table.remove(&prefix);
