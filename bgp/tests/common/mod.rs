@@ -126,7 +126,7 @@ impl Drop for Netns {
 }
 
 /// Join two namespaces with a veth pair and give each end an address (with prefix length).
-pub fn veth(a: &Netns, a_addr: &str, b: &Netns, b_addr: &str) {
+pub fn veth(a: &Netns, a_addr: &str, b: &Netns, b_addr: &str) -> (String, String) {
     let an = unique("x");
     let bn = unique("y");
     run(&[
@@ -137,6 +137,7 @@ pub fn veth(a: &Netns, a_addr: &str, b: &Netns, b_addr: &str) {
     b.exec(&["ip", "addr", "add", b_addr, "dev", &bn]);
     a.exec(&["ip", "link", "set", &an, "up"]);
     b.exec(&["ip", "link", "set", &bn, "up"]);
+    (an, bn)
 }
 
 /// A Linux bridge in `ns` with `addr` on it; `bridge_port` attaches other namespaces.

@@ -95,7 +95,12 @@ protocol bgp fab {{
             extra = spec.extra,
             nhself = if ibgp { "next hop self;" } else { "" },
         );
-        let conf_path = dir.write("bird.conf", &conf);
+        Self::start_raw(ns, dir, &conf)
+    }
+
+    /// Start BIRD with a config written by the caller (its BGP protocol must be named `fab`).
+    pub fn start_raw(ns: &'a Netns, dir: &Dir, conf: &str) -> Bird<'a> {
+        let conf_path = dir.write("bird.conf", conf);
         let sock = dir.path("bird.ctl").display().to_string();
         let pid = dir.path("bird.pid");
         ns.exec(&[
