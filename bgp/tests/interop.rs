@@ -245,6 +245,47 @@ fn bird_graceful_restart_keeps_routes() {
     graceful_restart(&lab, &bird, 65002);
 }
 
+/// The other direction of RFC 4724: BIRD dies, we keep its routes as stale (helper), BIRD
+/// comes back and refreshes them, and End-of-RIB clears the stale mark.
+#[test]
+fn bird_restarts_and_we_keep_its_routes_as_helper() {
+    let lab = lab(&["bird", "birdc"]);
+    let bird = Bird::start(&lab.theirs, &lab.dir, &spec(65002, true));
+    let ours = Bgpd::start(
+        &lab.ours,
+        &lab.dir,
+        "fabric",
+        speaker_config(65002, false),
+        json!([]),
+    );
+    let peer_routes = ["192.168.100.0/24", "192.168.101.0/24"];
+    wait_for("BIRD's routes in our Loc-RIB", 30, || {
+        peer_routes
+            .iter()
+            .all(|p| ours.stale(p) == Some(false))
+            .then_some(())
+    });
+    drop(bird);
+    wait_for("our session to BIRD to go down", 30, || {
+        (ours.peer(PEER_ADDR)["state"] != "Established").then_some(())
+    });
+    for p in peer_routes {
+        assert_eq!(
+            ours.stale(p),
+            Some(true),
+            "{p} must be kept as stale while BIRD restarts"
+        );
+    }
+    let _bird = Bird::start(&lab.theirs, &lab.dir, &spec(65002, true));
+    ours.wait_established(PEER_ADDR);
+    wait_for("BIRD's routes refreshed (no longer stale)", 30, || {
+        peer_routes
+            .iter()
+            .all(|p| ours.stale(p) == Some(false))
+            .then_some(())
+    });
+}
+
 #[test]
 fn frr_ebgp_advertise_withdraw_receive_refresh() {
     let lab = lab(&["/usr/lib/frr/bgpd", "/usr/lib/frr/zebra", "vtysh"]);

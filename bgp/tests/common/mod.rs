@@ -300,6 +300,12 @@ impl Bgpd {
         );
     }
 
+    /// Whether our best path for `prefix` is stale (None: no route).
+    pub fn stale(&self, prefix: &str) -> Option<bool> {
+        let rib = self.ctl(json!({"cmd": "rib"}));
+        rib.as_array()?.iter().find(|r| r["prefix"] == prefix)?["stale"].as_bool()
+    }
+
     /// Our Loc-RIB: prefix -> (next hops, AS path).
     pub fn rib(&self) -> BTreeMap<String, (Vec<String>, Vec<u32>)> {
         let rib = self.ctl(json!({"cmd": "rib"}));
