@@ -116,3 +116,61 @@ async fn two_speakers_exchange_routes_and_subscribers_see_changes() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+/// Both speakers connect to each other at once: collision detection (RFC 4271 §6.8) keeps one
+/// session that stays up. Both offer extended messages (RFC 8654), so 10,000 /32s fit in a
+/// single UPDATE instead of the 13 a 4,096-byte limit needs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simultaneous_open_keeps_one_session_and_extended_messages_pack_more() {
+    let mut a_cfg = SpeakerConfig::new(65001, Ipv4Addr::new(127, 0, 0, 4));
+    a_cfg.listen = Some("127.0.0.4:0".parse().unwrap());
+    let mut b_cfg = SpeakerConfig::new(65002, Ipv4Addr::new(127, 0, 0, 5));
+    b_cfg.listen = Some("127.0.0.5:0".parse().unwrap());
+    let a = Speaker::new(a_cfg).await.unwrap();
+    let b = Speaker::new(b_cfg).await.unwrap();
+    let mut to_b = PeerConfig::new(v4(127, 0, 0, 5), Some(65002));
+    to_b.port = b.listen_addr().unwrap().port();
+    to_b.local_address = Some(v4(127, 0, 0, 4));
+    let mut to_a = PeerConfig::new(v4(127, 0, 0, 4), Some(65001));
+    to_a.port = a.listen_addr().unwrap().port();
+    to_a.local_address = Some(v4(127, 0, 0, 5));
+    let (ra, rb) = tokio::join!(a.add_peer(to_b), b.add_peer(to_a));
+    ra.unwrap();
+    rb.unwrap();
+    let established = async |s: &Speaker| {
+        s.peer_states().await.ok().is_some_and(|p| {
+            p.len() == 1 && p[0].session.state == fabric_bgp::fsm::State::Established
+        })
+    };
+    until("one session between the two", async || {
+        (established(&a).await && established(&b).await).then_some(())
+    })
+    .await;
+    // It stays up: no flap for two seconds.
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(
+            established(&a).await && established(&b).await,
+            "session flapped after a collision"
+        );
+    }
+    assert_eq!(a.peer_states().await.unwrap()[0].session.flaps, 0);
+
+    let before = a.peer_states().await.unwrap()[0].session.updates_out;
+    let prefixes = PrefixRange {
+        start: v4(10, 200, 0, 0),
+        count: 10_000,
+        prefix_len: 32,
+    }
+    .prefixes()
+    .unwrap();
+    a.announce(prefixes, PathAttrs::default()).unwrap();
+    until("B to hold 10,000 routes", async || {
+        (b.loc_rib_len().await.ok()? == 10_000).then_some(())
+    })
+    .await;
+    let sent = a.peer_states().await.unwrap()[0].session.updates_out - before;
+    assert_eq!(sent, 1, "10,000 /32s should fit one extended UPDATE");
+    a.shutdown().await;
+    b.shutdown().await;
+}

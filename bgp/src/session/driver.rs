@@ -79,8 +79,9 @@ struct Session {
     setup: SessionSetup,
     fsm: Fsm,
     conn: Option<Conn>,
-    /// An inbound connection held while our own one is still exchanging OPENs (collision).
-    pending_inbound: Option<TcpStream>,
+    /// A second connection (collision) that runs its own OPEN exchange until the first OPEN
+    /// tells us the peer's BGP identifier and so which connection survives.
+    pending: Option<Conn>,
     connecting: Option<ConnectFuture>,
     timers: [Option<Instant>; 4],
     epoch: u64,
@@ -112,7 +113,7 @@ pub async fn run(setup: SessionSetup, mut cmds: mpsc::UnboundedReceiver<SessionC
         setup,
         fsm,
         conn: None,
-        pending_inbound: None,
+        pending: None,
         connecting: None,
         timers: [None; 4],
         epoch: 0,
@@ -130,6 +131,7 @@ pub async fn run(setup: SessionSetup, mut cmds: mpsc::UnboundedReceiver<SessionC
                 }
             },
             incoming = recv_incoming(&mut s.conn) => s.incoming(incoming),
+            incoming = recv_incoming(&mut s.pending) => s.pending_incoming(incoming),
             result = connecting(&mut s.connecting) => {
                 s.connecting = None;
                 match result {
@@ -237,10 +239,25 @@ impl Session {
                     Err(e) => tracing::debug!(error = %e, "inbound connection unusable"),
                 }
             }
-            State::OpenSent => self.pending_inbound = Some(stream),
+            State::OpenSent => match Conn::new(stream, self.fsm.config.local_as, false) {
+                Ok(conn) => {
+                    // Treat it as a session attempt of its own: the peer sends its OPEN on it.
+                    conn.send(Message::Open(self.fsm.our_open()).to_bytes(EncodeCtx::default()));
+                    self.pending = Some(conn);
+                }
+                Err(e) => tracing::debug!(error = %e, "inbound connection unusable"),
+            },
             State::OpenConfirm => {
-                self.pending_inbound = Some(stream);
-                self.resolve_collision();
+                let Some(peer_id) = self.fsm.negotiated().map(|n| n.peer_id) else {
+                    return;
+                };
+                if self.keep_current(peer_id) {
+                    reject(stream, cease::COLLISION_RESOLUTION);
+                } else {
+                    tracing::info!(peer = %self.setup.remote, "collision: keeping the peer's connection");
+                    self.feed(Event::Cease(cease::COLLISION_RESOLUTION));
+                    self.inbound(stream);
+                }
             }
             State::Established => {
                 let graceful = self
@@ -259,23 +276,54 @@ impl Session {
     }
 
     /// Two connections: keep the one opened by the side with the higher BGP identifier.
-    fn resolve_collision(&mut self) {
-        let Some(stream) = self.pending_inbound.take() else {
-            return;
-        };
-        let (Some(neg), Some(conn)) = (self.fsm.negotiated(), &self.conn) else {
-            return;
-        };
-        let keep_existing = match collision_winner(self.fsm.config.local_id, neg.peer_id) {
-            Initiator::Local => conn.outbound,
-            Initiator::Remote => !conn.outbound,
-        };
-        if keep_existing {
-            reject(stream, cease::COLLISION_RESOLUTION);
+    fn keep_current(&self, peer_id: std::net::Ipv4Addr) -> bool {
+        let current_outbound = self.conn.as_ref().is_some_and(|c| c.outbound);
+        match collision_winner(self.fsm.config.local_id, peer_id) {
+            Initiator::Local => current_outbound,
+            Initiator::Remote => !current_outbound,
+        }
+    }
+
+    /// End a losing connection with Cease/collision resolution.
+    fn close_with_cease(conn: Conn) {
+        let n = Message::Notification(Notification {
+            code: crate::packet::error::code::CEASE,
+            subcode: cease::COLLISION_RESOLUTION,
+            data: Vec::new(),
+        });
+        conn.send(n.to_bytes(EncodeCtx::default()));
+        // Dropping the queue lets the writer flush and shut down.
+    }
+
+    /// The first OPEN on either connection names the peer: resolve the collision. Returns
+    /// false when the OPEN came on the connection that lost (so it must not reach the FSM).
+    fn resolve_on_open(&mut self, peer_id: std::net::Ipv4Addr, on_pending: bool) -> bool {
+        let keep_current = self.keep_current(peer_id);
+        tracing::info!(peer = %self.setup.remote, keep_current, "collision resolved");
+        if keep_current {
+            if let Some(p) = self.pending.take() {
+                Self::close_with_cease(p);
+            }
+            !on_pending
         } else {
-            tracing::info!(peer = %self.setup.remote, "collision: keeping the peer's connection");
-            self.feed(Event::Cease(cease::COLLISION_RESOLUTION));
-            self.inbound(stream);
+            if let (Some(old), Some(new)) = (self.conn.take(), self.pending.take()) {
+                Self::close_with_cease(old);
+                self.conn = Some(new);
+            }
+            on_pending
+        }
+    }
+
+    /// A message on the second connection of a collision.
+    fn pending_incoming(&mut self, incoming: Incoming) {
+        match incoming {
+            Incoming::Message(Message::Open(open)) if self.fsm.state() == State::OpenSent => {
+                if self.resolve_on_open(open.bgp_id, true) {
+                    self.status().messages_in += 1;
+                    self.feed(Event::OpenReceived(open));
+                }
+            }
+            _ => self.pending = None,
         }
     }
 
@@ -284,7 +332,16 @@ impl Session {
             Incoming::Message(msg) => {
                 self.status().messages_in += 1;
                 match msg {
-                    Message::Open(open) => Event::OpenReceived(open),
+                    Message::Open(open) => {
+                        if self.pending.is_some()
+                            && self.fsm.state() == State::OpenSent
+                            && !self.resolve_on_open(open.bgp_id, false)
+                        {
+                            // Our connection lost; the peer's OPEN on the survivor follows.
+                            return;
+                        }
+                        Event::OpenReceived(open)
+                    }
                     Message::Keepalive => Event::KeepaliveReceived,
                     Message::Notification(n) => {
                         tracing::warn!(peer = %self.setup.remote, code = n.code, subcode = n.subcode, "NOTIFICATION received");
@@ -326,14 +383,7 @@ impl Session {
                 Event::TcpConnectionFails
             }
         };
-        let before = self.fsm.state();
         self.feed(event);
-        if before == State::OpenSent
-            && self.fsm.state() == State::OpenConfirm
-            && self.pending_inbound.is_some()
-        {
-            self.resolve_collision();
-        }
     }
 
     fn fire_timers(&mut self) {
@@ -378,6 +428,7 @@ impl Session {
             Action::CloseConnection => {
                 self.connecting = None;
                 self.conn = None;
+                self.pending = None;
                 self.encode = EncodeCtx::default();
             }
             Action::Send(msg) => {
