@@ -363,3 +363,29 @@ fn packing_fills_updates_and_batches_withdrawals() {
     r.announce_local(&prefixes[5_000..], PathAttrs::default());
     assert!(r.flush().is_empty(), "unchanged routes are not re-sent");
 }
+
+#[test]
+fn routes_whose_attributes_cannot_fit_a_message_are_not_sent() {
+    use fabric_bgp::packet::encode::Packer;
+    let huge = PathAttrs {
+        communities: (0..1100).collect(),
+        next_hop: Some("10.0.0.1".parse().unwrap()),
+        ..PathAttrs::default()
+    };
+    let mut packer = Packer::new(EncodeCtx::default());
+    let mut out = Vec::new();
+    packer.announce(Afi::Ipv4, &huge, &[p("10.0.0.0/24")], &mut out);
+    assert!(
+        out.is_empty(),
+        "an oversized UPDATE would reset the session"
+    );
+    let mut ext = Packer::new(EncodeCtx {
+        four_octet_as: true,
+        max_len: 65535,
+    });
+    ext.announce(Afi::Ipv4, &huge, &[p("10.0.0.0/24")], &mut out);
+    assert_eq!(
+        ext.messages, 1,
+        "fits once extended messages are negotiated"
+    );
+}

@@ -143,7 +143,18 @@ impl Packer {
             4 + mp_head.len()
         };
         let overhead = HEADER_LEN + 4 + common.len() + mp_overhead;
-        let room = self.ctx.max_len.saturating_sub(overhead).max(17);
+        if overhead + 17 > self.ctx.max_len {
+            // Attributes too large for any message the peer accepts: these routes cannot be
+            // sent (RFC 4271 §9.2); sending an oversized UPDATE would reset the session.
+            tracing::warn!(
+                attribute_bytes = common.len(),
+                prefixes = prefixes.len(),
+                "attributes exceed the message size; routes not advertised"
+            );
+            self.scratch = common;
+            return;
+        }
+        let room = self.ctx.max_len - overhead;
         let mut rest = prefixes;
         while !rest.is_empty() {
             let mut used = 0;
@@ -156,8 +167,7 @@ impl Packer {
                 used += l;
                 count += 1;
             }
-            let count = count.max(1);
-            let (batch, tail) = rest.split_at(count);
+            let (batch, tail) = rest.split_at(count.max(1));
             rest = tail;
             let start = frame::begin(out, msg_type::UPDATE);
             out.extend_from_slice(&[0, 0]);
