@@ -1,0 +1,343 @@
+//! bgp-bench: our speaker against BIRD, side by side, receiving and sending N /32s.
+//!
+//! Receiving: a BIRD sender exports N static /32s to our speaker and to a BIRD receiver at the
+//! same time; we time each until it holds all N and read each one's peak memory.
+//! Sending: our speaker, then BIRD, advertise the same N /32s to a fresh receiver (GoBGP, then
+//! BIRD); we time until the receiver holds all N and count UPDATE messages and bytes sent.
+//! Everything runs in namespaces it creates and removes. Needs root, bird2 and gobgpd.
+
+mod daemons;
+mod lab;
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Result};
+use clap::Parser;
+use daemons::{Bird, Fabric, GoBgp};
+use lab::{poll, Ns, Segment};
+use serde_json::json;
+
+#[derive(Parser)]
+#[command(about = "Benchmark the fabric BGP speaker against BIRD")]
+struct Args {
+    /// Route counts to run, comma separated.
+    #[arg(long, value_delimiter = ',', default_value = "100000,1000000")]
+    n: Vec<u64>,
+    /// Longest wait for one transfer, in seconds.
+    #[arg(long, default_value_t = 900)]
+    timeout: u64,
+    /// Run only the receiving comparison.
+    #[arg(long)]
+    receive_only: bool,
+}
+
+struct Names {
+    base: String,
+    next: u32,
+}
+
+impl Names {
+    fn ns(&mut self) -> Result<Ns> {
+        self.next += 1;
+        Ns::create(format!("{}{}", self.base, self.next))
+    }
+}
+
+/// Time from `start` until `count()` reaches `n`, and from the first route seen.
+fn transfer(
+    what: &str,
+    n: u64,
+    limit: Duration,
+    start: Instant,
+    mut count: impl FnMut() -> Option<u64>,
+) -> Result<(f64, f64)> {
+    let mut first: Option<Instant> = None;
+    poll(what, limit, || {
+        let c = count().unwrap_or(0);
+        if c > 0 && first.is_none() {
+            first = Some(Instant::now());
+        }
+        (c >= n).then_some(())
+    })?;
+    let end = Instant::now();
+    let first = first.unwrap_or(end);
+    Ok(((end - start).as_secs_f64(), (end - first).as_secs_f64()))
+}
+
+/// One receiver's result: (secs from sender start, secs from first route), peak and base KiB.
+struct Received {
+    secs: (f64, f64),
+    peak_kib: u64,
+    base_kib: u64,
+    /// CPU the receiver spent taking the routes in: its own cost, whatever the sender's pace.
+    cpu_secs: f64,
+}
+
+/// A BIRD sender exports N static /32s to one receiver (ours or BIRD). Receivers run one
+/// after the other, each with the same fresh sender, so they never compete for the CPUs.
+fn receiving(
+    names: &mut Names,
+    dir: &std::path::Path,
+    n: u64,
+    limit: Duration,
+    ours: bool,
+) -> Result<Received> {
+    let hub = names.ns()?;
+    let recv_ns = names.ns()?;
+    let mut seg = Segment::new(&hub, "10.0.0.1/24")?;
+    seg.attach(&recv_ns, "10.0.0.2/24")?;
+    let (fabric, bird) = if ours {
+        let f = Fabric::start(
+            &recv_ns,
+            dir,
+            "recv-ours",
+            json!({"local_as": 65020, "router_id": "10.0.0.2", "listen": "10.0.0.2:179", "connect_retry": 1,
+                   "peers": [{"address": "10.0.0.1", "peer_as": 65010, "families": ["Ipv4"]}]}),
+            json!([]),
+        )?;
+        (Some(f), None)
+    } else {
+        (
+            None,
+            Some(Bird::start(
+                &recv_ns,
+                dir,
+                "recv-bird",
+                "10.0.0.2",
+                65020,
+                &[("10.0.0.1", 65010)],
+                0,
+            )?),
+        )
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    let daemon = match (&fabric, &bird) {
+        (Some(f), _) => &f.daemon,
+        (_, Some(b)) => &b.daemon,
+        _ => bail!("no receiver"),
+    };
+    let base_kib = daemon.rss_kib().unwrap_or(0);
+    let cpu_before = daemon.cpu_secs().unwrap_or(0.0);
+    let start = Instant::now();
+    let _sender = Bird::start(
+        &hub,
+        dir,
+        "send-bird",
+        "10.0.0.1",
+        65010,
+        &[("10.0.0.2", 65020)],
+        n,
+    )?;
+    let secs = transfer(
+        "the receiver to hold all routes",
+        n,
+        limit,
+        start,
+        || match (&fabric, &bird) {
+            (Some(f), _) => f.count(),
+            (_, Some(b)) => b.count(),
+            _ => None,
+        },
+    )?;
+    Ok(Received {
+        secs,
+        peak_kib: daemon.peak_kib().unwrap_or(0),
+        base_kib,
+        cpu_secs: daemon.cpu_secs().unwrap_or(0.0) - cpu_before,
+    })
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Receiver {
+    GoBgp,
+    Bird,
+}
+
+struct Sending {
+    secs: (f64, f64),
+    updates: Option<u64>,
+    bytes: u64,
+}
+
+fn tx_bytes(ns: &Ns, ifname: &str) -> u64 {
+    ns.run(&[
+        "cat",
+        &format!("/sys/class/net/{ifname}/statistics/tx_bytes"),
+    ])
+    .ok()
+    .and_then(|s| s.trim().parse().ok())
+    .unwrap_or(0)
+}
+
+fn sending(
+    names: &mut Names,
+    dir: &std::path::Path,
+    n: u64,
+    limit: Duration,
+    receiver: Receiver,
+    ours_sends: bool,
+) -> Result<Sending> {
+    let hub = names.ns()?;
+    let sender_ns = names.ns()?;
+    let mut seg = Segment::new(&hub, "10.0.0.1/24")?;
+    let ifname = seg.attach(&sender_ns, "10.0.0.2/24")?;
+    let sender_as = if ours_sends { 65020 } else { 65030 };
+    let (gobgp, bird) = match receiver {
+        Receiver::GoBgp => (
+            Some(GoBgp::start(
+                &hub,
+                dir,
+                65040,
+                "10.0.0.1",
+                &[("10.0.0.2", sender_as)],
+            )?),
+            None,
+        ),
+        Receiver::Bird => (
+            None,
+            Some(Bird::start(
+                &hub,
+                dir,
+                "recv",
+                "10.0.0.1",
+                65040,
+                &[("10.0.0.2", sender_as)],
+                0,
+            )?),
+        ),
+    };
+    let count = || match (&gobgp, &bird) {
+        (Some(g), _) => g.count(),
+        (_, Some(b)) => b.count(),
+        _ => None,
+    };
+    let bytes_before = tx_bytes(&sender_ns, &ifname);
+    let start = Instant::now();
+    let (secs, updates) = if ours_sends {
+        let announce = json!([{"range": {"start": "10.64.0.0", "count": n, "prefix_len": 32}}]);
+        let ours = Fabric::start(
+            &sender_ns,
+            dir,
+            "send-ours",
+            json!({"local_as": 65020, "router_id": "10.0.0.2", "connect_retry": 1,
+                   "peers": [{"address": "10.0.0.1", "peer_as": 65040, "families": ["Ipv4"]}]}),
+            announce,
+        )?;
+        let secs = transfer("receiver to hold our routes", n, limit, start, count)?;
+        let updates = match &gobgp {
+            Some(g) => g.updates_from("10.0.0.2"),
+            None => ours.updates_to("10.0.0.1"),
+        };
+        (secs, updates)
+    } else {
+        let _bird = Bird::start(
+            &sender_ns,
+            dir,
+            "send-bird",
+            "10.0.0.2",
+            65030,
+            &[("10.0.0.1", 65040)],
+            n,
+        )?;
+        let secs = transfer("receiver to hold BIRD's routes", n, limit, start, count)?;
+        (
+            secs,
+            gobgp.as_ref().and_then(|g| g.updates_from("10.0.0.2")),
+        )
+    };
+    Ok(Sending {
+        secs,
+        updates,
+        bytes: tx_bytes(&sender_ns, &ifname).saturating_sub(bytes_before),
+    })
+}
+
+fn ratio(a: f64, b: f64) -> String {
+    if b > 0.0 {
+        format!("{:.2}", a / b)
+    } else {
+        "n/a".into()
+    }
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        bail!("bgp-bench needs root to create network namespaces");
+    }
+    let dir = std::env::temp_dir().join(format!("bgpb{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let mut names = Names {
+        base: format!("bgpb{}", std::process::id()),
+        next: 0,
+    };
+    let limit = Duration::from_secs(args.timeout);
+    let result = (|| -> Result<()> {
+        for &n in &args.n {
+            println!("== N = {n} /32s ==");
+            let ours = receiving(&mut names, &dir, n, limit, true)?;
+            let bird = receiving(&mut names, &dir, n, limit, false)?;
+            let per_route =
+                |r: &Received| (r.peak_kib.saturating_sub(r.base_kib) * 1024) as f64 / n as f64;
+            println!("receiving from a BIRD sender, seconds from sender start / from first route, peak memory:");
+            for (name, r) in [("ours", &ours), ("BIRD", &bird)] {
+                println!(
+                    "  {name} : {:8.2} s / {:8.2} s   peak {:8} KiB  ({:.0} B/route)   receiver CPU {:.2} s",
+                    r.secs.0,
+                    r.secs.1,
+                    r.peak_kib,
+                    per_route(r),
+                    r.cpu_secs
+                );
+            }
+            println!(
+                "  ours/BIRD: time {} (from first route {}), receiver CPU {}, memory per route {}   [target: time <= 0.5, memory <= 1]",
+                ratio(ours.secs.0, bird.secs.0),
+                ratio(ours.secs.1, bird.secs.1),
+                ratio(ours.cpu_secs, bird.cpu_secs),
+                ratio(per_route(&ours), per_route(&bird))
+            );
+            let receivers: &[Receiver] = if args.receive_only {
+                &[]
+            } else {
+                &[Receiver::GoBgp, Receiver::Bird]
+            };
+            for &receiver in receivers {
+                let rname = if receiver == Receiver::GoBgp {
+                    "GoBGP"
+                } else {
+                    "BIRD"
+                };
+                let ours = sending(&mut names, &dir, n, limit, receiver, true)?;
+                let bird = sending(&mut names, &dir, n, limit, receiver, false)?;
+                let show = |u: Option<u64>| u.map_or("n/a".to_string(), |u| u.to_string());
+                println!("sending to {rname}, seconds from sender start / from first route, UPDATEs, bytes on the wire:");
+                println!(
+                    "  ours : {:8.2} s / {:8.2} s   {:>8} UPDATEs  {:>11} bytes",
+                    ours.secs.0,
+                    ours.secs.1,
+                    show(ours.updates),
+                    ours.bytes
+                );
+                println!(
+                    "  BIRD : {:8.2} s / {:8.2} s   {:>8} UPDATEs  {:>11} bytes",
+                    bird.secs.0,
+                    bird.secs.1,
+                    show(bird.updates),
+                    bird.bytes
+                );
+                println!(
+                    "  ours/BIRD: time {} (from first route {}), bytes {}   [target: time <= 1; 4,096-byte packing needs {} UPDATEs]",
+                    ratio(ours.secs.0, bird.secs.0),
+                    ratio(ours.secs.1, bird.secs.1),
+                    ratio(ours.bytes as f64, bird.bytes as f64),
+                    n.div_ceil(810)
+                );
+            }
+        }
+        Ok(())
+    })();
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}

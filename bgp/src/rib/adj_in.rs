@@ -1,0 +1,135 @@
+//! Import: an UPDATE from a peer into its Adj-RIB-In (and so the Loc-RIB), with loop
+//! detection (AS_PATH, ORIGINATOR_ID, CLUSTER_LIST), the import policy and max-prefix.
+
+use std::sync::Arc;
+
+use super::{MaxPrefixExceeded, PeerId, Rib, LOCAL_PEER};
+use crate::packet::{Afi, PathAttrs, Prefix, Update};
+
+/// What one UPDATE did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImportResult {
+    pub announced: usize,
+    pub withdrawn: usize,
+    /// Prefixes dropped by loop detection or policy.
+    pub rejected: usize,
+    /// End-of-RIB marker for this family.
+    pub end_of_rib: Option<Afi>,
+}
+
+impl Rib {
+    /// Why a path from `peer` must not be used, if it loops.
+    fn loop_reason(&self, peer: PeerId, attrs: &PathAttrs) -> Option<&'static str> {
+        let ibgp = self.peer_info(peer).is_some_and(|i| i.ibgp);
+        if !ibgp && attrs.as_path.contains(self.config.local_as) {
+            return Some("AS_PATH contains our AS");
+        }
+        if attrs.originator_id == Some(self.config.router_id) {
+            return Some("ORIGINATOR_ID is our router id");
+        }
+        if self
+            .config
+            .cluster_id
+            .is_some_and(|c| attrs.cluster_list.contains(&c))
+        {
+            return Some("CLUSTER_LIST contains our cluster id");
+        }
+        None
+    }
+
+    /// Apply an UPDATE received from `peer`.
+    pub fn import_update(
+        &mut self,
+        peer: PeerId,
+        update: Update,
+    ) -> Result<ImportResult, MaxPrefixExceeded> {
+        let mut result = ImportResult {
+            end_of_rib: update.end_of_rib(),
+            ..ImportResult::default()
+        };
+        let withdrawn = update
+            .withdrawn
+            .into_iter()
+            .chain(update.mp_unreach.into_iter().flat_map(|u| u.withdrawn));
+        for prefix in withdrawn {
+            self.set_path(prefix, peer, None);
+            result.withdrawn += 1;
+        }
+        let Some(attrs) = update.attrs else {
+            return Ok(result);
+        };
+        let mp = update.mp_reach.map(|reach| {
+            let mp_attrs = PathAttrs {
+                next_hop: Some(reach.next_hop),
+                link_local_next_hop: reach.link_local,
+                ..attrs.clone()
+            };
+            (Arc::new(mp_attrs), reach.nlri)
+        });
+        let v4 = (!update.nlri.is_empty()).then(|| (Arc::new(attrs), update.nlri));
+        for (attrs, nlri) in v4.into_iter().chain(mp) {
+            self.import_paths(peer, &attrs, nlri, &mut result)?;
+        }
+        Ok(result)
+    }
+
+    fn import_paths(
+        &mut self,
+        peer: PeerId,
+        attrs: &Arc<PathAttrs>,
+        nlri: Vec<Prefix>,
+        result: &mut ImportResult,
+    ) -> Result<(), MaxPrefixExceeded> {
+        if let Some(reason) = self.loop_reason(peer, attrs) {
+            tracing::debug!(
+                peer,
+                reason,
+                prefixes = nlri.len(),
+                "route rejected by loop detection"
+            );
+            for prefix in nlri {
+                self.set_path(prefix, peer, None);
+                result.rejected += 1;
+            }
+            return Ok(());
+        }
+        let Some(info) = self.peer_info(peer).cloned() else {
+            return Ok(());
+        };
+        let policy = self.policy.clone();
+        for prefix in nlri {
+            match policy.import(&info, &prefix, attrs) {
+                Some(accepted) => {
+                    self.set_path(prefix, peer, Some(accepted));
+                    result.announced += 1;
+                }
+                None => {
+                    self.set_path(prefix, peer, None);
+                    result.rejected += 1;
+                }
+            }
+        }
+        if let Some(limit) = info.max_prefix {
+            let count = self.received_count(peer);
+            if count > limit {
+                return Err(MaxPrefixExceeded { peer, count, limit });
+            }
+        }
+        Ok(())
+    }
+
+    /// Originate routes ourselves (`announce`): they go to every peer the export rules allow.
+    pub fn announce_local(&mut self, prefixes: &[Prefix], attrs: PathAttrs) {
+        let attrs = Arc::new(attrs);
+        for prefix in prefixes {
+            self.set_path(*prefix, LOCAL_PEER, Some(attrs.clone()));
+        }
+    }
+
+    /// Stop originating routes.
+    pub fn withdraw_local(&mut self, prefixes: &[Prefix]) {
+        for prefix in prefixes {
+            self.set_path(*prefix, LOCAL_PEER, None);
+        }
+    }
+}

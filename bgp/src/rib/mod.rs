@@ -1,0 +1,381 @@
+//! The RIBs. One table maps each prefix to the paths learned for it, tagged by peer: the
+//! per-peer Adj-RIB-In is that table's view by peer tag (one hash entry per prefix instead of
+//! one per prefix and peer, see the README), the Loc-RIB is the same entry's ordered paths
+//! (best first, then ECMP), and every peer keeps its own Adj-RIB-Out of what it was sent.
+
+pub mod adj_in;
+pub mod adj_out;
+pub mod decision;
+pub mod packing;
+pub mod table;
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
+
+use crate::packet::{Afi, PathAttrs, Prefix};
+use crate::policy::{AcceptAll, Policy};
+
+pub use adj_out::AdjRibOut;
+
+/// Index of a peer in the RIB; 0 is our own (locally originated) routes.
+pub type PeerId = u32;
+pub const LOCAL_PEER: PeerId = 0;
+
+/// One path for a prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Path {
+    pub peer: PeerId,
+    /// Kept through a peer's graceful restart, waiting to be refreshed (RFC 4724).
+    pub stale: bool,
+    pub attrs: Arc<PathAttrs>,
+}
+
+/// What we know of a peer for import, decision and export.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerInfo {
+    pub address: IpAddr,
+    pub router_id: Ipv4Addr,
+    pub asn: u32,
+    pub ibgp: bool,
+    pub rr_client: bool,
+    /// Our address on this session: the next hop we advertise.
+    pub local_address: IpAddr,
+    pub local_v6_next_hop: Option<Ipv6Addr>,
+    pub next_hop_self: bool,
+    pub max_prefix: Option<u64>,
+    pub families: Vec<Afi>,
+}
+
+/// RIB-wide settings.
+#[derive(Debug, Clone)]
+pub struct RibConfig {
+    pub local_as: u32,
+    pub router_id: Ipv4Addr,
+    /// Set when we reflect routes (RFC 4456); the id we add to CLUSTER_LIST.
+    pub cluster_id: Option<Ipv4Addr>,
+    /// Most paths handed to consumers as ECMP.
+    pub max_paths: usize,
+    /// Record best-path changes for subscribers.
+    pub track_changes: bool,
+}
+
+/// A change of the best path(s) for a prefix: `paths` empty means unreachable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BestChange {
+    pub prefix: Prefix,
+    pub paths: Vec<Arc<PathAttrs>>,
+}
+
+/// Per-peer RIB state.
+#[derive(Debug, Default)]
+struct PeerRib {
+    up: bool,
+    received: u64,
+    full_sync: bool,
+    adj_out: AdjRibOut,
+    encode_ctx: crate::packet::encode::EncodeCtx,
+}
+
+/// Too many prefixes from one peer: the session must end with Cease/1.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("peer {peer} sent {count} prefixes, above its limit of {limit}")]
+pub struct MaxPrefixExceeded {
+    pub peer: PeerId,
+    pub count: u64,
+    pub limit: u64,
+}
+
+/// All RIBs of a speaker. Pure: no I/O, no clock.
+#[derive(Debug)]
+pub struct Rib {
+    pub config: RibConfig,
+    table: table::Table,
+    infos: Vec<Option<PeerInfo>>,
+    peers: Vec<Option<PeerRib>>,
+    policy: Arc<dyn Policy>,
+    changes: Vec<BestChange>,
+    /// Prefixes whose best path changed since the last flush (only kept while a peer is up).
+    dirty: Vec<Prefix>,
+    any_up: bool,
+}
+
+/// Identity of the best paths, to tell whether a change moved them.
+fn best_key(entry: &table::Entry) -> BestKey {
+    entry
+        .best()
+        .iter()
+        .map(|p| (p.peer, Arc::as_ptr(&p.attrs)))
+        .collect()
+}
+
+type BestKey = smallvec::SmallVec<[(PeerId, *const PathAttrs); 2]>;
+
+/// Rerun the decision for an entry; returns whether the best set moved, and (when tracking)
+/// the new best attributes.
+fn rerank(
+    entry: &mut table::Entry,
+    infos: &[Option<PeerInfo>],
+    max_paths: usize,
+    track: bool,
+    old_best: &BestKey,
+) -> (bool, Vec<Arc<PathAttrs>>) {
+    let ecmp = decision::select(entry.paths_mut(), infos, max_paths);
+    entry.set_ecmp(ecmp);
+    let changed = *old_best != best_key(entry);
+    let best = if track {
+        entry.best().iter().map(|p| p.attrs.clone()).collect()
+    } else {
+        Vec::new()
+    };
+    (changed, best)
+}
+
+impl Rib {
+    pub fn new(config: RibConfig) -> Rib {
+        Rib {
+            config,
+            table: table::Table::default(),
+            infos: vec![None],
+            peers: vec![Some(PeerRib::default())],
+            policy: Arc::new(AcceptAll),
+            changes: Vec::new(),
+            dirty: Vec::new(),
+            any_up: false,
+        }
+    }
+
+    pub fn set_policy(&mut self, policy: Arc<dyn Policy>) {
+        self.policy = policy;
+    }
+
+    /// Register a peer; returns its id.
+    pub fn add_peer(&mut self, info: PeerInfo) -> PeerId {
+        let slot = self
+            .infos
+            .iter()
+            .skip(1)
+            .position(Option::is_none)
+            .map(|i| i + 1);
+        let id = match slot {
+            Some(i) => i,
+            None => {
+                self.infos.push(None);
+                self.peers.push(None);
+                self.infos.len() - 1
+            }
+        };
+        self.infos[id] = Some(info);
+        self.peers[id] = Some(PeerRib::default());
+        id as PeerId
+    }
+
+    /// Forget a peer and every route it sent.
+    pub fn remove_peer(&mut self, peer: PeerId) {
+        self.peer_down(peer, false);
+        if let Some(slot) = self.infos.get_mut(peer as usize) {
+            *slot = None;
+        }
+        if let Some(slot) = self.peers.get_mut(peer as usize) {
+            *slot = None;
+        }
+    }
+
+    pub fn peer_info(&self, peer: PeerId) -> Option<&PeerInfo> {
+        self.infos.get(peer as usize).and_then(|i| i.as_ref())
+    }
+
+    /// Update what we learned about a peer from its OPEN (router id, AS, families).
+    pub fn set_peer_info(&mut self, peer: PeerId, info: PeerInfo) {
+        if let Some(slot) = self.infos.get_mut(peer as usize) {
+            *slot = Some(info);
+        }
+    }
+
+    fn peer_mut(&mut self, peer: PeerId) -> Option<&mut PeerRib> {
+        self.peers.get_mut(peer as usize).and_then(|p| p.as_mut())
+    }
+
+    /// The session reached Established: everything we have goes out at the next flush.
+    pub fn peer_up(&mut self, peer: PeerId) {
+        if let Some(p) = self.peer_mut(peer) {
+            p.up = true;
+            p.full_sync = true;
+            p.adj_out.clear();
+        }
+        self.any_up = true;
+    }
+
+    /// The peer asked for our routes again (ROUTE-REFRESH).
+    pub fn refresh(&mut self, peer: PeerId) {
+        if let Some(p) = self.peer_mut(peer) {
+            if p.up {
+                p.full_sync = true;
+            }
+        }
+    }
+
+    /// The session went down. With `graceful`, its routes stay as stale (RFC 4724 helper).
+    pub fn peer_down(&mut self, peer: PeerId, graceful: bool) {
+        if let Some(p) = self.peer_mut(peer) {
+            p.up = false;
+            p.full_sync = false;
+            p.adj_out.clear();
+        }
+        self.any_up = self.peers.iter().flatten().any(|p| p.up);
+        if graceful {
+            for entry in self.table.values_mut() {
+                for path in entry.paths_mut().iter_mut().filter(|p| p.peer == peer) {
+                    path.stale = true;
+                }
+            }
+        } else {
+            self.remove_paths_where(peer, None, |_| true);
+        }
+    }
+
+    /// Drop a peer's stale paths of one family (End-of-RIB received, or restart timer out).
+    pub fn purge_stale(&mut self, peer: PeerId, afi: Option<Afi>) {
+        self.remove_paths_where(peer, afi, |p| p.stale);
+    }
+
+    fn remove_paths_where(&mut self, peer: PeerId, afi: Option<Afi>, pred: impl Fn(&Path) -> bool) {
+        let doomed: Vec<Prefix> = self
+            .table
+            .iter()
+            .filter(|(prefix, _)| afi.is_none_or(|a| crate::packet::prefix::afi_of(prefix) == a))
+            .filter(|(_, e)| e.paths().iter().any(|p| p.peer == peer && pred(p)))
+            .map(|(prefix, _)| prefix)
+            .collect();
+        for prefix in doomed {
+            self.set_path(prefix, peer, None);
+        }
+    }
+
+    /// Install, replace (`Some`) or remove (`None`) `peer`'s path for `prefix`, rerun the
+    /// decision and note a best-path change. Returns (had a path before, has one now).
+    pub(crate) fn set_path(
+        &mut self,
+        prefix: Prefix,
+        peer: PeerId,
+        attrs: Option<Arc<PathAttrs>>,
+    ) -> (bool, bool) {
+        let max_paths = self.config.max_paths;
+        let track = self.config.track_changes;
+        let new_path = |attrs: Arc<PathAttrs>| Path {
+            peer,
+            stale: false,
+            attrs,
+        };
+        let (before, after, changed, best) = match attrs {
+            Some(attrs) => {
+                let fresh = attrs.clone();
+                let (entry, created) = self
+                    .table
+                    .get_or_insert_with(prefix, || table::Entry::One(new_path(fresh)));
+                if created {
+                    (
+                        false,
+                        true,
+                        true,
+                        if track { vec![attrs] } else { Vec::new() },
+                    )
+                } else {
+                    let old_best = best_key(entry);
+                    let pos = entry.paths().iter().position(|p| p.peer == peer);
+                    match pos {
+                        Some(i) => entry.paths_mut()[i] = new_path(attrs),
+                        None => entry.push(new_path(attrs)),
+                    }
+                    let (changed, best) = rerank(entry, &self.infos, max_paths, track, &old_best);
+                    (pos.is_some(), true, changed, best)
+                }
+            }
+            None => {
+                let Some(entry) = self.table.get_mut(&prefix) else {
+                    return (false, false);
+                };
+                let Some(i) = entry.paths().iter().position(|p| p.peer == peer) else {
+                    return (false, false);
+                };
+                let old_best = best_key(entry);
+                if entry.remove(i) {
+                    let (changed, best) = rerank(entry, &self.infos, max_paths, track, &old_best);
+                    (true, false, changed, best)
+                } else {
+                    self.table.remove(&prefix);
+                    (true, false, true, Vec::new())
+                }
+            }
+        };
+        if before != after {
+            if let Some(p) = self.peer_mut(peer) {
+                if after {
+                    p.received += 1;
+                } else {
+                    p.received = p.received.saturating_sub(1);
+                }
+            }
+        }
+        if changed {
+            if self.any_up {
+                self.dirty.push(prefix);
+            }
+            if self.config.track_changes {
+                self.changes.push(BestChange {
+                    prefix,
+                    paths: best,
+                });
+            }
+        }
+        (before, after)
+    }
+
+    /// Best-path changes since the last call.
+    pub fn take_changes(&mut self) -> Vec<BestChange> {
+        std::mem::take(&mut self.changes)
+    }
+
+    /// The Loc-RIB entry for a prefix: paths best first, and how many are ECMP.
+    pub fn lookup(&self, prefix: &Prefix) -> Option<(&[Path], usize)> {
+        self.table.get(prefix).map(|e| (e.paths(), e.ecmp()))
+    }
+
+    /// Walk the Loc-RIB: (prefix, best paths).
+    pub fn iter_best(&self) -> impl Iterator<Item = (Prefix, &[Path])> {
+        self.table.iter().map(|(p, e)| (p, e.best()))
+    }
+
+    pub fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.table.is_empty()
+    }
+
+    /// Prefixes accepted from a peer (its Adj-RIB-In size).
+    pub fn received_count(&self, peer: PeerId) -> u64 {
+        self.peers
+            .get(peer as usize)
+            .and_then(|p| p.as_ref())
+            .map_or(0, |p| p.received)
+    }
+
+    /// Prefixes currently advertised to a peer (its Adj-RIB-Out size).
+    pub fn advertised_count(&self, peer: PeerId) -> u64 {
+        self.peers
+            .get(peer as usize)
+            .and_then(|p| p.as_ref())
+            .map_or(0, |p| p.adj_out.len() as u64)
+    }
+
+    /// A peer's Adj-RIB-In: every path it sent that we hold.
+    pub fn adj_in(&self, peer: PeerId) -> impl Iterator<Item = (Prefix, &Path)> {
+        self.table.iter().flat_map(move |(prefix, e)| {
+            e.paths()
+                .iter()
+                .filter(move |p| p.peer == peer)
+                .map(move |p| (prefix, p))
+        })
+    }
+}

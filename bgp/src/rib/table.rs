@@ -1,0 +1,192 @@
+//! The prefix table behind the RIBs, laid out for memory: IPv4 prefixes are keyed by one
+//! packed `u64` (address and length), and an entry keeps its first path inline, so the common
+//! one-path prefix costs one hash slot and no extra allocation.
+
+use std::net::Ipv4Addr;
+
+use super::Path;
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use rustc_hash::FxHashMap;
+
+/// The paths of one prefix, best first. One path (the usual case) is stored inline: the whole
+/// entry is 16 bytes (the enum tag lives in the niche of `Path::stale`).
+#[derive(Debug, Clone)]
+pub enum Entry {
+    One(Path),
+    Many(Box<ManyPaths>),
+}
+
+/// Several paths; the first `ecmp` are the multipath set.
+#[derive(Debug, Clone)]
+pub struct ManyPaths {
+    paths: Vec<Path>,
+    ecmp: u8,
+}
+
+impl Entry {
+    pub fn paths(&self) -> &[Path] {
+        match self {
+            Entry::One(p) => std::slice::from_ref(p),
+            Entry::Many(m) => &m.paths,
+        }
+    }
+
+    pub fn paths_mut(&mut self) -> &mut [Path] {
+        match self {
+            Entry::One(p) => std::slice::from_mut(p),
+            Entry::Many(m) => &mut m.paths,
+        }
+    }
+
+    /// How many leading paths are equal-cost.
+    pub fn ecmp(&self) -> usize {
+        match self {
+            Entry::One(_) => 1,
+            Entry::Many(m) => usize::from(m.ecmp),
+        }
+    }
+
+    /// The best path and its ECMP siblings.
+    pub fn best(&self) -> &[Path] {
+        &self.paths()[..self.ecmp()]
+    }
+
+    pub fn set_ecmp(&mut self, ecmp: usize) {
+        if let Entry::Many(m) = self {
+            m.ecmp = ecmp.clamp(1, m.paths.len()) as u8;
+        }
+    }
+
+    pub fn push(&mut self, path: Path) {
+        match self {
+            Entry::One(first) => {
+                let first = first.clone();
+                *self = Entry::Many(Box::new(ManyPaths {
+                    paths: vec![first, path],
+                    ecmp: 1,
+                }));
+            }
+            Entry::Many(m) => m.paths.push(path),
+        }
+    }
+
+    /// Remove path `i`; false when the entry is left empty (the caller drops it).
+    pub fn remove(&mut self, i: usize) -> bool {
+        match self {
+            Entry::One(_) => false,
+            Entry::Many(m) => {
+                if i < m.paths.len() {
+                    m.paths.remove(i);
+                }
+                match m.paths.len() {
+                    0 => false,
+                    1 => {
+                        let last = m.paths[0].clone();
+                        *self = Entry::One(last);
+                        true
+                    }
+                    _ => true,
+                }
+            }
+        }
+    }
+}
+
+fn pack(net: &Ipv4Net) -> u64 {
+    (u64::from(u32::from(net.addr())) << 8) | u64::from(net.prefix_len())
+}
+
+fn unpack(key: u64) -> Prefix4 {
+    let addr = Ipv4Addr::from((key >> 8) as u32);
+    // The key was built from a valid Ipv4Net, so the length is at most 32.
+    Ipv4Net::new(addr, (key & 0xff) as u8).unwrap_or_default()
+}
+
+type Prefix4 = Ipv4Net;
+
+#[derive(Debug, Default)]
+pub struct Table {
+    v4: FxHashMap<u64, Entry>,
+    v6: FxHashMap<Ipv6Net, Entry>,
+}
+
+impl Table {
+    pub fn get(&self, prefix: &IpNet) -> Option<&Entry> {
+        match prefix {
+            IpNet::V4(n) => self.v4.get(&pack(n)),
+            IpNet::V6(n) => self.v6.get(n),
+        }
+    }
+
+    pub fn get_mut(&mut self, prefix: &IpNet) -> Option<&mut Entry> {
+        match prefix {
+            IpNet::V4(n) => self.v4.get_mut(&pack(n)),
+            IpNet::V6(n) => self.v6.get_mut(n),
+        }
+    }
+
+    /// The entry for `prefix`, created from `make` when absent (one hash lookup).
+    pub fn get_or_insert_with(
+        &mut self,
+        prefix: IpNet,
+        make: impl FnOnce() -> Entry,
+    ) -> (&mut Entry, bool) {
+        let mut created = false;
+        let entry = match prefix {
+            IpNet::V4(n) => self.v4.entry(pack(&n)).or_insert_with(|| {
+                created = true;
+                make()
+            }),
+            IpNet::V6(n) => self.v6.entry(n).or_insert_with(|| {
+                created = true;
+                make()
+            }),
+        };
+        (entry, created)
+    }
+
+    pub fn insert(&mut self, prefix: IpNet, entry: Entry) {
+        match prefix {
+            IpNet::V4(n) => {
+                self.v4.insert(pack(&n), entry);
+            }
+            IpNet::V6(n) => {
+                self.v6.insert(n, entry);
+            }
+        }
+    }
+
+    pub fn remove(&mut self, prefix: &IpNet) {
+        match prefix {
+            IpNet::V4(n) => {
+                self.v4.remove(&pack(n));
+            }
+            IpNet::V6(n) => {
+                self.v6.remove(n);
+            }
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (IpNet, &Entry)> {
+        self.v4
+            .iter()
+            .map(|(k, e)| (IpNet::V4(unpack(*k)), e))
+            .chain(self.v6.iter().map(|(k, e)| (IpNet::V6(*k), e)))
+    }
+
+    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut Entry> {
+        self.v4.values_mut().chain(self.v6.values_mut())
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = IpNet> + '_ {
+        self.iter().map(|(p, _)| p)
+    }
+
+    pub fn len(&self) -> usize {
+        self.v4.len() + self.v6.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}

@@ -1,0 +1,631 @@
+//! The public API: a speaker with its peers, RIBs and listener, run by one core task that owns
+//! the RIB and talks to one session task per peer.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rustc_hash::FxHashMap;
+use serde::Serialize;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::config::{ConfigError, PeerConfig, SpeakerConfig};
+use crate::fsm::{Fsm, FsmConfig};
+use crate::packet::error::cease;
+use crate::packet::{Origin, PathAttrs, Prefix};
+use crate::policy::Policy;
+use crate::rib::{BestChange, PeerId, PeerInfo, Rib, RibConfig, LOCAL_PEER};
+use crate::session::driver::{self, SessionSetup};
+use crate::session::socket::{self, SocketOptions};
+use crate::session::{SessionCmd, SessionEvent, SessionStatus};
+
+/// Errors of the speaker API.
+#[derive(Debug, thiserror::Error)]
+pub enum SpeakerError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("peer {0} already exists")]
+    PeerExists(IpAddr),
+    #[error("md5 key for peer {peer}: {source}")]
+    Md5 {
+        peer: IpAddr,
+        source: std::io::Error,
+    },
+    #[error("the speaker has stopped")]
+    Stopped,
+}
+
+/// One peer as `inspect` and metrics see it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PeerState {
+    #[serde(flatten)]
+    pub session: SessionStatus,
+    pub received_prefixes: u64,
+    pub advertised_prefixes: u64,
+    pub dynamic: bool,
+}
+
+/// One Loc-RIB entry as shown to operators and tests.
+#[derive(Debug, Clone, Serialize)]
+pub struct RibRoute {
+    pub prefix: Prefix,
+    /// Next hops of the best path and its ECMP siblings.
+    pub next_hops: Vec<Option<IpAddr>>,
+    pub as_path: Vec<u32>,
+    pub origin: Origin,
+    pub local_pref: Option<u32>,
+    pub med: Option<u32>,
+    pub communities: Vec<u32>,
+    pub originator_id: Option<Ipv4Addr>,
+    pub cluster_list: Vec<Ipv4Addr>,
+    /// Where the best path came from; None for our own routes.
+    pub from: Option<IpAddr>,
+    pub stale: bool,
+}
+
+enum CoreMsg {
+    Accepted(TcpStream, SocketAddr),
+    AddPeer(PeerConfig, oneshot::Sender<Result<(), SpeakerError>>),
+    RemovePeer(IpAddr, oneshot::Sender<bool>),
+    Announce(Vec<Prefix>, PathAttrs),
+    Withdraw(Vec<Prefix>),
+    Subscribe(mpsc::UnboundedSender<Vec<BestChange>>),
+    PeerStates(oneshot::Sender<Vec<PeerState>>),
+    LocRib(oneshot::Sender<Vec<RibRoute>>),
+    RibSize(oneshot::Sender<usize>),
+    Refresh(IpAddr),
+    StaleTimer { peer: PeerId, generation: u64 },
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// A running BGP speaker. Dropping it stops the core and every session.
+pub struct Speaker {
+    tx: mpsc::UnboundedSender<CoreMsg>,
+    listen_addr: Option<SocketAddr>,
+}
+
+impl Speaker {
+    /// Validate the configuration, bind the listener and start the configured peers.
+    pub async fn new(config: SpeakerConfig) -> Result<Speaker, SpeakerError> {
+        Self::with_policy(config, Arc::new(crate::policy::AcceptAll)).await
+    }
+
+    pub async fn with_policy(
+        config: SpeakerConfig,
+        policy: Arc<dyn Policy>,
+    ) -> Result<Speaker, SpeakerError> {
+        config.validate()?;
+        let listener = match config.listen {
+            Some(addr) => Some(Arc::new(
+                socket::listen(addr).map_err(|source| SpeakerError::Listen { addr, source })?,
+            )),
+            None => None,
+        };
+        let listen_addr = listener.as_ref().and_then(|l| l.local_addr().ok());
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (session_tx, session_rx) = mpsc::unbounded_channel();
+        let mut rib = Rib::new(RibConfig {
+            local_as: config.local_as,
+            router_id: config.router_id,
+            cluster_id: config.cluster_id,
+            max_paths: config.max_paths,
+            track_changes: false,
+        });
+        rib.set_policy(policy);
+        if let Some(l) = &listener {
+            tokio::spawn(accept_loop(l.clone(), tx.clone()));
+        }
+        let mut core = Core {
+            config: config.clone(),
+            rib,
+            peers: FxHashMap::default(),
+            by_id: FxHashMap::default(),
+            subscribers: Vec::new(),
+            session_tx,
+            tx: tx.downgrade(),
+            listener,
+        };
+        for peer in config.peers.clone() {
+            core.add_peer(peer, false)?;
+        }
+        tokio::spawn(core.run(rx, session_rx));
+        Ok(Speaker { tx, listen_addr })
+    }
+
+    /// Where the listener is bound (useful with port 0).
+    pub fn listen_addr(&self) -> Option<SocketAddr> {
+        self.listen_addr
+    }
+
+    fn send(&self, msg: CoreMsg) -> Result<(), SpeakerError> {
+        self.tx.send(msg).map_err(|_| SpeakerError::Stopped)
+    }
+
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> CoreMsg,
+    ) -> Result<T, SpeakerError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(make(reply))?;
+        rx.await.map_err(|_| SpeakerError::Stopped)
+    }
+
+    pub async fn add_peer(&self, peer: PeerConfig) -> Result<(), SpeakerError> {
+        self.ask(|r| CoreMsg::AddPeer(peer, r)).await?
+    }
+
+    /// Remove a peer (its session ends with Cease, its routes are withdrawn). False if unknown.
+    pub async fn remove_peer(&self, address: IpAddr) -> Result<bool, SpeakerError> {
+        self.ask(|r| CoreMsg::RemovePeer(address, r)).await
+    }
+
+    /// Originate `prefixes` with `attrs` (next hop unset = our session address).
+    pub fn announce(&self, prefixes: Vec<Prefix>, attrs: PathAttrs) -> Result<(), SpeakerError> {
+        self.send(CoreMsg::Announce(prefixes, attrs))
+    }
+
+    pub fn withdraw(&self, prefixes: Vec<Prefix>) -> Result<(), SpeakerError> {
+        self.send(CoreMsg::Withdraw(prefixes))
+    }
+
+    /// Best-path changes, in batches; the first batch is the current Loc-RIB.
+    pub fn subscribe(&self) -> Result<mpsc::UnboundedReceiver<Vec<BestChange>>, SpeakerError> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.send(CoreMsg::Subscribe(tx))?;
+        Ok(rx)
+    }
+
+    pub async fn peer_states(&self) -> Result<Vec<PeerState>, SpeakerError> {
+        self.ask(CoreMsg::PeerStates).await
+    }
+
+    pub async fn loc_rib(&self) -> Result<Vec<RibRoute>, SpeakerError> {
+        self.ask(CoreMsg::LocRib).await
+    }
+
+    pub async fn loc_rib_len(&self) -> Result<usize, SpeakerError> {
+        self.ask(CoreMsg::RibSize).await
+    }
+
+    /// Send ROUTE-REFRESH to a peer.
+    pub fn route_refresh(&self, peer: IpAddr) -> Result<(), SpeakerError> {
+        self.send(CoreMsg::Refresh(peer))
+    }
+
+    /// Stop every session (Cease/admin shutdown) and the core.
+    pub async fn shutdown(self) {
+        let _ = self.ask(CoreMsg::Shutdown).await;
+    }
+}
+
+async fn accept_loop(listener: Arc<TcpListener>, tx: mpsc::UnboundedSender<CoreMsg>) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, remote)) => {
+                if tx.send(CoreMsg::Accepted(stream, remote)).is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+struct PeerEntry {
+    id: PeerId,
+    config: PeerConfig,
+    cmd: mpsc::UnboundedSender<SessionCmd>,
+    status: Arc<Mutex<SessionStatus>>,
+    epoch: u64,
+    dynamic: bool,
+    stale_generation: u64,
+}
+
+struct Core {
+    config: SpeakerConfig,
+    rib: Rib,
+    peers: FxHashMap<IpAddr, PeerEntry>,
+    by_id: FxHashMap<PeerId, IpAddr>,
+    subscribers: Vec<mpsc::UnboundedSender<Vec<BestChange>>>,
+    session_tx: mpsc::UnboundedSender<SessionEvent>,
+    tx: mpsc::WeakUnboundedSender<CoreMsg>,
+    listener: Option<Arc<TcpListener>>,
+}
+
+/// Messages handled between two flushes, so UPDATE packing sees large batches.
+const BATCH: usize = 64;
+
+impl Core {
+    async fn run(
+        mut self,
+        mut rx: mpsc::UnboundedReceiver<CoreMsg>,
+        mut sessions: mpsc::UnboundedReceiver<SessionEvent>,
+    ) {
+        loop {
+            tokio::select! {
+                msg = rx.recv() => match msg {
+                    Some(CoreMsg::Shutdown(reply)) => {
+                        self.stop_all();
+                        let _ = reply.send(());
+                        return;
+                    }
+                    Some(msg) => self.handle(msg),
+                    None => {
+                        self.stop_all();
+                        return;
+                    }
+                },
+                Some(ev) = sessions.recv() => self.session_event(ev),
+            }
+            for _ in 0..BATCH {
+                match sessions.try_recv() {
+                    Ok(ev) => self.session_event(ev),
+                    Err(_) => break,
+                }
+            }
+            for _ in 0..BATCH {
+                match rx.try_recv() {
+                    Ok(CoreMsg::Shutdown(reply)) => {
+                        self.stop_all();
+                        let _ = reply.send(());
+                        return;
+                    }
+                    Ok(msg) => self.handle(msg),
+                    Err(_) => break,
+                }
+            }
+            self.flush();
+        }
+    }
+
+    fn stop_all(&mut self) {
+        for entry in self.peers.values() {
+            let _ = entry.cmd.send(SessionCmd::Stop);
+        }
+        self.peers.clear();
+    }
+
+    fn flush(&mut self) {
+        for flush in self.rib.flush() {
+            let Some(entry) = self.by_id.get(&flush.peer).and_then(|a| self.peers.get(a)) else {
+                continue;
+            };
+            tracing::debug!(peer = %entry.config.address, messages = flush.messages, announced = flush.announced, withdrawn = flush.withdrawn, "sending updates");
+            let _ = entry.cmd.send(SessionCmd::Send {
+                epoch: entry.epoch,
+                bytes: flush.bytes,
+                messages: flush.messages,
+            });
+        }
+        if !self.subscribers.is_empty() {
+            let changes = self.rib.take_changes();
+            if !changes.is_empty() {
+                self.subscribers.retain(|s| s.send(changes.clone()).is_ok());
+                if self.subscribers.is_empty() {
+                    self.rib.config.track_changes = false;
+                }
+            }
+        }
+    }
+
+    fn peer_info(&self, cfg: &PeerConfig) -> PeerInfo {
+        PeerInfo {
+            address: cfg.address,
+            router_id: Ipv4Addr::UNSPECIFIED,
+            asn: cfg.peer_as.unwrap_or(0),
+            ibgp: cfg.peer_as == Some(self.config.local_as),
+            rr_client: cfg.rr_client,
+            local_address: cfg
+                .local_address
+                .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+            local_v6_next_hop: cfg.local_v6_next_hop,
+            next_hop_self: cfg.next_hop_self,
+            max_prefix: cfg.max_prefix,
+            families: cfg.families.clone(),
+        }
+    }
+
+    fn add_peer(&mut self, cfg: PeerConfig, dynamic: bool) -> Result<PeerId, SpeakerError> {
+        if self.peers.contains_key(&cfg.address) {
+            return Err(SpeakerError::PeerExists(cfg.address));
+        }
+        if let (Some(key), Some(listener)) = (&cfg.md5_password, &self.listener) {
+            socket::set_md5(&**listener, cfg.address, key).map_err(|source| SpeakerError::Md5 {
+                peer: cfg.address,
+                source,
+            })?;
+        }
+        let id = self.rib.add_peer(self.peer_info(&cfg));
+        let fsm = Fsm::new(FsmConfig {
+            local_as: self.config.local_as,
+            local_id: self.config.router_id,
+            peer_as: cfg.peer_as,
+            hold_time: self.config.hold_time,
+            connect_retry: self.config.connect_retry,
+            passive: cfg.passive,
+            families: cfg.families.clone(),
+            graceful_restart: self.config.graceful_restart,
+            restarting: self.config.restarting,
+        });
+        let status = Arc::new(Mutex::new(SessionStatus::new(cfg.address)));
+        let (cmd, cmd_rx) = mpsc::unbounded_channel();
+        let setup = SessionSetup {
+            peer: id,
+            remote: SocketAddr::new(cfg.address, cfg.port),
+            fsm,
+            socket: SocketOptions {
+                local_address: cfg.local_address,
+                md5_password: cfg.md5_password.clone(),
+                ttl_security: cfg.ttl_security,
+            },
+            core: self.session_tx.clone(),
+            status: status.clone(),
+        };
+        tokio::spawn(driver::run(setup, cmd_rx));
+        let _ = cmd.send(SessionCmd::Start);
+        self.by_id.insert(id, cfg.address);
+        self.peers.insert(
+            cfg.address,
+            PeerEntry {
+                id,
+                config: cfg,
+                cmd,
+                status,
+                epoch: 0,
+                dynamic,
+                stale_generation: 0,
+            },
+        );
+        Ok(id)
+    }
+
+    fn remove_peer(&mut self, address: IpAddr) -> bool {
+        let Some(entry) = self.peers.remove(&address) else {
+            return false;
+        };
+        let _ = entry.cmd.send(SessionCmd::Stop);
+        self.by_id.remove(&entry.id);
+        self.rib.remove_peer(entry.id);
+        if let (Some(_), Some(listener)) = (&entry.config.md5_password, &self.listener) {
+            let _ = socket::set_md5(&**listener, address, "");
+        }
+        true
+    }
+
+    fn accepted(&mut self, stream: TcpStream, remote: SocketAddr) {
+        let ip = remote.ip();
+        if !self.peers.contains_key(&ip) {
+            let Some(range) = self
+                .config
+                .dynamic_neighbors
+                .iter()
+                .find(|d| d.prefix.contains(&ip))
+                .cloned()
+            else {
+                tracing::info!(%remote, "connection from an unknown address refused");
+                return;
+            };
+            let mut cfg = PeerConfig::new(ip, range.peer_as);
+            cfg.passive = true;
+            cfg.rr_client = range.rr_client;
+            cfg.max_prefix = range.max_prefix;
+            cfg.families = range.families;
+            cfg.port = remote.port();
+            if let Err(e) = self.add_peer(cfg, true) {
+                tracing::warn!(%remote, error = %e, "dynamic neighbour refused");
+                return;
+            }
+            tracing::info!(%remote, "dynamic neighbour accepted");
+        }
+        let Some(entry) = self.peers.get(&ip) else {
+            return;
+        };
+        if let Some(hops) = entry.config.ttl_security {
+            if let Err(e) = socket::set_ttl_security(&stream, ip.is_ipv6(), hops) {
+                tracing::warn!(%remote, error = %e, "TTL security not applied; connection refused");
+                return;
+            }
+        }
+        let _ = entry.cmd.send(SessionCmd::Inbound(stream));
+    }
+
+    fn handle(&mut self, msg: CoreMsg) {
+        match msg {
+            CoreMsg::Accepted(stream, remote) => self.accepted(stream, remote),
+            CoreMsg::AddPeer(cfg, reply) => {
+                let _ = reply.send(self.add_peer(cfg, false).map(|_| ()));
+            }
+            CoreMsg::RemovePeer(addr, reply) => {
+                let _ = reply.send(self.remove_peer(addr));
+            }
+            CoreMsg::Announce(prefixes, attrs) => self.rib.announce_local(&prefixes, attrs),
+            CoreMsg::Withdraw(prefixes) => self.rib.withdraw_local(&prefixes),
+            CoreMsg::Subscribe(tx) => {
+                let snapshot: Vec<BestChange> = self
+                    .rib
+                    .iter_best()
+                    .map(|(prefix, paths)| BestChange {
+                        prefix,
+                        paths: paths.iter().map(|p| p.attrs.clone()).collect(),
+                    })
+                    .collect();
+                if tx.send(snapshot).is_ok() {
+                    self.subscribers.push(tx);
+                    self.rib.config.track_changes = true;
+                }
+            }
+            CoreMsg::PeerStates(reply) => {
+                let states = self
+                    .peers
+                    .values()
+                    .map(|e| PeerState {
+                        session: e.status.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+                        received_prefixes: self.rib.received_count(e.id),
+                        advertised_prefixes: self.rib.advertised_count(e.id),
+                        dynamic: e.dynamic,
+                    })
+                    .collect();
+                let _ = reply.send(states);
+            }
+            CoreMsg::LocRib(reply) => {
+                let routes = self
+                    .rib
+                    .iter_best()
+                    .filter_map(|(prefix, paths)| {
+                        let best = paths.first()?;
+                        let a = &best.attrs;
+                        Some(RibRoute {
+                            prefix,
+                            next_hops: paths.iter().map(|p| p.attrs.next_hop).collect(),
+                            as_path: a
+                                .as_path
+                                .segments
+                                .iter()
+                                .flat_map(|s| s.asns.iter().copied())
+                                .collect(),
+                            origin: a.origin,
+                            local_pref: a.local_pref,
+                            med: a.med,
+                            communities: a.communities.clone(),
+                            originator_id: a.originator_id,
+                            cluster_list: a.cluster_list.clone(),
+                            from: (best.peer != LOCAL_PEER)
+                                .then(|| self.rib.peer_info(best.peer).map(|i| i.address))
+                                .flatten(),
+                            stale: best.stale,
+                        })
+                    })
+                    .collect();
+                let _ = reply.send(routes);
+            }
+            CoreMsg::RibSize(reply) => {
+                let _ = reply.send(self.rib.len());
+            }
+            CoreMsg::Refresh(addr) => {
+                if let Some(e) = self.peers.get(&addr) {
+                    let _ = e.cmd.send(SessionCmd::RequestRefresh);
+                }
+            }
+            CoreMsg::StaleTimer { peer, generation } => {
+                let current = self
+                    .by_id
+                    .get(&peer)
+                    .and_then(|a| self.peers.get(a))
+                    .map(|e| e.stale_generation);
+                if current == Some(generation) {
+                    tracing::info!(peer, "graceful-restart timer expired: stale routes removed");
+                    self.rib.purge_stale(peer, None);
+                }
+            }
+            CoreMsg::Shutdown(_) => {}
+        }
+    }
+
+    fn start_stale_timer(&mut self, peer: PeerId, secs: u16) {
+        let Some(entry) = self.by_id.get(&peer).and_then(|a| self.peers.get_mut(a)) else {
+            return;
+        };
+        entry.stale_generation += 1;
+        let generation = entry.stale_generation;
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(u64::from(secs))).await;
+            if let Some(tx) = tx.upgrade() {
+                let _ = tx.send(CoreMsg::StaleTimer { peer, generation });
+            }
+        });
+    }
+
+    fn session_event(&mut self, ev: SessionEvent) {
+        match ev {
+            SessionEvent::Up {
+                peer,
+                epoch,
+                negotiated,
+                local,
+                remote: _,
+            } => {
+                let Some(entry) = self.by_id.get(&peer).and_then(|a| self.peers.get_mut(a)) else {
+                    return;
+                };
+                entry.epoch = epoch;
+                let cfg = entry.config.clone();
+                let mut info = self.peer_info(&cfg);
+                info.router_id = negotiated.peer_id;
+                info.asn = negotiated.peer_as;
+                info.ibgp = negotiated.ibgp;
+                info.local_address = cfg.local_address.unwrap_or(local.ip());
+                info.families = negotiated.families.clone();
+                self.rib.set_peer_info(peer, info);
+                self.rib.set_encode_ctx(
+                    peer,
+                    crate::packet::encode::EncodeCtx {
+                        four_octet_as: negotiated.four_octet_as,
+                        max_len: if negotiated.extended_message {
+                            crate::packet::frame::EXTENDED_MAX_LEN
+                        } else {
+                            crate::packet::frame::MAX_LEN
+                        },
+                    },
+                );
+                self.rib.peer_up(peer);
+                // Stale routes kept from before the restart go if the peer never sends End-of-RIB.
+                if let Some(gr) = &negotiated.peer_graceful_restart {
+                    self.start_stale_timer(peer, gr.restart_time.max(1) * 2);
+                }
+            }
+            SessionEvent::Down {
+                peer,
+                graceful,
+                restart_time,
+            } => {
+                self.rib.peer_down(peer, graceful);
+                if graceful {
+                    self.start_stale_timer(peer, restart_time.max(1));
+                }
+            }
+            SessionEvent::Update {
+                peer,
+                epoch,
+                update,
+            } => {
+                let Some(entry) = self.by_id.get(&peer).and_then(|a| self.peers.get(a)) else {
+                    return;
+                };
+                if entry.epoch != epoch {
+                    return;
+                }
+                match self.rib.import_update(peer, *update) {
+                    Ok(result) => {
+                        if let Some(afi) = result.end_of_rib {
+                            self.rib.purge_stale(peer, Some(afi));
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(peer = %entry.config.address, error = %e, "max-prefix exceeded");
+                        let _ = entry.cmd.send(SessionCmd::Cease(cease::MAX_PREFIXES));
+                    }
+                }
+            }
+            SessionEvent::RefreshRequested { peer, epoch } => {
+                if self
+                    .by_id
+                    .get(&peer)
+                    .and_then(|a| self.peers.get(a))
+                    .is_some_and(|e| e.epoch == epoch)
+                {
+                    self.rib.refresh(peer);
+                }
+            }
+        }
+    }
+}
