@@ -1,0 +1,69 @@
+//! Finds the programs node kinds need, so planning itself stays pure. Our own binaries
+//! (`netmaster`, `netplugin`) are looked for next to `lab` (or in `LAB_BIN_DIR`), then on PATH.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use crate::plan::PlanEnv;
+use crate::sys;
+
+const SYSTEM: &[&str] = &[
+    "bird",
+    "birdc",
+    "gobgpd",
+    "gobgp",
+    "vtysh",
+    "etcd",
+    "etcdctl",
+    "ovsdb-tool",
+    "ovsdb-server",
+    "ovs-vswitchd",
+    "ovs-vsctl",
+];
+const FRR_DAEMONS: &[&str] = &["zebra", "bgpd"];
+const OURS: &[&str] = &["netmaster", "netplugin"];
+
+/// The default run root; `LAB_RUN_DIR` overrides it.
+pub fn run_root() -> PathBuf {
+    std::env::var_os("LAB_RUN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/run/lab"))
+}
+
+/// Where our own binaries are looked for first.
+pub fn own_bin_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("LAB_BIN_DIR") {
+        return Some(PathBuf::from(dir));
+    }
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(PathBuf::from))
+}
+
+pub fn discover(skip_missing: bool) -> PlanEnv {
+    let mut programs = BTreeMap::new();
+    for name in SYSTEM {
+        if let Some(path) = sys::which(name) {
+            programs.insert(name.to_string(), path);
+        }
+    }
+    for name in FRR_DAEMONS {
+        let path = PathBuf::from("/usr/lib/frr").join(name);
+        if sys::is_executable(&path) {
+            programs.insert(name.to_string(), path);
+        }
+    }
+    for name in OURS {
+        let beside = own_bin_dir()
+            .map(|d| d.join(name))
+            .filter(|p| sys::is_executable(p));
+        if let Some(path) = beside.or_else(|| sys::which(name)) {
+            programs.insert(name.to_string(), path);
+        }
+    }
+    PlanEnv {
+        run_root: run_root(),
+        programs,
+        skip_missing,
+    }
+}
