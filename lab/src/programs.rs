@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use crate::plan::PlanEnv;
 use crate::sys;
 
-const SYSTEM: &[&str] = &[
+/// System programs looked up on PATH.
+pub const SYSTEM: &[&str] = &[
     "bird",
     "birdc",
     "gobgpd",
@@ -20,7 +21,8 @@ const SYSTEM: &[&str] = &[
     "ovs-vswitchd",
     "ovs-vsctl",
 ];
-const FRR_DAEMONS: &[&str] = &["zebra", "bgpd"];
+/// FRR daemons, which live outside PATH.
+pub const FRR_DAEMONS: &[&str] = &["zebra", "bgpd"];
 const OURS: &[&str] = &["netmaster", "netplugin"];
 
 /// The default run root; `LAB_RUN_DIR` overrides it.

@@ -408,33 +408,34 @@ fn resolve_node(
         .into_iter()
         .map(|(k, v)| (k, v.into_string()))
         .collect();
-    let kind =
-        match (clab_kind.as_str(), labels.get(KIND_LABEL)) {
-            ("linux", Some(label)) => Kind::from_name(label).ok_or_else(|| {
-                invalid(
-                    format!("{key}.labels.{KIND_LABEL}"),
-                    format!(
-                        "kind `{label}` is not supported (supported: {})",
-                        Kind::names()
-                    ),
-                )
-            })?,
-            (other, Some(_)) if other != "linux" => return Err(invalid(
+    let kind = match (clab_kind.as_str(), labels.get(KIND_LABEL)) {
+        ("linux", Some(label)) => Kind::from_name(label).ok_or_else(|| {
+            invalid(
+                format!("{key}.labels.{KIND_LABEL}"),
+                format!(
+                    "kind `{label}` is not supported (supported: {})",
+                    Kind::names()
+                ),
+            )
+        })?,
+        (other, Some(_)) if other != "linux" => {
+            return Err(invalid(
                 format!("{key}.labels.{KIND_LABEL}"),
                 format!(
                     "only a `linux` node can take its kind from a label (this one is `{other}`)"
                 ),
-            )),
-            (written, _) => Kind::from_name(written).ok_or_else(|| {
-                invalid(
-                    format!("{key}.kind"),
-                    format!(
-                        "kind `{written}` is not supported here (supported: {})",
-                        Kind::names()
-                    ),
-                )
-            })?,
-        };
+            ))
+        }
+        (written, _) => Kind::from_name(written).ok_or_else(|| {
+            invalid(
+                format!("{key}.kind"),
+                format!(
+                    "kind `{written}` is not supported here (supported: {})",
+                    Kind::names()
+                ),
+            )
+        })?,
+    };
     let binds = merged
         .binds
         .iter()
