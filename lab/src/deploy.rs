@@ -29,6 +29,17 @@ pub fn deploy(
             state: state_file,
         });
     }
+    // A namespace of ours without a state file is a leftover of a lab whose state was lost.
+    if let Some(ns) = plan
+        .namespaces
+        .iter()
+        .find(|ns| crate::netns::netns_exists(ns))
+    {
+        return Err(LabError::Usage(format!(
+            "namespace {ns} already exists (left over from an earlier run?); remove it with `lab destroy -t {}`",
+            topology_file.display()
+        )));
+    }
     std::fs::create_dir_all(&plan.lab_dir)
         .map_err(|e| LabError::io("cannot create", &plan.lab_dir, e))?;
     let mut state = State {
@@ -95,14 +106,14 @@ fn execute(
         }
         Action::AddNetns { name } => {
             state.record(Resource::Netns { name: name.clone() })?;
-            sys::ip(&["netns", "add", name])?;
+            crate::netns::ip(&["netns", "add", name])?;
         }
         Action::AddBridge { netns, name } => {
             state.record(Resource::Link {
                 netns: netns.clone(),
                 name: name.clone(),
             })?;
-            sys::ip(&["-n", netns, "link", "add", name, "type", "bridge"])?;
+            crate::netns::ip(&["-n", netns, "link", "add", name, "type", "bridge"])?;
         }
         Action::AddVeth {
             netns,
@@ -114,19 +125,19 @@ fn execute(
                 netns: netns.clone(),
                 name: name.clone(),
             })?;
-            sys::ip(&[
+            crate::netns::ip(&[
                 "-n", netns, "link", "add", name, "type", "veth", "peer", "name", peer, "netns",
                 peer_netns,
             ])?;
         }
         Action::SetMaster { netns, dev, master } => {
-            sys::ip(&["-n", netns, "link", "set", dev, "master", master])?;
+            crate::netns::ip(&["-n", netns, "link", "set", dev, "master", master])?;
         }
         Action::AddAddress { netns, dev, addr } => {
-            sys::ip(&["-n", netns, "addr", "add", &addr.to_string(), "dev", dev])?;
+            crate::netns::ip(&["-n", netns, "addr", "add", &addr.to_string(), "dev", dev])?;
         }
         Action::LinkUp { netns, dev } => {
-            sys::ip(&["-n", netns, "link", "set", dev, "up"])?;
+            crate::netns::ip(&["-n", netns, "link", "set", dev, "up"])?;
         }
         Action::Run {
             node,
@@ -135,7 +146,7 @@ fn execute(
             env,
             ..
         } => {
-            sys::run(sys::in_netns(netns, argv).envs(env)).map_err(|e| match e {
+            sys::run(crate::netns::in_netns(netns, argv).envs(env)).map_err(|e| match e {
                 LabError::Command {
                     command,
                     status,
@@ -172,7 +183,7 @@ fn start_daemon(spawn: &Spawn, state: &mut State) -> Result<(), LabError> {
         .map_err(|e| LabError::io("cannot open", &spawn.log, e))?;
     // A process group of its own: a Ctrl-C at the terminal running `lab deploy` must not
     // reach the daemons it leaves running.
-    let child = sys::in_netns(&spawn.netns, &spawn.argv)
+    let child = crate::netns::in_netns(&spawn.netns, &spawn.argv)
         .envs(&spawn.env)
         .stdin(Stdio::null())
         .stdout(log)
@@ -191,7 +202,7 @@ fn start_daemon(spawn: &Spawn, state: &mut State) -> Result<(), LabError> {
         name: spawn.name.clone(),
         netns: spawn.netns.clone(),
         pid,
-        start_time: sys::start_time(pid).unwrap_or(0),
+        start_time: crate::process::start_time(pid).unwrap_or(0),
         log: spawn.log.clone(),
     })
 }
@@ -206,7 +217,7 @@ fn check_alive(state: &State, node: &str) -> Result<(), LabError> {
             ..
         } = r
         {
-            if n == node && !sys::alive(*pid) {
+            if n == node && !crate::process::alive(*pid) {
                 return Err(LabError::DaemonDied {
                     node: node.to_string(),
                     daemon: name.clone(),
@@ -231,7 +242,7 @@ fn wait_ready(
     let deadline = Instant::now() + timeout;
     loop {
         check_alive(state, node)?;
-        let last = match sys::run(sys::in_netns(netns, argv).envs(env)) {
+        let last = match sys::run(crate::netns::in_netns(netns, argv).envs(env)) {
             Ok(_) => return check_alive(state, node),
             Err(e) => e.to_string(),
         };

@@ -11,7 +11,6 @@ use crate::kind::Kind;
 use crate::nodes::frr;
 use crate::plan::lab_dir;
 use crate::state::{state_path, Resource, State};
-use crate::sys;
 use crate::topology::Topology;
 
 /// What destroy removed.
@@ -64,9 +63,11 @@ pub fn destroy(
                     start_time,
                     ..
                 } => {
-                    if sys::alive(*pid) && sys::start_time(*pid) == Some(*start_time) {
+                    if crate::process::alive(*pid)
+                        && crate::process::start_time(*pid) == Some(*start_time)
+                    {
                         progress(&format!("stopping {name} of {node} (pid {pid})"));
-                        sys::terminate(*pid);
+                        crate::process::terminate(*pid);
                         done.processes += 1;
                     }
                 }
@@ -87,26 +88,26 @@ pub fn destroy(
     }
     dirs.push(lab_dir(run_root, lab));
     for ns in &namespaces {
-        if !sys::netns_exists(ns) {
+        if !crate::netns::netns_exists(ns) {
             continue;
         }
         // Whatever still runs there is ours: it can only have been started in our namespace.
-        for pid in sys::netns_pids(ns) {
-            if sys::alive(pid) {
-                sys::terminate(pid);
+        for pid in crate::netns::netns_pids(ns) {
+            if crate::process::alive(pid) {
+                crate::process::terminate(pid);
                 done.processes += 1;
             }
         }
         progress(&format!("deleting namespace {ns}"));
-        sys::ip(&["netns", "delete", ns])?;
+        crate::netns::ip(&["netns", "delete", ns])?;
         done.namespaces += 1;
     }
     // Links live in the namespaces just deleted; one whose namespace survived is removed here.
     if let Some(state) = &state {
         for r in &state.resources {
             if let Resource::Link { netns, name } = r {
-                if sys::netns_exists(netns) {
-                    let _ = sys::ip(&["-n", netns, "link", "delete", name]);
+                if crate::netns::netns_exists(netns) {
+                    let _ = crate::netns::ip(&["-n", netns, "link", "delete", name]);
                 }
             }
         }

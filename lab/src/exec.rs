@@ -6,7 +6,6 @@ use std::process::{Command, ExitStatus};
 use crate::error::LabError;
 use crate::plan::NodeInfo;
 use crate::state::State;
-use crate::sys;
 
 /// Does a node match a `key=value` filter?
 pub fn matches(lab: &str, node: &NodeInfo, filter: &str) -> Result<bool, LabError> {
@@ -57,7 +56,7 @@ pub fn select<'a>(
 
 /// Runs `argv` in the node with the terminal attached.
 pub fn run_in(node: &NodeInfo, argv: &[String]) -> Result<ExitStatus, LabError> {
-    let mut cmd: Command = sys::in_netns(&node.netns, argv);
+    let mut cmd: Command = crate::netns::in_netns(&node.netns, argv);
     cmd.envs(&node.env).status().map_err(|e| LabError::Command {
         command: argv.join(" "),
         status: "not started".into(),

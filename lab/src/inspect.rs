@@ -4,7 +4,6 @@
 use serde::Serialize;
 
 use crate::state::{Resource, State};
-use crate::sys;
 
 #[derive(Debug, Serialize)]
 pub struct NodeStatus {
@@ -36,7 +35,7 @@ pub fn status(state: &State) -> Vec<NodeStatus> {
             kind: node.kind.name().to_string(),
             image: node.image.clone(),
             netns: node.netns.clone(),
-            netns_present: sys::netns_exists(&node.netns),
+            netns_present: crate::netns::netns_exists(&node.netns),
             mgmt_ipv4: node.mgmt_ipv4.to_string(),
             processes: state
                 .processes()
@@ -50,7 +49,8 @@ pub fn status(state: &State) -> Vec<NodeStatus> {
                     } if *n == node.name => Some(ProcessStatus {
                         name: name.clone(),
                         pid: *pid,
-                        running: sys::alive(*pid) && sys::start_time(*pid) == Some(*start_time),
+                        running: crate::process::alive(*pid)
+                            && crate::process::start_time(*pid) == Some(*start_time),
                     }),
                     _ => None,
                 })

@@ -35,7 +35,10 @@ fn commands(kind: Kind) -> &'static [(&'static str, &'static str)] {
 
 /// Runs a shell command line in a node with the node's environment (its helper wrappers).
 pub fn node_shell(node: &NodeInfo, line: &str) -> Result<String, LabError> {
-    sys::run(sys::in_netns(&node.netns, &["sh".into(), "-c".into(), line.into()]).envs(&node.env))
+    sys::run(
+        crate::netns::in_netns(&node.netns, &["sh".into(), "-c".into(), line.into()])
+            .envs(&node.env),
+    )
 }
 
 /// Saves every node's state; returns the files written.

@@ -73,7 +73,7 @@ fn two_rack_deploys_routes_across_racks_and_destroys_without_leaks() {
             ok && show.contains("Bridge br-int") && show.contains("datapath_type: netdev"),
             "{host}: {show}"
         );
-        let pids = lab::sys::netns_pids(&lab.netns(host));
+        let pids = lab::netns::netns_pids(&lab.netns(host));
         assert!(
             pids.len() >= 2,
             "{host}: OVS must run inside the host namespace, found {pids:?}"

@@ -198,7 +198,7 @@ pub fn footprint(lab: &str) -> Footprint {
             continue;
         };
         let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        if (cmdline.contains(&run) || cmdline.contains(&tag)) && lab::sys::alive(pid) {
+        if (cmdline.contains(&run) || cmdline.contains(&tag)) && lab::process::alive(pid) {
             processes.push(format!("{pid} {cmdline}"));
         }
     }
