@@ -146,17 +146,11 @@ fn execute(
             env,
             ..
         } => {
-            sys::run(crate::netns::in_netns(netns, argv).envs(env)).map_err(|e| match e {
-                LabError::Command {
-                    command,
-                    status,
-                    stderr,
-                } => LabError::Command {
-                    command: format!("{command} (node {node})"),
-                    status,
-                    stderr,
-                },
-                other => other,
+            sys::run(crate::netns::in_netns(netns, argv).envs(env)).map_err(|e| {
+                LabError::InNode {
+                    node: node.clone(),
+                    inner: Box::new(e),
+                }
             })?;
         }
         Action::Spawn(spawn) => start_daemon(spawn, state)?,

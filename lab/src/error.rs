@@ -49,6 +49,8 @@ pub enum LabError {
     },
     #[error("{0}")]
     Usage(String),
+    #[error("node {node}: {inner}")]
+    InNode { node: String, inner: Box<LabError> },
 }
 
 impl LabError {

@@ -7,7 +7,12 @@ use crate::error::LabError;
 
 /// Runs a command to completion; returns stdout, or an error carrying stderr.
 pub fn run(cmd: &mut Command) -> Result<String, LabError> {
-    let shown = format!("{cmd:?}").replace('"', "");
+    // Program and arguments only: the environment (PATH, ...) would drown the message.
+    let shown = std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|a| a.to_string_lossy())
+        .collect::<Vec<_>>()
+        .join(" ");
     let out = cmd.output().map_err(|e| LabError::Command {
         command: shown.clone(),
         status: "not started".into(),

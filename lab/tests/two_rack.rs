@@ -184,3 +184,46 @@ fn a_daemon_failing_half_way_is_cleaned_up_by_destroy() {
     assert!(out.status.success(), "destroy failed: {}", text(&out));
     assert_no_leaks(&lab.name, &before);
 }
+
+#[test]
+fn destroy_completes_after_a_killed_deploy_and_after_a_lost_state_file() {
+    require_root_and_tools(TOOLS);
+    let lab = TestLab::new("two-rack", "kl");
+    let before = footprint(&lab.name);
+    // Kill `lab deploy` (SIGKILL: no chance to tidy up) once it has started daemons.
+    let mut deploy = std::process::Command::new(env!("CARGO_BIN_EXE_lab"))
+        .args(["deploy", "-t", lab.file.to_str().unwrap(), "--skip-missing"])
+        .env("LAB_BIN_DIR", &lab.bin_dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let state_file = format!("/run/lab/{}/state.json", lab.name);
+    let started = poll(Duration::from_secs(20), || {
+        let state = std::fs::read_to_string(&state_file).unwrap_or_default();
+        state.contains("\"type\": \"process\"").then_some(())
+    });
+    deploy.kill().unwrap();
+    deploy.wait().unwrap();
+    assert!(started.is_some(), "deploy never started a daemon");
+    assert!(!footprint(&lab.name).processes.is_empty());
+    let out = lab.destroy();
+    assert!(
+        out.status.success(),
+        "destroy after kill failed: {}",
+        text(&out)
+    );
+    assert_no_leaks(&lab.name, &before);
+
+    // A complete deployment whose state file is lost: destroy sweeps by the topology's names.
+    let out = lab.deploy();
+    assert!(out.status.success(), "deploy failed: {}", text(&out));
+    std::fs::remove_file(&state_file).unwrap();
+    let out = lab.destroy();
+    assert!(
+        out.status.success(),
+        "destroy without state failed: {}",
+        text(&out)
+    );
+    assert_no_leaks(&lab.name, &before);
+}

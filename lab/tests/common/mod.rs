@@ -43,19 +43,25 @@ impl TestLab {
             .status()
             .unwrap();
         assert!(status.success());
-        let name = format!("t{}{tag}", std::process::id());
-        let file = dir.path().join(format!("{topology}.clab.yml"));
-        let text = std::fs::read_to_string(&file).unwrap();
-        let renamed = text.replacen(
-            &format!("name: {topology}\n"),
-            &format!("name: {name}\n"),
-            1,
-        );
+        let file = format!("{topology}.clab.yml");
+        let text = std::fs::read_to_string(dir.path().join(&file)).unwrap();
+        let renamed = text.replacen(&format!("name: {topology}\n"), "name: NAME\n", 1);
         assert_ne!(
             text, renamed,
             "topology file has no `name: {topology}` line"
         );
-        std::fs::write(&file, renamed).unwrap();
+        TestLab::in_dir(dir, tag, &file, &renamed)
+    }
+
+    /// A lab from a topology text; `NAME` in it is replaced by the unique lab name.
+    pub fn from_text(tag: &str, topology: &str) -> TestLab {
+        TestLab::in_dir(tempfile::tempdir().unwrap(), tag, "test.clab.yml", topology)
+    }
+
+    fn in_dir(dir: tempfile::TempDir, tag: &str, file: &str, topology: &str) -> TestLab {
+        let name = format!("t{}{tag}", std::process::id());
+        let file = dir.path().join(file);
+        std::fs::write(&file, topology.replace("NAME", &name)).unwrap();
         let bin_dir = dir.path().join("no-bin");
         std::fs::create_dir(&bin_dir).unwrap();
         TestLab {
