@@ -102,3 +102,87 @@ fn a_failing_exec_line_fails_the_deploy_and_destroy_cleans_up() {
     assert!(out.status.success(), "destroy failed: {}", text(&out));
     assert_no_leaks(&lab.name, &before);
 }
+
+const FAKE_NETMASTER: &str = r#"#!/usr/bin/perl
+# Stands in for netmaster: records its arguments, serves TCP on --listen-url.
+use IO::Socket::INET;
+my %flag = @ARGV;
+open(my $out, '>', $ENV{FAKE_OUT}) or die "FAKE_OUT: $!";
+print $out join(' ', @ARGV);
+close $out;
+my $s = IO::Socket::INET->new(LocalAddr => $flag{'--listen-url'}, Listen => 5, ReuseAddr => 1)
+  or die "listen: $!";
+while (my $c = $s->accept) { close $c; }
+"#;
+
+const FAKE_NETPLUGIN: &str = "#!/bin/bash\n# Stands in for netplugin: records its arguments, stays up.\necho \"$*\" > \"$FAKE_OUT\"\nexec -a \"fake-netplugin $*\" sleep 600\n";
+
+/// lab's side of the netmaster/netplugin kinds, with stand-in binaries (the real ones are
+/// tested with lab by the workspace's end-to-end tests): the flags they get, the master's
+/// readiness through its TCP port, and the agent's own OVS.
+#[test]
+fn netmaster_and_netplugin_get_their_flags_and_are_stopped() {
+    require_root_and_tools(&[
+        ("perl", "perl-base"),
+        ("ovs-vswitchd", "openvswitch-switch"),
+    ]);
+    let topology = r#"name: NAME
+topology:
+  nodes:
+    master1:
+      kind: netmaster
+      mgmt-ipv4: 172.20.20.10
+      env: {FAKE_OUT: "@OUT@/master.args"}
+    host1:
+      kind: netplugin
+      env: {FAKE_OUT: "@OUT@/host1.args"}
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().display().to_string();
+    let lab = TestLab::from_text("nm", &topology.replace("@OUT@", &out_dir));
+    for (name, script) in [("netmaster", FAKE_NETMASTER), ("netplugin", FAKE_NETPLUGIN)] {
+        let path = lab.bin_dir.join(name);
+        std::fs::write(&path, script).unwrap();
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+    }
+    let before = footprint(&lab.name);
+    let out = lab.lab(&["deploy", "-t", lab.file.to_str().unwrap()]);
+    assert!(out.status.success(), "deploy failed: {}", text(&out));
+
+    let run = format!("/run/lab/{}", lab.name);
+    let master = std::fs::read_to_string(dir.path().join("master.args")).unwrap();
+    assert_eq!(
+        master,
+        format!("--listen-url 172.20.20.10:9999 --data-dir {run}/master1/netmaster")
+    );
+    let host = std::fs::read_to_string(dir.path().join("host1.args")).unwrap();
+    assert_eq!(
+        host.trim(),
+        format!("--host host1 --ovs-rundir {run}/host1/ovs --netmaster http://172.20.20.10:9999")
+    );
+    // The master answers on the management network from the host.
+    assert!(
+        lab.exec("host1", "bash -c 'exec 3<>/dev/tcp/172.20.20.10/9999'")
+            .0
+    );
+    let inspect = lab.inspect_json();
+    let running: Vec<String> = inspect
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|n| n["processes"].as_array().unwrap().clone())
+        .filter(|p| p["running"] == true)
+        .map(|p| p["name"].as_str().unwrap().to_string())
+        .collect();
+    for daemon in ["netmaster", "netplugin", "ovsdb-server", "ovs-vswitchd"] {
+        assert!(
+            running.iter().any(|r| r == daemon),
+            "{daemon} not running: {running:?}"
+        );
+    }
+
+    let out = lab.destroy();
+    assert!(out.status.success(), "destroy failed: {}", text(&out));
+    assert_no_leaks(&lab.name, &before);
+}
