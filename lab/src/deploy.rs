@@ -161,7 +161,7 @@ fn execute(
             argv,
             env,
             timeout,
-        } => wait_ready(state, node, netns, what, argv, env, *timeout)?,
+        } => wait_ready(state, node, netns, what, argv, env, *timeout, progress)?,
         Action::Settle { node, duration } => {
             std::thread::sleep(*duration);
             check_alive(state, node)?;
@@ -232,9 +232,19 @@ fn wait_ready(
     argv: &[String],
     env: &std::collections::BTreeMap<String, String>,
     timeout: Duration,
+    progress: &mut dyn FnMut(&str),
 ) -> Result<(), LabError> {
-    let deadline = Instant::now() + timeout;
+    let started = Instant::now();
+    let deadline = started + timeout;
+    let mut told = false;
     loop {
+        if !told && started.elapsed() > Duration::from_secs(3) {
+            progress(&format!(
+                "waiting for {what} on {node} (up to {}s)",
+                timeout.as_secs()
+            ));
+            told = true;
+        }
         check_alive(state, node)?;
         let last = match sys::run(crate::netns::in_netns(netns, argv).envs(env)) {
             Ok(_) => return check_alive(state, node),

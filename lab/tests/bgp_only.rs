@@ -117,9 +117,19 @@ fn bird_frr_and_gobgp_peer_with_each_other() {
         gobgp_view(&lab)
     );
 
-    // `lab exec <node> -- <cmd>` (the short form) reaches the node's own daemon.
+    // `lab exec <node> -- <cmd>` (the short form) reaches the node's own daemon. With -t: other
+    // tests may have a bgp-only copy with an r1 up at the same time.
     let short = Command::new(env!("CARGO_BIN_EXE_lab"))
-        .args(["exec", "r1", "--", "birdc", "show", "status"])
+        .args([
+            "exec",
+            "-t",
+            lab.file.to_str().unwrap(),
+            "r1",
+            "--",
+            "birdc",
+            "show",
+            "status",
+        ])
         .output()
         .unwrap();
     assert!(short.status.success(), "{}", text(&short));
