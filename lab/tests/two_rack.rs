@@ -227,3 +227,98 @@ fn destroy_completes_after_a_killed_deploy_and_after_a_lost_state_file() {
     );
     assert_no_leaks(&lab.name, &before);
 }
+
+/// A stand-in agent: GoBGP in a host's namespace, peering with its ToR like netplugin will.
+fn start_fake_agent(lab: &TestLab, host: &str, asn: u32, addr: &str, tor: &str, tor_as: u32) {
+    let dir = format!("/run/lab/{}/{host}", lab.name);
+    let config = format!(
+        "[global.config]\n  as = {asn}\n  router-id = \"{addr}\"\n\
+         [[neighbors]]\n  [neighbors.config]\n    neighbor-address = \"{tor}\"\n    peer-as = {tor_as}\n\
+         \x20 [neighbors.timers.config]\n    connect-retry = 2\n    hold-time = 9\n    keepalive-interval = 3\n\
+         \x20 [[neighbors.afi-safis]]\n    [neighbors.afi-safis.config]\n      afi-safi-name = \"ipv4-unicast\"\n"
+    );
+    std::fs::write(format!("{dir}/agent.toml"), config).unwrap();
+    // Output to a file: a background process holding our pipe would keep `lab exec` waiting.
+    let (ok, out) = lab.exec(
+        host,
+        &format!("gobgpd -f {dir}/agent.toml --api-hosts 127.0.0.1:50051 --pprof-disable >{dir}/agent.log 2>&1 </dev/null &"),
+    );
+    assert!(ok, "{host}: cannot start gobgpd: {out}");
+    let up = poll(Duration::from_secs(15), || {
+        lab.exec(host, "gobgp global").0.then_some(())
+    });
+    assert!(up.is_some(), "{host}: gobgpd API not up");
+}
+
+/// What a ToR has for a prefix, through its own CLI.
+fn tor_has(lab: &TestLab, tor: &str, prefix: &str) -> bool {
+    match tor {
+        "tor1" => lab
+            .exec(tor, &format!("birdc show route {prefix}"))
+            .1
+            .contains(prefix),
+        _ => {
+            let (_, json) = lab.exec(
+                tor,
+                &format!("vtysh -c 'show bgp ipv4 unicast {prefix} json'"),
+            );
+            serde_json::from_str::<serde_json::Value>(&json)
+                .map(|v| v["prefix"] == prefix)
+                .unwrap_or(false)
+        }
+    }
+}
+
+#[test]
+fn tors_take_host_32s_over_ebgp_and_pass_them_across_racks() {
+    require_root_and_tools(&[TOOLS, &[("gobgpd", "gobgpd"), ("gobgp", "gobgpd")]].concat());
+    let lab = TestLab::new("two-rack", "ag");
+    let before = footprint(&lab.name);
+    let out = lab.deploy();
+    assert!(out.status.success(), "deploy failed: {}", text(&out));
+
+    // host1 (rack 1, AS 65211) and host3 (rack 2, AS 65213) each announce a container /32 and
+    // a /24 the ToRs must refuse from a host.
+    start_fake_agent(&lab, "host1", 65211, "10.254.1.1", "10.254.1.0", 65101);
+    start_fake_agent(&lab, "host3", 65213, "10.254.2.1", "10.254.2.0", 65102);
+    for (host, routes) in [
+        ("host1", ["10.1.2.5/32", "10.99.1.0/24"]),
+        ("host3", ["10.1.2.7/32", "10.99.3.0/24"]),
+    ] {
+        for r in routes {
+            let (ok, out) = lab.exec(host, &format!("gobgp global rib add {r} -a ipv4"));
+            assert!(ok, "{host}: {out}");
+        }
+    }
+    let all_there = poll(Duration::from_secs(40), || {
+        ["tor1", "tor2"]
+            .iter()
+            .all(|t| tor_has(&lab, t, "10.1.2.5/32") && tor_has(&lab, t, "10.1.2.7/32"))
+            .then_some(())
+    });
+    assert!(
+        all_there.is_some(),
+        "container /32s not in both ToRs: tor1 {:?} tor2 {:?}",
+        lab.exec("tor1", "birdc show route"),
+        lab.exec("tor2", "vtysh -c 'show bgp ipv4 unicast'")
+    );
+    // Only host routes are accepted from hosts.
+    for tor in ["tor1", "tor2"] {
+        for net in ["10.99.1.0/24", "10.99.3.0/24"] {
+            assert!(!tor_has(&lab, tor, net), "{tor} accepted {net} from a host");
+        }
+    }
+    // The ToRs install the /32s in their kernels (forwarding across racks).
+    assert!(lab
+        .exec("tor1", "ip route show 10.1.2.7/32")
+        .1
+        .contains("via 10.254.0.1"));
+    assert!(lab
+        .exec("tor2", "ip route show 10.1.2.5/32")
+        .1
+        .contains("via 10.254.0.0"));
+
+    let out = lab.destroy();
+    assert!(out.status.success(), "destroy failed: {}", text(&out));
+    assert_no_leaks(&lab.name, &before);
+}
