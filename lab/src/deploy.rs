@@ -9,6 +9,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::error::LabError;
+use crate::links::{self, LinkOp};
 use crate::plan::{plan, Action, PlanEnv, Spawn};
 use crate::state::{state_path, Resource, State};
 use crate::sys;
@@ -113,7 +114,7 @@ fn execute(
                 netns: netns.clone(),
                 name: name.clone(),
             })?;
-            crate::netns::ip(&["-n", netns, "link", "add", name, "type", "bridge"])?;
+            links::apply(netns, LinkOp::Bridge { name: name.clone() })?;
         }
         Action::AddVeth {
             netns,
@@ -125,19 +126,35 @@ fn execute(
                 netns: netns.clone(),
                 name: name.clone(),
             })?;
-            crate::netns::ip(&[
-                "-n", netns, "link", "add", name, "type", "veth", "peer", "name", peer, "netns",
-                peer_netns,
-            ])?;
+            links::apply(
+                netns,
+                LinkOp::Veth {
+                    name: name.clone(),
+                    peer: peer.clone(),
+                    peer_netns: peer_netns.clone(),
+                },
+            )?;
         }
         Action::SetMaster { netns, dev, master } => {
-            crate::netns::ip(&["-n", netns, "link", "set", dev, "master", master])?;
+            links::apply(
+                netns,
+                LinkOp::Master {
+                    dev: dev.clone(),
+                    master: master.clone(),
+                },
+            )?;
         }
         Action::AddAddress { netns, dev, addr } => {
-            crate::netns::ip(&["-n", netns, "addr", "add", &addr.to_string(), "dev", dev])?;
+            links::apply(
+                netns,
+                LinkOp::Address {
+                    dev: dev.clone(),
+                    addr: *addr,
+                },
+            )?;
         }
         Action::LinkUp { netns, dev } => {
-            crate::netns::ip(&["-n", netns, "link", "set", dev, "up"])?;
+            links::apply(netns, LinkOp::Up { dev: dev.clone() })?;
         }
         Action::Run {
             node,

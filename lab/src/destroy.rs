@@ -107,7 +107,10 @@ pub fn destroy(
         for r in &state.resources {
             if let Resource::Link { netns, name } = r {
                 if crate::netns::netns_exists(netns) {
-                    let _ = crate::netns::ip(&["-n", netns, "link", "delete", name]);
+                    let _ = crate::links::apply(
+                        netns,
+                        crate::links::LinkOp::Delete { dev: name.clone() },
+                    );
                 }
             }
         }

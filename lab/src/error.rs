@@ -49,6 +49,12 @@ pub enum LabError {
     },
     #[error("{0}")]
     Usage(String),
+    #[error("netlink in namespace {netns}: {op} failed: {message}")]
+    Netlink {
+        netns: String,
+        op: String,
+        message: String,
+    },
     #[error("node {node}: {inner}")]
     InNode { node: String, inner: Box<LabError> },
 }

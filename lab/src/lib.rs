@@ -12,6 +12,7 @@ pub mod exec;
 pub mod graph;
 pub mod inspect;
 pub mod kind;
+pub mod links;
 pub mod netns;
 pub mod nodes;
 pub mod plan;

@@ -1,9 +1,9 @@
-//! Namespaces, links and addresses through `ip` (iproute2): the executor's hands. `ip` rather
-//! than rtnetlink because every operation here crosses namespaces (`ip -n`, `ip netns exec`),
-//! one flag for `ip` and a socket opened inside each namespace for netlink; a deploy makes a few
-//! hundred such calls, about a second in total.
+//! Named network namespaces and running commands in them, through `ip` (iproute2): creating a
+//! named namespace is a bind mount under /run/netns, and `ip netns exec` also gives the command
+//! a /sys that shows the namespace's interfaces (OVS and FRR read it). Links and addresses go
+//! through netlink in `links.rs`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::error::LabError;
@@ -22,8 +22,13 @@ pub fn in_netns(netns: &str, argv: &[String]) -> Command {
     cmd
 }
 
+/// Where `ip netns` keeps a named namespace.
+pub fn netns_path(name: &str) -> PathBuf {
+    Path::new("/run/netns").join(name)
+}
+
 pub fn netns_exists(name: &str) -> bool {
-    Path::new("/run/netns").join(name).exists()
+    netns_path(name).exists()
 }
 
 /// Processes living in a namespace.
