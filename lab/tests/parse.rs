@@ -450,3 +450,17 @@ fn graph_has_every_node_and_link() {
     );
     assert_eq!(dot.matches(" -- ").count(), 3);
 }
+
+#[test]
+fn frr_instance_names_must_fit_socket_paths() {
+    let long = "l".repeat(64);
+    let text = format!(
+        "name: {long}\ntopology:\n  nodes:\n    router-with-a-long-name:\n      kind: frr\n      startup-config: frr.conf\n"
+    );
+    let t = parse(&text).unwrap();
+    let e = plan(&t, &fake_env(false, true)).unwrap_err().to_string();
+    assert!(
+        e.starts_with("topology.nodes.router-with-a-long-name: FRR instance name"),
+        "{e}"
+    );
+}

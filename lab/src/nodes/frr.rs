@@ -29,6 +29,14 @@ pub fn plan(ctx: &NodeCtx) -> Result<NodePlan, PlanError> {
         .config_file()
         .ok_or_else(|| ctx.error("no FRR config (startup-config)"))?;
     let inst = instance(ctx);
+    // FRR puts its sockets at /var/run/frr/<instance>/<daemon>.vty; a unix socket path has
+    // 108 bytes.
+    if inst.len() > 80 {
+        return Err(ctx.error(format!(
+            "FRR instance name {inst} is too long for FRR's socket paths (80 characters at most; \
+             shorten the lab or node name)"
+        )));
+    }
     let (etc, run) = (etc_dir(&inst), run_dir(&inst));
     let conf = etc.join("frr.conf");
     let frr = Some("frr".to_string());
