@@ -1,5 +1,6 @@
 //! Finds the programs node kinds need, so planning itself stays pure. Our own binaries
-//! (`netmaster`, `netplugin`) are looked for next to `lab` (or in `LAB_BIN_DIR`), then on PATH.
+//! (`netmaster`, `netplugin`) are looked for next to `lab`, then on PATH; or only in
+//! `LAB_BIN_DIR` when that is set.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -55,11 +56,19 @@ pub fn discover(skip_missing: bool) -> PlanEnv {
             programs.insert(name.to_string(), path);
         }
     }
+    // LAB_BIN_DIR is the only place looked at when set, so a test can make the agent and the
+    // master count as not built whatever PATH holds.
+    let exclusive = std::env::var_os("LAB_BIN_DIR").is_some();
     for name in OURS {
         let beside = own_bin_dir()
             .map(|d| d.join(name))
             .filter(|p| sys::is_executable(p));
-        if let Some(path) = beside.or_else(|| sys::which(name)) {
+        let found = match beside {
+            Some(path) => Some(path),
+            None if exclusive => None,
+            None => sys::which(name),
+        };
+        if let Some(path) = found {
             programs.insert(name.to_string(), path);
         }
     }
