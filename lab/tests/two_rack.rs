@@ -52,6 +52,9 @@ fn two_rack_deploys_routes_across_racks_and_destroys_without_leaks() {
         "progress per node expected: {stderr}"
     );
 
+    // Nothing of the lab is visible in the root namespace while it runs.
+    common::assert_root_untouched(&before);
+
     // Every node has its namespace; the OVS hosts run their own ovsdb-server and ovs-vswitchd.
     let inspect = lab.inspect_json();
     assert_eq!(inspect.as_array().unwrap().len(), 9);

@@ -168,6 +168,7 @@ pub struct Footprint {
     pub processes: Vec<String>,
     pub files: Vec<String>,
     pub root_links: Vec<String>,
+    pub root_routes: Vec<String>,
 }
 
 fn root_links() -> Vec<String> {
@@ -226,6 +227,7 @@ pub fn footprint(lab: &str) -> Footprint {
         processes,
         files,
         root_links: root_links(),
+        root_routes: root_routes(),
     }
 }
 
@@ -243,8 +245,13 @@ pub fn assert_no_leaks(lab: &str, before: &Footprint) {
         after.processes
     );
     assert!(after.files.is_empty(), "files left: {:?}", after.files);
+    assert_root_untouched(before);
+}
+
+/// Asserts no link of ours appeared in the root namespace and no route to lab addresses.
+pub fn assert_root_untouched(before: &Footprint) {
+    let after = root_links();
     let new: Vec<&String> = after
-        .root_links
         .iter()
         .filter(|l| !before.root_links.contains(l))
         .filter(|l| {
@@ -259,4 +266,28 @@ pub fn assert_no_leaks(lab: &str, before: &Footprint) {
         new.is_empty(),
         "links appeared in the root namespace: {new:?}"
     );
+    let new_routes: Vec<String> = root_routes()
+        .into_iter()
+        .filter(|r| !before.root_routes.contains(r))
+        .filter(|r| {
+            ["172.20.", "10.254.", "10.10.", "10.1.2."]
+                .iter()
+                .any(|net| r.contains(net))
+        })
+        .collect();
+    assert!(
+        new_routes.is_empty(),
+        "routes to lab addresses appeared in the root namespace: {new_routes:?}"
+    );
+}
+
+fn root_routes() -> Vec<String> {
+    let out = Command::new("ip")
+        .args(["-4", "route", "show", "table", "all"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(String::from)
+        .collect()
 }
