@@ -1,0 +1,42 @@
+//! `netplugin`: a fabric host. Its own OVS instance (see `ovs.rs`), then our agent binary if it
+//! is built. Without the binary the node fails with a clear error, unless `--skip-missing` (or
+//! `LAB_SKIP_MISSING=1`) asks for a plain OVS host.
+
+use crate::plan::{argv, NodeCtx, NodePlan, PlanError};
+
+use super::ovs;
+
+pub fn plan(ctx: &NodeCtx) -> Result<NodePlan, PlanError> {
+    let (mut actions, ovs_env) = ovs::plan(ctx)?;
+    let mut plan = NodePlan::default();
+    plan.env
+        .extend(ovs_env.iter().map(|(k, v)| (k.to_string(), v.clone())));
+    match ctx.env.programs.get("netplugin") {
+        Some(netplugin) => {
+            let mut args = argv([
+                netplugin.display().to_string(),
+                "--host".into(),
+                ctx.node.name.clone(),
+                "--ovs-rundir".into(),
+                ovs::dir(ctx).display().to_string(),
+            ]);
+            if let Some(url) = ctx.master_url() {
+                args.extend(argv(["--netmaster".to_string(), url]));
+            }
+            actions.push(ctx.spawn("netplugin", args, ctx.env_with(&ovs_env)));
+            actions.push(crate::plan::Action::Settle {
+                node: ctx.node.name.clone(),
+                duration: std::time::Duration::from_secs(1),
+            });
+        }
+        None if ctx.env.skip_missing => plan.skipped.push("netplugin".into()),
+        None => {
+            return Err(ctx.error(
+                "netplugin binary not found (the agent is not built yet); deploy with \
+                 --skip-missing to bring hosts up as plain OVS hosts",
+            ))
+        }
+    }
+    plan.actions = actions;
+    Ok(plan)
+}
