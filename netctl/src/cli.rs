@@ -11,9 +11,13 @@ pub const DEFAULT_NETMASTER: &str = "http://localhost:9999";
 #[command(
     name = "netctl",
     about = "Command line interface to the netmaster (command-compatible with Contiv's netctl)",
+    version,
     disable_version_flag = true
 )]
 pub struct Cli {
+    /// Print the version (Contiv's `-v/--version`)
+    #[arg(short = 'v', long = "version", action = clap::ArgAction::Version)]
+    pub version: Option<bool>,
     /// The URL of the netmaster
     #[arg(long, env = "NETMASTER", default_value = DEFAULT_NETMASTER, global = true)]
     pub netmaster: String,
