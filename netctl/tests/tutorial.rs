@@ -416,3 +416,117 @@ fn unreachable_netmaster_is_a_clear_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("cannot reach the netmaster"), "{err}");
 }
+
+#[test]
+fn every_object_family_round_trips() {
+    let master = Netmaster::start();
+    master.ok("netctl tenant create red");
+
+    assert_eq!(
+        master.ok("netctl netprofile create -t red -b 100mbps -d 5 -s 200 gold"),
+        "Creating netprofile red:gold\n"
+    );
+    let profile = master.get("/api/v1/netprofiles/red:gold/");
+    assert_eq!(
+        (profile["DSCP"].as_i64(), profile["burst"].as_i64()),
+        (Some(5), Some(200))
+    );
+    let profiles = master.ok("netctl netprofile ls -t red");
+    assert!(
+        profiles
+            .lines()
+            .nth(2)
+            .is_some_and(|l| l.starts_with("gold    red     100Mbps")),
+        "{profiles}"
+    );
+    let inspect: Value =
+        serde_json::from_str(&master.ok("netctl netprofile inspect -t red gold")).expect("JSON");
+    assert_eq!(inspect["Config"]["bandwidth"], "100mbps");
+
+    master.ok("netctl net create -t red -s 10.2.0.0/24 rnet");
+    master.ok("netctl group create -t red -networkprofile=gold rnet web");
+    master.ok("netctl group create -t red rnet db");
+    assert_eq!(
+        master.get("/api/v1/endpointGroups/red:web/")["netProfile"],
+        "gold"
+    );
+    assert_eq!(
+        master.ok("netctl app-profile create -t red -g web,db shop"),
+        "Creating AppProfile red:shop\n"
+    );
+    assert_eq!(
+        master.get("/api/v1/appProfiles/red:shop/")["endpointGroups"],
+        serde_json::json!(["web", "db"])
+    );
+    assert_eq!(
+        master.ok("netctl app-profile group-ls -t red shop"),
+        "web,db\n"
+    );
+    master.ok("netctl app-profile update -t red -g web shop");
+    let apps = master.ok("netctl app-profile ls -t red");
+    assert!(
+        apps.lines()
+            .nth(2)
+            .is_some_and(|l| l.trim_end() == "red     shop        web"),
+        "{apps}"
+    );
+    master.ok("netctl app-profile rm -t red shop");
+    assert_eq!(master.status("/api/v1/appProfiles/red:shop/"), 404);
+
+    master.ok("netctl external-contracts create -t red -p -a uni/tn-common/brc-x ext");
+    assert_eq!(
+        master.get("/api/v1/extContractsGroups/red:ext/")["contractsType"],
+        "provided"
+    );
+    assert_eq!(master.ok("netctl external-contracts ls -t red -q"), "ext\n");
+    master.ok("netctl external-contracts rm -t red ext");
+    assert_eq!(master.status("/api/v1/extContractsGroups/red:ext/"), 404);
+    let err = master.fails("netctl external-contracts create -t red -a x ext2");
+    assert!(err.contains("provided or consumed"), "{err}");
+
+    master.ok("netctl aci-gw set -d containerDom");
+    let gw = master.get("/api/v1/aciGws/aciGw/");
+    assert_eq!(gw["physicalDomain"], "containerDom");
+    assert_eq!(gw["enforcePolicies"], "yes");
+    assert!(master
+        .ok("netctl aci-gw info")
+        .contains("Physical domain: containerDom\n"));
+
+    master.ok(
+        "netctl service create -t red -s rnet -l app=web -p 80:8080:TCP -ip 10.2.0.100 web-svc",
+    );
+    assert_eq!(
+        master.get("/api/v1/serviceLBs/red:web-svc/")["ipAddress"],
+        "10.2.0.100"
+    );
+    let inspect: Value =
+        serde_json::from_str(&master.ok("netctl service inspect -t red web-svc")).expect("JSON");
+    assert_eq!(inspect["Config"]["serviceName"], "web-svc");
+    master.ok("netctl service rm -t red web-svc");
+    assert_eq!(master.status("/api/v1/serviceLBs/red:web-svc/"), 404);
+
+    master.ok("netctl policy create -t red p1");
+    let inspect: Value =
+        serde_json::from_str(&master.ok("netctl policy inspect -t red p1")).expect("JSON");
+    assert_eq!(inspect["Config"]["policyName"], "p1");
+    assert_eq!(master.ok("netctl policy ls -t red -q"), "p1\n");
+    assert_eq!(
+        master.ok("netctl policy rm -t red p1"),
+        "Deleting policy red:p1\n"
+    );
+    assert_eq!(master.status("/api/v1/policys/red:p1/"), 404);
+
+    let err = master.fails("netctl endpoint inspect no-such-endpoint");
+    assert!(err.contains("no-such-endpoint"), "{err}");
+
+    master.ok("netctl group rm -t red web");
+    master.ok("netctl group rm -t red db");
+    master.ok("netctl netprofile rm -t red gold");
+    assert_eq!(master.status("/api/v1/netprofiles/red:gold/"), 404);
+    master.ok("netctl net rm -t red rnet");
+    let inspect: Value =
+        serde_json::from_str(&master.ok("netctl tenant inspect red")).expect("JSON");
+    assert_eq!(inspect["Config"]["tenantName"], "red");
+    assert_eq!(master.ok("netctl tenant rm red"), "Deleting tenant red\n");
+    assert_eq!(master.status("/api/v1/tenants/red/"), 404);
+}
