@@ -1,1 +1,111 @@
-fn main() {}
+//! The `netmaster` binary: Contiv's flags, the store, the REST server.
+
+use anyhow::Context;
+use clap::Parser;
+use netmaster::{api, Master, Settings};
+use std::path::PathBuf;
+
+/// Contiv's netmaster flags, so it drops into existing deployments.
+#[derive(Parser, Debug)]
+#[command(
+    name = "netmaster",
+    version,
+    about = "The fabric's master: REST API, allocation, store"
+)]
+struct Args {
+    /// etcd client URLs (comma-separated or repeated); absent means the embedded store.
+    #[arg(
+        long = "etcd",
+        visible_alias = "etcd-endpoints",
+        env = "NETMASTER_ETCD",
+        value_delimiter = ','
+    )]
+    etcd: Vec<String>,
+    /// Address the REST API listens on (`host:port` or `:port`).
+    #[arg(long, default_value = "0.0.0.0:9999")]
+    listen_url: String,
+    /// Address agents use to reach this master (advertised; defaults to listen-url).
+    #[arg(long, default_value = "")]
+    control_url: String,
+    /// Forwarding mode for a new fabric: bridge or routing.
+    #[arg(long = "fwdmode", default_value = "")]
+    fwd_mode: String,
+    /// Network mode: vlan, vxlan or routing (native L3).
+    #[arg(long = "netmode", default_value = "vxlan")]
+    net_mode: String,
+    /// Cluster mode: docker, kubernetes, swarm-mode, nomad, mesos, test.
+    #[arg(long = "mode", default_value = "docker")]
+    mode: String,
+    /// Infrastructure: default, aci or aci-opflex.
+    #[arg(long, default_value = "")]
+    infra: String,
+    #[arg(long, default_value = "info")]
+    log_level: String,
+    #[arg(long)]
+    json_log: bool,
+    /// Directory of the embedded store's file.
+    #[arg(long, default_value = "/var/lib/netmaster")]
+    data_dir: PathBuf,
+}
+
+fn listen_addr(url: &str) -> String {
+    let url = url.trim_start_matches("http://");
+    if url.starts_with(':') {
+        format!("0.0.0.0{url}")
+    } else {
+        url.to_string()
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let filter = tracing_subscriber::EnvFilter::try_new(&args.log_level).context("--log-level")?;
+    let subscriber = tracing_subscriber::fmt().with_env_filter(filter);
+    if args.json_log {
+        subscriber.json().init();
+    } else {
+        subscriber.init();
+    }
+    let etcd: Vec<String> = args
+        .etcd
+        .iter()
+        .map(|e| e.trim().to_string())
+        .filter(|e| !e.is_empty())
+        .collect();
+    let store = fabric_store::open(
+        (!etcd.is_empty()).then_some(etcd.as_slice()),
+        &args.data_dir,
+    )
+    .await
+    .context("opening the store")?;
+    let settings = Settings {
+        fwd_mode: args.fwd_mode,
+        net_mode: args.net_mode,
+        cluster_mode: args.mode,
+        infra: args.infra,
+        backend: if etcd.is_empty() { "embedded" } else { "etcd" },
+    };
+    let master = Master::start(store, settings)
+        .await
+        .context("loading state from the store")?;
+    master
+        .ensure_defaults()
+        .await
+        .context("creating the default tenant and global settings")?;
+    let addr = listen_addr(&args.listen_url);
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .with_context(|| format!("listening on {addr}"))?;
+    tracing::info!(%addr, backend = master.settings.backend, control_url = %args.control_url, "netmaster serving");
+    axum::serve(listener, api::router(master))
+        .with_graceful_shutdown(async {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
+            }
+        })
+        .await?;
+    Ok(())
+}

@@ -88,6 +88,24 @@ impl Collection {
             .or_else(|| (name == "policies").then_some(Collection::Policies))
     }
 
+    /// The JSON fields whose values, joined with ':', make the key.
+    pub fn key_fields(self) -> &'static [&'static str] {
+        match self {
+            Collection::Tenants => &["tenantName"],
+            Collection::Networks => &["tenantName", "networkName"],
+            Collection::EndpointGroups => &["tenantName", "groupName"],
+            Collection::Policies => &["tenantName", "policyName"],
+            Collection::Rules => &["tenantName", "policyName", "ruleId"],
+            Collection::AppProfiles => &["tenantName", "appProfileName"],
+            Collection::ServiceLbs => &["tenantName", "serviceName"],
+            Collection::Netprofiles => &["tenantName", "profileName"],
+            Collection::Globals | Collection::AciGws => &["name"],
+            Collection::Bgps => &["hostname"],
+            Collection::ExtContractsGroups => &["tenantName", "contractsGroupName"],
+            Collection::Endpoints => &["endpointID"],
+        }
+    }
+
     /// Users may write this collection through the REST API.
     pub fn is_config(self) -> bool {
         self != Collection::Endpoints

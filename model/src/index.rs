@@ -96,6 +96,10 @@ impl ObjectIndex {
         self.objects.get(&collection)?.get(key)
     }
 
+    pub fn exists_key(&self, collection: Collection, key: &str) -> bool {
+        self.get(collection, key).is_some()
+    }
+
     pub fn get_typed<O: Object>(&self, key: &str) -> Option<O> {
         serde_json::from_value(self.get(O::COLLECTION, key)?.clone()).ok()
     }

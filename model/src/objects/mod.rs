@@ -20,7 +20,7 @@ pub use bgp::Bgp;
 pub use endpoint::Endpoint;
 pub use endpoint_group::EndpointGroup;
 pub use ext_contracts_group::ExtContractsGroup;
-pub use global::Global;
+pub use global::{Global, GLOBAL_NAME};
 pub use netprofile::Netprofile;
 pub use network::Network;
 pub use policy::Policy;

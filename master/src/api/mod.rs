@@ -1,0 +1,71 @@
+//! The REST API: Contiv's object routes plus inspect, watch, the agent calls, and the service
+//! endpoints (version, info, health, metrics, OpenAPI).
+
+mod agent;
+mod objects;
+pub mod openapi;
+mod service;
+mod watch;
+
+use crate::master::Master;
+use crate::metrics::RequestLabels;
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post, put};
+use axum::Router;
+use std::sync::Arc;
+use std::time::Instant;
+
+pub type AppState = Arc<Master>;
+
+pub fn router(master: Arc<Master>) -> Router {
+    let object = get(objects::get_one)
+        .post(objects::put_one)
+        .put(objects::put_one)
+        .delete(objects::delete_one);
+    Router::new()
+        .route("/api/v1/{coll}/", get(objects::list))
+        .route("/api/v1/{coll}", get(objects::list))
+        .route("/api/v1/{coll}/{key}/", object.clone())
+        .route("/api/v1/{coll}/{key}", object)
+        .route("/api/v1/inspect/{coll}/{key}/", get(objects::inspect))
+        .route("/api/v1/inspect/{coll}/{key}", get(objects::inspect))
+        .route("/api/v1/watch", get(watch::watch))
+        .route("/api/v1/state", get(watch::state))
+        .route("/api/v1/openapi.json", get(openapi::document))
+        .route("/api/v1/agent/allocate", post(agent::allocate))
+        .route("/api/v1/agent/release", post(agent::release))
+        .route(
+            "/api/v1/agent/endpoints/{id}",
+            put(agent::record).delete(agent::remove),
+        )
+        .route("/version", get(service::version))
+        .route("/info", get(service::info))
+        .route("/healthz", get(service::healthz))
+        .route("/metrics", get(service::metrics))
+        .layer(middleware::from_fn_with_state(
+            master.clone(),
+            record_metrics,
+        ))
+        .with_state(master)
+}
+
+async fn record_metrics(State(master): State<AppState>, request: Request, next: Next) -> Response {
+    let route = request.extensions().get::<MatchedPath>().map_or_else(
+        || "unmatched".to_string(),
+        |p| p.as_str().trim_end_matches('/').to_string(),
+    );
+    let method = request.method().to_string();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let labels = RequestLabels {
+        method,
+        route,
+        code: response.status().as_u16(),
+    };
+    master
+        .metrics
+        .observe(labels, started.elapsed().as_secs_f64());
+    response
+}

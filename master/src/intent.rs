@@ -1,0 +1,481 @@
+//! Writing user intent: decode a REST body into its model type, validate it against the cache,
+//! allocate what it needs (VLAN/VXLAN tags, group ids), and commit it in one transaction whose
+//! compares make a concurrent writer on another master lose cleanly instead of corrupting state.
+
+use crate::alloc;
+use crate::cache::Cache;
+use crate::error::ApiError;
+use crate::keys::{self, TagKind};
+use crate::master::{Master, Plan};
+use fabric_model::integrity::{check_delete, check_write};
+use fabric_model::objects::*;
+use fabric_model::{with_object_type, Collection, Object, DEFAULT_TENANT};
+use fabric_store::Txn;
+use serde_json::Value;
+
+/// Largest group id: 32-bit register values, 0 meaning "no group".
+const MAX_GROUP_ID: u32 = u32::MAX - 1;
+/// Rules deleted with their policy in one transaction, below the store's op limit.
+const RULES_PER_TXN: usize = 100;
+
+/// Per-type steps of a write beyond validation: allocations on create, their release on delete.
+pub(crate) trait Intent: Object {
+    fn prepare(
+        &mut self,
+        _old: Option<&Self>,
+        _cache: &Cache,
+        _txn: &mut Txn,
+    ) -> Result<(), ApiError> {
+        Ok(())
+    }
+
+    fn release(&self, _cache: &Cache, _txn: &mut Txn) {}
+}
+
+impl Intent for Tenant {}
+impl Intent for Policy {}
+impl Intent for Rule {}
+impl Intent for AppProfile {}
+impl Intent for ServiceLb {}
+impl Intent for Netprofile {}
+impl Intent for Bgp {}
+impl Intent for AciGw {}
+impl Intent for ExtContractsGroup {}
+impl Intent for Endpoint {}
+
+fn global(cache: &Cache) -> Global {
+    cache
+        .objects
+        .get_typed::<Global>(GLOBAL_NAME)
+        .unwrap_or_default()
+}
+
+fn release_tag(cache: &Cache, kind: TagKind, tag: u32, owner: &str, txn: &mut Txn) {
+    if cache
+        .tags_of(kind)
+        .and_then(|t| t.get(&tag))
+        .is_some_and(|o| o == owner)
+    {
+        txn.success.push(fabric_store::Op::Delete {
+            key: keys::tag(kind, tag),
+        });
+    }
+}
+
+impl Intent for Network {
+    fn prepare(
+        &mut self,
+        old: Option<&Self>,
+        cache: &Cache,
+        txn: &mut Txn,
+    ) -> Result<(), ApiError> {
+        if let Some(old) = old {
+            if self.pkt_tag == 0 {
+                self.pkt_tag = old.pkt_tag;
+            }
+            return Ok(());
+        }
+        // A new subnet is checked for overlap against the tenant's other networks; comparing the
+        // tenant's refver makes that check hold against networks created on other masters too.
+        let tenant_ver = keys::refver(Collection::Tenants, &self.tenant_name);
+        txn.compares.push(fabric_store::Compare::ModRevision(
+            tenant_ver.clone(),
+            cache.mod_revision(&tenant_ver),
+        ));
+        let g = global(cache);
+        let (kind, range, range_field) = if self.encap == "vlan" {
+            (TagKind::Vlan, g.vlan_range(), "vlans")
+        } else {
+            (TagKind::Vxlan, g.vxlan_range(), "vxlans")
+        };
+        let (first, last) = range
+            .map_err(|e| ApiError::conflict("globals/global".into(), Some(e.field), e.reason))?;
+        let taken = cache.tags_of(kind);
+        let tag = if self.pkt_tag != 0 {
+            let tag = self.pkt_tag as u32;
+            if !(first..=last).contains(&tag) {
+                return Err(ApiError::new(
+                    422,
+                    Some(self.display_id()),
+                    Some("pktTag"),
+                    format!("{tag} is outside the global {range_field} range {first}-{last}"),
+                ));
+            }
+            if let Some(owner) = taken.and_then(|t| t.get(&tag)) {
+                return Err(ApiError::conflict(
+                    self.display_id(),
+                    Some("pktTag"),
+                    format!("{} {tag} is already used by {owner}", kind.name()),
+                ));
+            }
+            tag
+        } else {
+            let empty = Default::default();
+            alloc::pick_tag(first, last, taken.unwrap_or(&empty)).ok_or_else(|| {
+                ApiError::conflict(
+                    self.display_id(),
+                    Some("pktTag"),
+                    format!(
+                        "no free {} left in the global range {first}-{last}",
+                        kind.name()
+                    ),
+                )
+            })?
+        };
+        self.pkt_tag = i64::from(tag);
+        let key = keys::tag(kind, tag);
+        txn.compares
+            .push(fabric_store::Compare::Absent(key.clone()));
+        txn.success.push(fabric_store::Op::Put {
+            key,
+            value: self.key().into_bytes(),
+        });
+        Ok(())
+    }
+
+    fn release(&self, cache: &Cache, txn: &mut Txn) {
+        let kind = if self.encap == "vlan" {
+            TagKind::Vlan
+        } else {
+            TagKind::Vxlan
+        };
+        release_tag(cache, kind, self.pkt_tag as u32, &self.key(), txn);
+    }
+}
+
+impl Intent for EndpointGroup {
+    fn prepare(
+        &mut self,
+        old: Option<&Self>,
+        cache: &Cache,
+        txn: &mut Txn,
+    ) -> Result<(), ApiError> {
+        if old.is_some() {
+            return Ok(());
+        }
+        let empty = Default::default();
+        let id = alloc::pick_tag(
+            1,
+            MAX_GROUP_ID,
+            cache.tags_of(TagKind::Group).unwrap_or(&empty),
+        )
+        .ok_or_else(|| ApiError::conflict(self.display_id(), None, "no free group id"))?;
+        let key = keys::tag(TagKind::Group, id);
+        txn.compares
+            .push(fabric_store::Compare::Absent(key.clone()));
+        txn.success.push(fabric_store::Op::Put {
+            key,
+            value: self.key().into_bytes(),
+        });
+        Ok(())
+    }
+
+    fn release(&self, cache: &Cache, txn: &mut Txn) {
+        if let Some(id) = group_id(cache, &self.key()) {
+            release_tag(cache, TagKind::Group, id, &self.key(), txn);
+        }
+    }
+}
+
+/// The 32-bit id allocated to a group.
+pub fn group_id(cache: &Cache, group_key: &str) -> Option<u32> {
+    cache
+        .tags_of(TagKind::Group)?
+        .iter()
+        .find(|(_, owner)| owner.as_str() == group_key)
+        .map(|(id, _)| *id)
+}
+
+impl Intent for Global {
+    fn prepare(
+        &mut self,
+        _old: Option<&Self>,
+        cache: &Cache,
+        _txn: &mut Txn,
+    ) -> Result<(), ApiError> {
+        for (kind, range, field) in [
+            (TagKind::Vlan, self.vlan_range(), "vlans"),
+            (TagKind::Vxlan, self.vxlan_range(), "vxlans"),
+        ] {
+            let Ok((first, last)) = range else { continue };
+            if let Some((tag, owner)) = cache
+                .tags_of(kind)
+                .and_then(|t| t.iter().find(|(t, _)| !(first..=last).contains(*t)))
+            {
+                return Err(ApiError::conflict(
+                    self.display_id(),
+                    Some(field),
+                    format!(
+                        "range {first}-{last} would exclude {} {tag} in use by network {owner}",
+                        kind.name()
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Decodes a REST body for `collection/path_key`: key fields missing from the body come from the
+/// path, key fields present must agree with it, and decoding errors name the field.
+pub fn decode_body<T: Object>(path_key: &str, mut body: Value) -> Result<T, ApiError> {
+    let collection = T::COLLECTION;
+    let id = format!("{}/{path_key}", collection.rest_name());
+    let Value::Object(map) = &mut body else {
+        return Err(ApiError::bad_request(
+            Some(id),
+            None,
+            "the body must be a JSON object",
+        ));
+    };
+    let fields = collection.key_fields();
+    let parts: Vec<&str> = if fields.len() == 1 {
+        vec![path_key]
+    } else {
+        path_key.split(':').collect()
+    };
+    if parts.len() != fields.len() {
+        return Err(ApiError::bad_request(
+            Some(id),
+            Some("key"),
+            format!("'{path_key}' must have the form {}", fields.join(":")),
+        ));
+    }
+    for (field, part) in fields.iter().zip(&parts) {
+        match map.get(*field) {
+            None => {
+                map.insert(field.to_string(), Value::String(part.to_string()));
+            }
+            Some(Value::String(s)) if s.is_empty() => {
+                map.insert(field.to_string(), Value::String(part.to_string()));
+            }
+            Some(Value::String(s)) if s == part => {}
+            Some(other) => {
+                return Err(ApiError::bad_request(
+                    Some(id),
+                    Some(field),
+                    format!("is {other} but the key in the path says '{part}'"),
+                ))
+            }
+        }
+    }
+    map.remove("key");
+    serde_path_to_error::deserialize(body).map_err(|e| ApiError::from_decode(&id, e))
+}
+
+impl Master {
+    /// Creates or updates a configuration object (POST and PUT, as Contiv).
+    pub async fn put_object(
+        &self,
+        collection: Collection,
+        key: &str,
+        body: Value,
+    ) -> Result<Value, ApiError> {
+        if !collection.is_config() {
+            return Err(ApiError::read_only(format!(
+                "{}/{key}",
+                collection.rest_name()
+            )));
+        }
+        with_object_type!(collection, T => {
+            let obj: T = decode_body(key, body)?;
+            self.write(obj).await
+        })
+    }
+
+    /// Validates and commits one object; used by the REST API and for the startup defaults.
+    pub(crate) async fn write<T: Intent>(&self, mut obj: T) -> Result<Value, ApiError> {
+        obj.apply_defaults();
+        obj.validate()?;
+        let id = obj.display_id();
+        let (json, _) = self
+            .commit(&id, |cache| {
+                let mut obj = obj.clone();
+                let key = obj.key();
+                let store_key = keys::object(T::COLLECTION, &key);
+                let old: Option<T> = cache.objects.get_typed(&key);
+                let mut txn =
+                    Txn::new().when_mod_revision(store_key.clone(), cache.mod_revision(&store_key));
+                obj.prepare(old.as_ref(), cache, &mut txn)?;
+                check_write(&obj, old.as_ref(), &cache.objects)?;
+                let old_refs = old.as_ref().map(Object::references).unwrap_or_default();
+                let mut bumped = Vec::new();
+                for r in obj.references() {
+                    txn.compares
+                        .push(fabric_store::Compare::Present(keys::object(
+                            r.collection,
+                            &r.key,
+                        )));
+                    let ver = keys::refver(r.collection, &r.key);
+                    if !old_refs
+                        .iter()
+                        .any(|o| o.collection == r.collection && o.key == r.key)
+                        && !bumped.contains(&ver)
+                    {
+                        bumped.push(ver);
+                    }
+                }
+                for ver in bumped {
+                    txn = txn.put(ver, Vec::new());
+                }
+                obj.set_key();
+                let json = serde_json::to_value(&obj)
+                    .map_err(|e| ApiError::new(500, Some(id.clone()), None, e.to_string()))?;
+                txn = txn.put(store_key, json.to_string().into_bytes());
+                Ok(Plan { txn, result: json })
+            })
+            .await?;
+        Ok(json)
+    }
+
+    pub async fn delete_object(&self, collection: Collection, key: &str) -> Result<(), ApiError> {
+        let id = format!("{}/{key}", collection.rest_name());
+        if !collection.is_config() {
+            return Err(ApiError::read_only(id));
+        }
+        if (collection == Collection::Tenants && key == DEFAULT_TENANT)
+            || collection == Collection::Globals
+        {
+            return Err(ApiError::conflict(
+                id,
+                None,
+                "exists always and cannot be deleted",
+            ));
+        }
+        if collection == Collection::Policies {
+            self.delete_rules_beyond_one_txn(key).await?;
+        }
+        with_object_type!(collection, T => self.delete::<T>(key).await)
+    }
+
+    pub(crate) async fn delete<T: Intent>(&self, key: &str) -> Result<(), ApiError> {
+        let id = format!("{}/{key}", T::COLLECTION.rest_name());
+        self.commit(&id, |cache| {
+            let old: T = cache
+                .objects
+                .get_typed(key)
+                .ok_or_else(|| ApiError::not_found(id.clone()))?;
+            check_delete(T::COLLECTION, key, &cache.objects)?;
+            if T::COLLECTION == Collection::Networks {
+                if let Some(ips) = cache.ips_of(key).filter(|ips| !ips.is_empty()) {
+                    return Err(ApiError::conflict(
+                        id.clone(),
+                        None,
+                        format!(
+                            "still has {} allocated addresses: detach its containers first",
+                            ips.len()
+                        ),
+                    ));
+                }
+            }
+            let store_key = keys::object(T::COLLECTION, key);
+            let ver = keys::refver(T::COLLECTION, key);
+            let mut txn = Txn::new()
+                .when_mod_revision(store_key.clone(), cache.mod_revision(&store_key))
+                .when_mod_revision(ver.clone(), cache.mod_revision(&ver))
+                .delete(store_key);
+            if cache.mod_revision(&ver) != 0 {
+                txn = txn.delete(ver);
+            }
+            if T::COLLECTION == Collection::Policies {
+                for rule in cache
+                    .objects
+                    .referrers_in(Collection::Policies, key, Collection::Rules)
+                {
+                    txn = txn.delete(keys::object(Collection::Rules, &rule));
+                }
+            }
+            old.release(cache, &mut txn);
+            Ok(Plan { txn, result: () })
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// A policy's rules go with it; when there are more than one transaction holds, the excess
+    /// goes first (a crash in between leaves a policy with fewer rules, never orphan rules).
+    async fn delete_rules_beyond_one_txn(&self, policy: &str) -> Result<(), ApiError> {
+        loop {
+            let rules =
+                self.cache()
+                    .objects
+                    .referrers_in(Collection::Policies, policy, Collection::Rules);
+            if rules.len() <= RULES_PER_TXN {
+                return Ok(());
+            }
+            let mut txn = Txn::new();
+            for rule in rules.iter().take(RULES_PER_TXN) {
+                txn = txn.delete(keys::object(Collection::Rules, rule));
+            }
+            let ops = txn.success.clone();
+            let outcome = self.store.txn(txn).await?;
+            self.apply_local(outcome.revision, &ops);
+        }
+    }
+
+    /// Creates the `default` tenant and the `global` object when the store has none.
+    pub async fn ensure_defaults(&self) -> Result<(), ApiError> {
+        if !self
+            .cache()
+            .objects
+            .exists_key(Collection::Tenants, DEFAULT_TENANT)
+        {
+            let tenant = Tenant {
+                tenant_name: DEFAULT_TENANT.into(),
+                ..Tenant::default()
+            };
+            self.write(tenant)
+                .await
+                .map(drop)
+                .or_else(ignore_conflict)?;
+        }
+        let g = Global::default();
+        if !self
+            .cache()
+            .objects
+            .exists_key(Collection::Globals, &g.name)
+        {
+            let mut g = g;
+            if !self.settings.fwd_mode.is_empty() {
+                g.fwd_mode = self.settings.fwd_mode.clone();
+            }
+            if !self.settings.infra.is_empty() {
+                g.network_infra_type = self.settings.infra.clone();
+            }
+            self.write(g).await.map(drop).or_else(ignore_conflict)?;
+        }
+        Ok(())
+    }
+}
+
+/// Another master created the default first: fine.
+fn ignore_conflict(e: ApiError) -> Result<(), ApiError> {
+    if e.status == 409 {
+        Ok(())
+    } else {
+        Err(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn body_and_path_key_must_agree() {
+        let n: Network = decode_body("blue:net", json!({"subnet": "10.0.0.0/24"})).unwrap();
+        assert_eq!(
+            (n.tenant_name.as_str(), n.network_name.as_str()),
+            ("blue", "net")
+        );
+        let e = decode_body::<Network>("blue:net", json!({"tenantName": "red"})).unwrap_err();
+        assert_eq!((e.status, e.field.as_deref()), (400, Some("tenantName")));
+        let e = decode_body::<Network>("blue", json!({})).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("key"));
+        let e = decode_body::<Rule>("t:p:1", json!({"priority": "high"})).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("priority"), "{e:?}");
+        let e = decode_body::<Rule>("t:p:1", json!([1])).unwrap_err();
+        assert_eq!(e.status, 400);
+    }
+}

@@ -1,0 +1,16 @@
+//! netmaster: the fabric's control plane. It validates intent against Contiv's object model,
+//! keeps it in a durable store (embedded or etcd), allocates addresses and tags with
+//! compare-and-swap transactions, and streams every change to agents.
+
+pub mod alloc;
+pub mod api;
+pub mod cache;
+pub mod error;
+pub mod inspect;
+pub mod intent;
+pub mod ipam;
+pub mod keys;
+pub mod master;
+pub mod metrics;
+
+pub use master::{Master, Settings};

@@ -1,0 +1,166 @@
+//! A netmaster for tests: in-process on a loopback port, over the embedded store or a real etcd,
+//! with a small JSON client.
+
+#![allow(dead_code)]
+
+use fabric_store::testing::EtcdProcess;
+use netmaster::{api, Master, Settings};
+use serde_json::Value;
+use std::sync::Arc;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Embedded,
+    Etcd,
+}
+
+pub struct TestMaster {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub master: Arc<Master>,
+    server: tokio::task::JoinHandle<()>,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for TestMaster {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+/// Holds what a backend needs to stay alive (the etcd process) for the test's duration.
+pub struct Fixture {
+    pub etcd: Option<EtcdProcess>,
+}
+
+impl Fixture {
+    pub fn new(backend: Backend) -> Fixture {
+        let etcd = match backend {
+            Backend::Embedded => None,
+            Backend::Etcd => Some(EtcdProcess::start().expect(
+                "etcd must be installed (package etcd-server) to run the etcd half of the suite",
+            )),
+        };
+        Fixture { etcd }
+    }
+
+    pub async fn master(&self) -> TestMaster {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let endpoints = self.etcd.as_ref().map(|e| e.endpoints());
+        let store = fabric_store::open(endpoints.as_deref(), dir.path())
+            .await
+            .expect("store opens");
+        let settings = Settings {
+            backend: if self.etcd.is_some() {
+                "etcd"
+            } else {
+                "embedded"
+            },
+            ..Settings::default()
+        };
+        let master = Master::start(store, settings).await.expect("master starts");
+        master.ensure_defaults().await.expect("defaults");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let app = api::router(master.clone());
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        TestMaster {
+            base,
+            client: reqwest::Client::new(),
+            master,
+            server,
+            _dir: dir,
+        }
+    }
+}
+
+impl TestMaster {
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(b) = body {
+            req = req.body(b.to_string());
+        }
+        let resp = req.send().await.expect("request reaches the master");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.expect("body");
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        self.request(reqwest::Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        self.request(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str) -> (u16, Value) {
+        self.request(reqwest::Method::DELETE, path, None).await
+    }
+
+    /// POST that must succeed.
+    pub async fn create(&self, path: &str, body: Value) -> Value {
+        let (status, v) = self.post(path, body).await;
+        assert_eq!(status, 200, "POST {path} failed: {v}");
+        v
+    }
+
+    /// The store revision the master has seen: unchanged by a rejected write.
+    pub async fn revision(&self) -> u64 {
+        self.get("/info").await.1["revision"]
+            .as_u64()
+            .expect("info has a revision")
+    }
+
+    /// Asserts a rejected write names `field`, has `status`, and left the store as it was.
+    pub async fn rejects(&self, path: &str, body: Value, status: u16, field: &str) -> Value {
+        let before = self.master.store.revision().await.expect("store revision");
+        let (got, v) = self.post(path, body.clone()).await;
+        assert_eq!(got, status, "POST {path} {body}: {v}");
+        assert_eq!(v["field"].as_str(), Some(field), "POST {path} {body}: {v}");
+        assert!(
+            v["message"].as_str().is_some_and(|m| m.contains(field)),
+            "message names the field: {v}"
+        );
+        let after = self.master.store.revision().await.expect("store revision");
+        assert_eq!(before, after, "a rejected write must not change the store");
+        v
+    }
+}
+
+/// Runs an async test body once per backend, each in its own test function.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident => $body:ident;)*) => {
+        mod embedded {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let fixture = $crate::common::Fixture::new($crate::common::Backend::Embedded);
+                    super::$body(&fixture).await
+                }
+            )*
+        }
+        mod etcd {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let fixture = $crate::common::Fixture::new($crate::common::Backend::Etcd);
+                    super::$body(&fixture).await
+                }
+            )*
+        }
+    };
+}
