@@ -12,5 +12,7 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
+echo "== cargo build (binaries the end-to-end tests start)"
+cargo build --workspace --bins --quiet
 echo "== cargo nextest"
 cargo nextest run --workspace --profile ci "$@"

@@ -91,7 +91,7 @@ impl Capability {
             2 => Capability::RouteRefresh,
             6 => Capability::ExtendedMessage,
             64 => {
-                if value.len() < 2 || (value.len() - 2) % 4 != 0 {
+                if value.len() < 2 || !(value.len() - 2).is_multiple_of(4) {
                     return Err(bad("graceful restart"));
                 }
                 let head = u16::from_be_bytes([value[0], value[1]]);

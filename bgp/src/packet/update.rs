@@ -358,7 +358,7 @@ fn apply_attr(
             w.attrs.aggregator = Some((asn, Ipv4Addr::new(id[0], id[1], id[2], id[3])));
         }
         kind::COMMUNITIES => {
-            if v.is_empty() || v.len() % 4 != 0 {
+            if v.is_empty() || !v.len().is_multiple_of(4) {
                 return Err(taw(format!(
                     "COMMUNITIES: length {} is not a positive multiple of 4",
                     v.len()
@@ -381,7 +381,7 @@ fn apply_attr(
                     "CLUSTER_LIST: received from an external peer".into(),
                 ));
             }
-            if v.is_empty() || v.len() % 4 != 0 {
+            if v.is_empty() || !v.len().is_multiple_of(4) {
                 return Err(taw(format!(
                     "CLUSTER_LIST: length {} is not a positive multiple of 4",
                     v.len()
