@@ -97,16 +97,17 @@ run "$LAB" exec host1 -- ping -c 2 -W 1 10.254.2.1
 bold "6. The Contiv tutorial: tenant, network, group, policy through netctl"
 if [[ $have_netctl == yes && $have_master == yes ]]; then
   nc() { run "$LAB" exec master1 -- "$PWD/$NETCTL" --netmaster "$MASTER_URL" "$@"; }
-  nc tenant create blue
-  nc network create --tenant blue --subnet 10.1.2.0/24 --gateway 10.1.2.1 contiv-net
-  nc policy create --tenant blue app-policy
-  nc policy rule-add --tenant blue --direction in --protocol tcp --action deny app-policy 1
-  nc policy rule-add --tenant blue --direction in --protocol tcp --port 8080 --action allow --priority 10 app-policy 2
-  nc group create --tenant blue --policy app-policy contiv-net app
-  nc tenant ls
-  nc network ls --tenant blue
-  nc group ls --tenant blue
-  nc policy rule-ls --tenant blue app-policy
+  say "Contiv's tutorial, spelled as its documentation spells it (one-dash long flags work):"
+  nc global set --fwd-mode routing
+  nc net create --subnet=10.1.2.0/24 --gateway=10.1.2.1 contiv-net
+  nc policy create db-policy
+  nc policy rule-add db-policy 1 -direction=in -protocol=tcp -action=deny
+  nc policy rule-add db-policy 2 -direction=in -protocol=tcp -port=8888 -action=allow -priority=10
+  nc group create contiv-net db-group -policy=db-policy
+  nc group create contiv-net web-group
+  nc net ls
+  nc group ls
+  nc policy rule-ls db-policy
 else
   [[ $have_master == yes ]] || not_yet "netmaster (the master) is not built, so master1 is an empty namespace"
   [[ $have_netctl == yes ]] || not_yet "netctl is not built"
