@@ -5,6 +5,8 @@
 //! The flow model is plain data with a total order, so a desired flow set is a `BTreeSet` and
 //! "what to install" is a set difference computed without a switch.
 
+mod display;
 pub mod flow;
+pub mod ofctl;
 
-pub use flow::{Action, CtAction, CtZone, Field, Flow, FlowKey, Match, MacAddr, Masked};
+pub use flow::{Action, CtAction, CtZone, Field, Flow, FlowKey, MacAddr, Masked, Match};
