@@ -13,14 +13,6 @@ use common::*;
 use fabric_model::Rule;
 use lab::Lab;
 
-const PROBES: [Probe; 5] = [
-    Probe::Tcp(80),
-    Probe::Tcp(8888),
-    Probe::Udp(53),
-    Probe::Udp(8888),
-    Probe::Ping,
-];
-
 /// The fixture's endpoints that exist in the lab, with their namespaces.
 struct Fabric {
     lab: Lab,

@@ -76,14 +76,6 @@ fn check(tables: &Tables, rules: &[Rule], src: &Ep, dst: &Ep, probe: Probe) -> R
     Ok(())
 }
 
-const PROBES: [Probe; 5] = [
-    Probe::Tcp(80),
-    Probe::Tcp(8888),
-    Probe::Udp(53),
-    Probe::Udp(8888),
-    Probe::Ping,
-];
-
 fn check_all(rules: &[Rule]) -> Result<(), String> {
     let compiled = pipeline::compile(&input(rules)).map_err(|e| e.to_string())?;
     let keys: BTreeSet<FlowKey> = compiled.flows.iter().map(|f| f.key()).collect();

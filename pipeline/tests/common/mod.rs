@@ -194,6 +194,15 @@ impl Probe {
     }
 }
 
+/// The probes every source × destination pair gets.
+pub const PROBES: [Probe; 5] = [
+    Probe::Tcp(80),
+    Probe::Tcp(8888),
+    Probe::Udp(53),
+    Probe::Udp(8888),
+    Probe::Ping,
+];
+
 /// The policies of group `g` (the same attachment as [`input`]).
 fn policies_of(g: &str) -> Vec<String> {
     let mut v = vec![format!("p{g}")];
