@@ -5,6 +5,7 @@
 //! The flow model is plain data with a total order, so a desired flow set is a `BTreeSet` and
 //! "what to install" is a set difference computed without a switch.
 
+pub mod codec;
 mod display;
 pub mod flow;
 pub mod ofctl;
