@@ -6,8 +6,12 @@
 //! "what to install" is a set difference computed without a switch.
 
 pub mod codec;
+pub mod conn;
 mod display;
 pub mod flow;
+mod normalize;
 pub mod ofctl;
 
+pub use codec::{FlowMod, FlowModCommand};
+pub use conn::{ConnError, Connection, FlowModFailure};
 pub use flow::{Action, CtAction, CtZone, Field, Flow, FlowKey, MacAddr, Masked, Match};
