@@ -51,6 +51,11 @@ pub enum ConnError {
     Decode(#[from] DecodeError),
     #[error("cannot encode: {0}")]
     Encode(#[from] EncodeError),
+    #[error("cannot encode {:?} {}: {error}", flow_mod.command, flow_mod.flow())]
+    Unencodable {
+        flow_mod: Box<FlowMod>,
+        error: EncodeError,
+    },
     #[error("handshake: {0}")]
     Handshake(String),
     #[error("the switch answered with an error: {0}")]
@@ -457,9 +462,12 @@ impl Connection {
             let xid = self.shared.xid();
             match codec::encode(&wrap(fm), xid) {
                 Ok(b) => bytes.extend_from_slice(&b),
-                Err(e) => {
+                Err(error) => {
                     self.shared.forget(&xids);
-                    return Err(e.into());
+                    return Err(ConnError::Unencodable {
+                        flow_mod: Box::new(fm.clone()),
+                        error,
+                    });
                 }
             }
             self.shared.expect_silent(xid, sink.clone());

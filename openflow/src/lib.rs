@@ -11,7 +11,9 @@ mod display;
 pub mod flow;
 mod normalize;
 pub mod ofctl;
+pub mod writer;
 
 pub use codec::{FlowMod, FlowModCommand};
 pub use conn::{ConnError, Connection, FlowModFailure};
 pub use flow::{Action, CtAction, CtZone, Field, Flow, FlowKey, MacAddr, Masked, Match};
+pub use writer::{diff, Atomicity, FlowWriter, SyncStats, WriterError};
