@@ -16,7 +16,7 @@ use std::sync::Arc;
 use thiserror::Error;
 use tracing::{debug, info};
 
-use crate::codec::{FlowMod, FlowModCommand, FlowStatsRequest, UndecodedFlow};
+use crate::codec::{FlowMod, FlowStatsRequest, UndecodedFlow};
 use crate::conn::{ConnError, Connection};
 use crate::flow::{Flow, FlowKey};
 
@@ -76,11 +76,18 @@ pub fn diff(
     installed: impl IntoIterator<Item = Flow>,
     desired: impl IntoIterator<Item = Flow>,
 ) -> Vec<FlowMod> {
-    let installed = by_key(installed);
-    let desired = by_key(desired);
+    plan(&by_key(installed), &by_key(desired)).0
+}
+
+/// [`diff`] over flows already normalised and keyed, with what it changes counted.
+fn plan(
+    installed: &BTreeMap<FlowKey, Flow>,
+    desired: &BTreeMap<FlowKey, Flow>,
+) -> (Vec<FlowMod>, SyncStats) {
+    let mut stats = SyncStats::default();
     let mut adds = Vec::new();
     let mut modifies = Vec::new();
-    for (key, want) in &desired {
+    for (key, want) in desired {
         match installed.get(key) {
             None => adds.push(FlowMod::add(want)),
             Some(have) if have == want => {}
@@ -90,11 +97,18 @@ pub fn diff(
             Some(_) => modifies.push(FlowMod::add(want)),
         }
     }
-    let deletes = installed
+    let deletes: Vec<FlowMod> = installed
         .iter()
         .filter(|(key, _)| !desired.contains_key(key))
-        .map(|(key, have)| FlowMod::delete_strict(key, have.cookie, u64::MAX));
-    adds.into_iter().chain(modifies).chain(deletes).collect()
+        .map(|(key, have)| FlowMod::delete_strict(key, have.cookie, u64::MAX))
+        .collect();
+    stats.added = adds.len();
+    stats.modified = modifies.len();
+    stats.deleted = deletes.len();
+    (
+        adds.into_iter().chain(modifies).chain(deletes).collect(),
+        stats,
+    )
 }
 
 fn by_key(flows: impl IntoIterator<Item = Flow>) -> BTreeMap<FlowKey, Flow> {
@@ -195,8 +209,7 @@ impl FlowWriter {
             self.refresh().await?;
         }
         let installed = self.installed.take().unwrap_or_default();
-        let mods = diff(installed.values().cloned(), desired.values().cloned());
-        let stats = count(&mods, &installed);
+        let (mods, stats) = plan(&installed, &desired);
         if mods.is_empty() {
             self.installed = Some(installed);
             return Ok(stats);
@@ -238,7 +251,8 @@ impl FlowWriter {
                     mask: self.mask,
                 });
             }
-            if let Some(first) = out.get(&f.key()) {
+            let key = f.key();
+            if let Some(first) = out.get(&key) {
                 if *first != f {
                     return Err(WriterError::DuplicateKey {
                         first: Box::new(Flow::clone(first)),
@@ -246,24 +260,10 @@ impl FlowWriter {
                     });
                 }
             }
-            out.insert(f.key(), f);
+            out.insert(key, f);
         }
         Ok(out)
     }
-}
-
-/// Counts a diff's FLOW_MODs: an add for an installed key replaces it, so it is a change.
-fn count(mods: &[FlowMod], installed: &BTreeMap<FlowKey, Flow>) -> SyncStats {
-    let mut s = SyncStats::default();
-    for m in mods {
-        match m.command {
-            FlowModCommand::Add if installed.contains_key(&m.flow().key()) => s.modified += 1,
-            FlowModCommand::Add => s.added += 1,
-            FlowModCommand::Modify | FlowModCommand::ModifyStrict => s.modified += 1,
-            FlowModCommand::Delete | FlowModCommand::DeleteStrict => s.deleted += 1,
-        }
-    }
-    s
 }
 
 #[cfg(test)]
@@ -271,6 +271,7 @@ mod tests {
     use std::net::Ipv4Addr;
 
     use super::*;
+    use crate::codec::FlowModCommand;
     use crate::flow::{Action, Masked, Match};
 
     fn flow(table: u8, priority: u16, port: u32, out: u32) -> Flow {
@@ -298,7 +299,7 @@ mod tests {
     fn adds_modifies_deletes_in_that_order() {
         let installed = vec![flow(0, 1, 1, 2), flow(0, 1, 2, 1), flow(1, 5, 3, 3)];
         let desired = vec![flow(0, 1, 1, 2), flow(0, 1, 2, 9), flow(2, 5, 3, 3)];
-        let mods = diff(installed.clone(), desired);
+        let mods = diff(installed.clone(), desired.clone());
         let got: Vec<_> = mods
             .iter()
             .map(|m| (m.command, m.table, m.flow()))
@@ -322,9 +323,9 @@ mod tests {
         assert!(mods[1..]
             .iter()
             .all(|m| m.cookie == 0x10 && m.cookie_mask == u64::MAX));
-        let by_key: BTreeMap<_, _> = installed.into_iter().map(|f| (f.key(), f)).collect();
+        let desired = vec![flow(0, 1, 1, 2), flow(0, 1, 2, 9), flow(2, 5, 3, 3)];
         assert_eq!(
-            count(&mods, &by_key),
+            plan(&by_key(installed), &by_key(desired)).1,
             SyncStats {
                 added: 1,
                 modified: 1,

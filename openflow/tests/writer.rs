@@ -240,3 +240,62 @@ async fn cookie_masks_split_the_switch_between_writers() {
         rendered(&f2)
     );
 }
+
+/// Enough flows that OVS splits the flow-stats reply over many messages (REPLY_MORE) and the
+/// bundle holds thousands of messages. Prints the timings the README quotes.
+#[tokio::test]
+async fn thousands_of_flows() {
+    const N: u32 = 5000;
+    let ovs = Ovs::start();
+    let conn = Arc::new(Connection::connect(ovs.mgmt()).await.expect("connect"));
+    let mut w = FlowWriter::new(conn.clone(), 0x77, u64::MAX).await.unwrap();
+    let flows = |out: u32| -> Vec<Flow> {
+        (0..N)
+            .map(|i| {
+                let mut m = Match {
+                    eth_type: Some(0x0800),
+                    ..Match::default()
+                };
+                m.regs[1] = Some(openflow::Masked::exact(i));
+                Flow {
+                    table: 20,
+                    priority: 100,
+                    matches: m,
+                    actions: vec![Action::Output(out)],
+                    goto_table: None,
+                    cookie: 0x77,
+                }
+            })
+            .collect()
+    };
+    let t = std::time::Instant::now();
+    let stats = w.sync(flows(1)).await.unwrap();
+    let full = t.elapsed();
+    assert_eq!(stats.added, N as usize);
+
+    let mut changed = flows(1);
+    changed[17].actions = vec![Action::Output(2)];
+    let t = std::time::Instant::now();
+    let stats = w.sync(changed.clone()).await.unwrap();
+    let one = t.elapsed();
+    assert_eq!(stats.modified, 1);
+    assert_eq!(stats.total(), 1);
+
+    changed[18].actions = vec![Action::Output(2)];
+    w.set_atomicity(Atomicity::BarrierBatch);
+    let t = std::time::Instant::now();
+    assert_eq!(w.sync(changed.clone()).await.unwrap().modified, 1);
+    let one_batch = t.elapsed();
+    let t = std::time::Instant::now();
+    assert_eq!(w.sync(changed.clone()).await.unwrap(), SyncStats::default());
+    let nothing = t.elapsed();
+    let t = std::time::Instant::now();
+    let mut w2 = FlowWriter::new(conn, 0x77, u64::MAX).await.unwrap();
+    let read = t.elapsed();
+    assert_eq!(w2.installed().count(), N as usize);
+    assert_eq!(w2.sync(changed).await.unwrap(), SyncStats::default());
+    eprintln!(
+        "{N} flows: full sync {full:?}; one-flow change: bundle {one:?}, barrier batch \
+         {one_batch:?}; sync with no change {nothing:?}; reading them back {read:?}"
+    );
+}
