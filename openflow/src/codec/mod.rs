@@ -7,8 +7,8 @@
 //! as [`Message::Other`] so the connection can ignore them.
 //!
 //! Files by message family: [`basic`] (hello, echo, features, barrier), [`errmsg`] (errors),
-//! [`flow_mod`], [`multipart`] (flow stats), [`bundle`] (ONF bundles), [`oxm`] (matches and
-//! field headers) and [`action`] (OpenFlow and Nicira actions).
+//! [`flow_mod`], [`multipart`] (flow stats), [`bundle`] (ONF bundles), `oxm` (matches and
+//! field headers) and `action` (OpenFlow and Nicira actions).
 
 mod action;
 pub mod basic;
