@@ -14,6 +14,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use crate::flow::{
     port, proto, Action, CtAction, CtZone, Field, Flow, FlowKey, MacAddr, Masked, Match,
 };
+use crate::normalize::CT_STATE_BITS;
 
 /// `ct_state` flag names in bit order, as OVS prints them.
 const CT_STATE_FLAGS: [(u32, &str); 8] = [
@@ -118,29 +119,33 @@ fn write_int<T: Into<u64> + Copy>(out: &mut String, name: &str, m: &Masked<T>, h
     }
 }
 
+/// A fully specified state: its set flags joined by `|` (`0` for none).
+fn write_ct_flags(out: &mut String, value: u32) {
+    let names: Vec<&str> = CT_STATE_FLAGS
+        .iter()
+        .filter(|(bit, _)| value & bit != 0)
+        .map(|(_, n)| *n)
+        .collect();
+    let unknown = value & !CT_STATE_BITS;
+    if names.is_empty() && unknown == 0 {
+        out.push('0');
+        return;
+    }
+    out.push_str(&names.join("|"));
+    if unknown != 0 {
+        if !names.is_empty() {
+            out.push('|');
+        }
+        let _ = write!(out, "0x{unknown:x}");
+    }
+}
+
 fn write_ct_state(out: &mut String, m: &Masked<u32>) {
     out.push_str(",ct_state=");
     match m.mask {
-        None | Some(u32::MAX) => {
-            // OVS prints a fully specified state as its set flags joined by `|`.
-            let names: Vec<&str> = CT_STATE_FLAGS
-                .iter()
-                .filter(|(bit, _)| m.value & bit != 0)
-                .map(|(_, n)| *n)
-                .collect();
-            let unknown = m.value & !0xff;
-            if names.is_empty() && unknown == 0 {
-                out.push('0');
-            } else {
-                out.push_str(&names.join("|"));
-                if unknown != 0 {
-                    if !names.is_empty() {
-                        out.push('|');
-                    }
-                    let _ = write!(out, "0x{unknown:x}");
-                }
-            }
-        }
+        // OVS prints a state whose every defined bit is specified as its set flags.
+        None => write_ct_flags(out, m.value),
+        Some(mask) if mask & CT_STATE_BITS == CT_STATE_BITS => write_ct_flags(out, m.value & mask),
         Some(mask) => {
             for (bit, name) in CT_STATE_FLAGS {
                 if mask & bit != 0 {

@@ -61,6 +61,8 @@ pub mod proto {
     pub const ETH_IPV4: u16 = 0x0800;
     pub const ETH_ARP: u16 = 0x0806;
     pub const ETH_IPV6: u16 = 0x86dd;
+    /// The 802.1Q tag protocol identifier `push_vlan` uses.
+    pub const ETH_VLAN: u16 = 0x8100;
     pub const IP_ICMP: u8 = 1;
     pub const IP_TCP: u8 = 6;
     pub const IP_UDP: u8 = 17;

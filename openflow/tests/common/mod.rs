@@ -41,7 +41,7 @@ fn require_prerequisites() {
         "this test needs root (it creates a network namespace and runs ovs-vswitchd); \
          effective uid is {uid:?}. Run it as root, e.g. `sudo ./scripts/test.sh`."
     );
-    for bin in [
+    for name in [
         "ovsdb-tool",
         "ovsdb-server",
         "ovs-vswitchd",
@@ -49,22 +49,31 @@ fn require_prerequisites() {
         "ovs-ofctl",
         "ip",
     ] {
-        let found = std::env::var_os("PATH")
-            .map(|p| std::env::split_paths(&p).any(|d| d.join(bin).is_file()))
-            .unwrap_or(false)
-            || ["/usr/sbin", "/usr/bin", "/sbin"]
-                .iter()
-                .any(|d| Path::new(d).join(bin).is_file());
         assert!(
-            found,
-            "this test needs `{bin}` (Debian package openvswitch-switch / iproute2); it is not \
-             installed. Install it with `apt-get install openvswitch-switch iproute2`."
+            find_bin(name).is_some(),
+            "this test needs `{name}` (Debian packages openvswitch-switch, iproute2), which is \
+             not installed (looked in PATH, /usr/sbin, /usr/bin, /sbin). Install it with \
+             `apt-get install openvswitch-switch iproute2`."
         );
     }
     assert!(
         Path::new("/usr/share/openvswitch/vswitch.ovsschema").is_file(),
         "this test needs /usr/share/openvswitch/vswitch.ovsschema (package openvswitch-common)"
     );
+}
+
+/// Where a program is: PATH first, then the sbin directories a non-login root shell may lack.
+fn find_bin(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/usr/bin", "/sbin", "/bin"].map(PathBuf::from))
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+/// A command for an OVS or iproute2 program, by absolute path.
+fn program(name: &str) -> Command {
+    Command::new(find_bin(name).unwrap_or_else(|| PathBuf::from(name)))
 }
 
 fn run(cmd: &mut Command) -> Output {
@@ -95,11 +104,11 @@ impl Ovs {
             dir,
             ns_created: false,
         };
-        run(Command::new("ip").args(["netns", "add", &ovs.ns]));
+        run(program("ip").args(["netns", "add", &ovs.ns]));
         ovs.ns_created = true;
-        run(Command::new("ip").args(["-n", &ovs.ns, "link", "set", "lo", "up"]));
+        run(program("ip").args(["-n", &ovs.ns, "link", "set", "lo", "up"]));
         let d = ovs.dir.display().to_string();
-        run(Command::new("ovsdb-tool").args([
+        run(program("ovsdb-tool").args([
             "create",
             &format!("{d}/conf.db"),
             "/usr/share/openvswitch/vswitch.ovsschema",
@@ -143,8 +152,10 @@ impl Ovs {
 
     /// A command run inside the namespace with this instance's run and log directory.
     fn in_ns(&self, prog: &str) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.ns, prog])
+        let mut c = program("ip");
+        let prog = find_bin(prog).unwrap_or_else(|| PathBuf::from(prog));
+        c.args(["netns", "exec", &self.ns])
+            .arg(prog)
             .env("OVS_RUNDIR", &self.dir)
             .env("OVS_LOGDIR", &self.dir);
         c
@@ -168,7 +179,7 @@ impl Ovs {
     }
 
     pub fn ofctl_with(&self, opts: &[&str], cmd: &str, rest: &[&str]) -> String {
-        let out = run(Command::new("ovs-ofctl")
+        let out = run(program("ovs-ofctl")
             .args(["-O", "OpenFlow13", &format!("--timeout={CMD_TIMEOUT_SECS}")])
             .args(opts)
             .arg(cmd)
@@ -204,13 +215,13 @@ impl Ovs {
             return;
         }
         let proc_dir = PathBuf::from(format!("/proc/{pid}"));
-        let _ = Command::new("kill").args(["-TERM", &pid]).output();
+        let _ = program("kill").args(["-TERM", &pid]).output();
         let deadline = Instant::now() + Duration::from_secs(5);
         while alive(&proc_dir) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
         }
         if alive(&proc_dir) {
-            let _ = Command::new("kill").args(["-KILL", &pid]).output();
+            let _ = program("kill").args(["-KILL", &pid]).output();
         }
     }
 }
@@ -231,7 +242,7 @@ impl Drop for Ovs {
         self.stop_daemon("vswitchd.pid");
         self.stop_daemon("ovsdb.pid");
         if self.ns_created {
-            let _ = Command::new("ip").args(["netns", "del", &self.ns]).output();
+            let _ = program("ip").args(["netns", "del", &self.ns]).output();
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
