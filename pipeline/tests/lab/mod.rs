@@ -349,6 +349,28 @@ impl Lab {
             ],
             &[("OVS_RUNDIR", d)],
         );
+        // The datapath keeps using cached megaflows until a revalidator round catches up with
+        // the new tables; probing before that sees the old policy. Purging makes the next packet
+        // of every flow take the new tables.
+        let ctl = std::fs::read_dir(d)
+            .expect("ovs run dir")
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .find(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("ovs-vswitchd.") && n.ends_with(".ctl"))
+            })
+            .expect("ovs-vswitchd control socket in the run dir");
+        run_env(
+            &[
+                "ovs-appctl",
+                "-t",
+                &ctl.to_string_lossy(),
+                "revalidator/purge",
+            ],
+            &[("OVS_RUNDIR", d)],
+        );
     }
 
     /// `ovs-ofctl dump-flows`, for failure messages.
