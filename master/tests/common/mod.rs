@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod process;
+
 use fabric_store::testing::EtcdProcess;
 use netmaster::{api, Master, Settings};
 use serde_json::Value;
