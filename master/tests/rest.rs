@@ -414,6 +414,14 @@ async fn objects_in_use_cannot_be_deleted(f: &Fixture) {
         json!({"direction": "in", "action": "deny", "protocol": "tcp"}),
     )
     .await;
+    // More rules than one transaction deletes: a refused delete must not remove any of them.
+    for i in 2..=150 {
+        m.create(
+            &format!("/api/v1/rules/blue:p:{i}/"),
+            json!({"direction": "out", "action": "allow"}),
+        )
+        .await;
+    }
     m.create(
         "/api/v1/endpointGroups/blue:g/",
         json!({"networkName": "n", "policies": ["p"]}),
@@ -449,6 +457,8 @@ async fn objects_in_use_cannot_be_deleted(f: &Fixture) {
         404,
         "rules go with their policy"
     );
+    let (_, rules) = m.get("/api/v1/rules/").await;
+    assert_eq!(rules.as_array().map(Vec::len), Some(0), "all 150: {rules}");
     // A network with endpoints (or allocated addresses) stays.
     m.delete("/api/v1/endpointGroups/blue:g/").await;
     let (s, _) = m
