@@ -17,7 +17,8 @@ pub enum BenchCmd {
     /// side, over one keep-alive connection and over several; prints objects/s and the ratio.
     Rest(rest::RestArgs),
     /// Run `bgp-bench` (our BGP speaker against BIRD), passing every argument through,
-    /// e.g. `lab bench bgp --n 100000`. Needs root, bird2 and gobgpd.
+    /// e.g. `lab bench bgp --n 100000`; `--help` is bgp-bench's. Needs root, bird2 and gobgpd.
+    #[command(disable_help_flag = true)]
     Bgp {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
