@@ -69,8 +69,10 @@ impl Cursor {
     /// Takes a `/api/v1/state` snapshot.
     pub fn snapshot(&mut self, state: &Value) -> Vec<Effect> {
         self.revision = state["revision"].as_u64().unwrap_or(0);
-        let bgp = state["objects"]["bgps"]
+        // Contiv's collection name is `Bgps`.
+        let bgp = state["objects"]["Bgps"]
             .as_array()
+            .or_else(|| state["objects"]["bgps"].as_array())
             .into_iter()
             .flatten()
             .filter_map(|v| serde_json::from_value::<Bgp>(v.clone()).ok())
@@ -93,7 +95,10 @@ impl Cursor {
             return Ok(Vec::new());
         }
         self.revision = revision;
-        if line["collection"] == "bgps" && line["key"] == self.host.as_str() {
+        let is_bgp = line["collection"]
+            .as_str()
+            .is_some_and(|c| c.eq_ignore_ascii_case("bgps"));
+        if is_bgp && line["key"] == self.host.as_str() {
             let bgp = match line["type"].as_str() {
                 Some("put") => serde_json::from_value::<Bgp>(line["object"].clone()).ok(),
                 _ => None,
@@ -228,7 +233,7 @@ mod tests {
     #[test]
     fn snapshot_then_events_for_this_host_only() {
         let mut c = Cursor::new("host1");
-        let state = json!({"revision": 10, "objects": {"bgps": [bgp_json("host2", "1"), bgp_json("host1", "65211")]}});
+        let state = json!({"revision": 10, "objects": {"Bgps": [bgp_json("host2", "1"), bgp_json("host1", "65211")]}});
         let effects = c.snapshot(&state);
         assert_eq!(c.revision, 10);
         assert!(matches!(&effects[..], [Effect::Bgp(Some(b))] if b.as_number == "65211"));

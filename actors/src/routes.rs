@@ -98,12 +98,17 @@ impl RouteTable {
         self.learned.retain(|_, (_, stale)| !*stale);
     }
 
-    /// Applies best-path changes; our own routes (no next hop) and IPv6 are ignored.
+    /// Applies best-path changes. Only container /32s are taken (the fabric's links are the
+    /// host's own business, and a learned route must never replace a connected one); our own
+    /// routes (no next hop) and IPv6 are ignored.
     pub fn learn(&mut self, changes: &[BestChange]) {
         for change in changes {
             let IpNet::V4(prefix) = change.prefix else {
                 continue;
             };
+            if prefix.prefix_len() != 32 {
+                continue;
+            }
             let hops: BTreeSet<Ipv4Addr> = change
                 .paths
                 .iter()

@@ -175,9 +175,11 @@ impl Kernel for NetlinkKernel {
         let route = route.clone();
         run_in(None, move |handle| async move {
             let gw_index = index_of(&handle, &gw_if).await?.unwrap_or(0);
+            // Scope "nowhere" matches a route of any scope, as `ip route del` does.
             let msg = RouteMessageBuilder::<Ipv4Addr>::new()
                 .destination_prefix(prefix.addr(), prefix.prefix_len())
                 .protocol(RouteProtocol::Other(ROUTE_PROTO))
+                .scope(RouteScope::NoWhere)
                 .build();
             match handle.route().del(msg).execute().await {
                 Ok(()) => {}
