@@ -46,9 +46,14 @@ pub mod ct_state {
 /// Reserved port numbers (OpenFlow 1.3 `ofp_port_no`).
 pub mod port {
     pub const IN_PORT: u32 = 0xffff_fff8;
+    pub const TABLE: u32 = 0xffff_fff9;
     pub const NORMAL: u32 = 0xffff_fffa;
+    pub const FLOOD: u32 = 0xffff_fffb;
+    pub const ALL: u32 = 0xffff_fffc;
     pub const CONTROLLER: u32 = 0xffff_fffd;
     pub const LOCAL: u32 = 0xffff_fffe;
+    /// "No port": wildcard `out_port` in flow-stats requests and deletes.
+    pub const ANY: u32 = 0xffff_ffff;
 }
 
 /// Ethertypes and IP protocol numbers the pipeline matches on.
@@ -56,9 +61,12 @@ pub mod proto {
     pub const ETH_IPV4: u16 = 0x0800;
     pub const ETH_ARP: u16 = 0x0806;
     pub const ETH_IPV6: u16 = 0x86dd;
+    /// The 802.1Q tag protocol identifier `push_vlan` uses.
+    pub const ETH_VLAN: u16 = 0x8100;
     pub const IP_ICMP: u8 = 1;
     pub const IP_TCP: u8 = 6;
     pub const IP_UDP: u8 = 17;
+    pub const IP_SCTP: u8 = 132;
     pub const IP_ICMPV6: u8 = 58;
 }
 
@@ -71,6 +79,8 @@ pub struct Match {
     pub eth_src: Option<MacAddr>,
     pub eth_dst: Option<MacAddr>,
     pub eth_type: Option<u16>,
+    /// OXM `vlan_vid` semantics: the 12-bit VID plus `0x1000` (OFPVID_PRESENT) when a tag is
+    /// present; `exact(0)` matches untagged packets, `with_mask(0x1000, 0x1000)` any tag.
     pub vlan_vid: Option<Masked<u16>>,
     pub ip_proto: Option<u8>,
     pub ipv4_src: Option<Masked<Ipv4Addr>>,
@@ -146,8 +156,12 @@ pub enum Action {
     Output(u32),
     /// Output to the port whose number is in a register (Nicira NXAST_OUTPUT_REG, whole register).
     OutputReg(u8),
-    /// Write a field. MACs, IPv4 addresses and registers all fit in the low bits of the value.
-    SetField { field: Field, value: u64 },
+    /// Write a field. MACs, IPv4 addresses and registers all fit in the low bits of the value;
+    /// `VlanVid` takes the OXM form (VID | 0x1000).
+    SetField {
+        field: Field,
+        value: u64,
+    },
     /// Copy bits between fields (Nicira NXAST_REG_MOVE).
     Move {
         src: Field,
@@ -159,7 +173,11 @@ pub enum Action {
     Ct(CtAction),
     /// One clause of a conjunctive match (`conjunction(id, clause/n_clauses)`, clause 1-based
     /// as in ovs-ofctl's syntax).
-    Conjunction { id: u32, clause: u8, n_clauses: u8 },
+    Conjunction {
+        id: u32,
+        clause: u8,
+        n_clauses: u8,
+    },
     DecTtl,
     /// Continue in another table and come back (Nicira NXAST_RESUBMIT_TABLE, current in_port).
     Resubmit(u8),
