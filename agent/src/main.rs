@@ -13,7 +13,7 @@ use netplugin::kernel::NetlinkKernel;
 use netplugin::master_client::MasterClient;
 use netplugin::ops::AgentOps;
 use netplugin::ovsdb::Ovsdb;
-use netplugin::temp_flows::{OfctlSink, TempPipeline};
+use netplugin::temp_flows::{OpenFlowSink, TempPipeline};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -121,9 +121,7 @@ async fn run(args: Args, host: String) -> anyhow::Result<()> {
         actix::Supervisor::start(move |_| {
             FlowWriter::new(
                 Arc::new(TempPipeline),
-                Arc::new(OfctlSink {
-                    target: target.clone(),
-                }),
+                Arc::new(OpenFlowSink::new(target.clone())),
                 base.clone(),
             )
         })
