@@ -93,6 +93,13 @@ impl RouteTable {
         }
     }
 
+    /// Marks every learned route stale (its speaker is gone; a new one must confirm it).
+    pub fn mark_stale(&mut self) {
+        for (_, stale) in self.learned.values_mut() {
+            *stale = true;
+        }
+    }
+
     /// Drops the learned routes BGP never confirmed.
     pub fn sweep_stale(&mut self) {
         self.learned.retain(|_, (_, stale)| !*stale);
@@ -191,10 +198,17 @@ impl RouteActor {
                 self.speaker = None;
                 self.settings = None;
                 self.speaker_gen += 1;
+                // What we learned is kept a while (as after a restart), then dropped.
+                self.table.mark_stale();
+                ctx.run_later(STALE_AFTER, |act, ctx| {
+                    act.table.sweep_stale();
+                    act.reconcile(ctx);
+                });
             }
             BgpPlan::Start(s) | BgpPlan::Restart(s) => {
                 self.speaker = None;
                 self.speaker_gen += 1;
+                self.table.mark_stale();
                 self.start_speaker(s, ctx);
             }
             BgpPlan::Peers { add, remove } => {

@@ -149,6 +149,28 @@ impl MasterClient {
         Ok(v.as_array().cloned().unwrap_or_default())
     }
 
+    /// A group's 32-bit id (the master's `pktTag` of the group).
+    pub async fn group_id(&self, group: &str) -> Result<u32, StepError> {
+        let v = self
+            .call(
+                reqwest::Method::GET,
+                &format!("/api/v1/inspect/endpointGroups/{group}/"),
+                None,
+                false,
+            )
+            .await?
+            .unwrap_or_default();
+        v["Oper"]["pktTag"]
+            .as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .ok_or_else(|| {
+                StepError::new(
+                    ErrorKind::MasterRefused,
+                    format!("group {group} has no id yet"),
+                )
+            })
+    }
+
     pub async fn get_state(&self) -> Result<Value, StepError> {
         self.call(reqwest::Method::GET, "/api/v1/state", None, false)
             .await

@@ -151,6 +151,10 @@ impl AttachOps for AgentOps {
     async fn allocate(&self, req: &AttachRequest) -> Result<Endpoint, StepError> {
         let id = req.endpoint_id();
         let network = req.network_key();
+        let group_id = match req.group_key() {
+            g if g.is_empty() => 0,
+            g => self.master.group_id(&g).await?,
+        };
         let a = self
             .master
             .allocate(&network, &req.group_key(), &id)
@@ -174,7 +178,7 @@ impl AttachOps for AgentOps {
             tenant: req.tenant.clone(),
             network,
             group: req.group_key(),
-            group_id: 0,
+            group_id,
             ip,
             prefix_len: a["prefixLen"].as_u64().unwrap_or(32) as u8,
             gateway,

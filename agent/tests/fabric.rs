@@ -40,10 +40,26 @@ fn four_containers_in_two_racks_route_through_both_tors() {
         ("app3", "host3"),
         ("app4", "host4"),
     ];
+    fabric.netctl(&["group", "create", "default-net", "web"]);
     let mut ips = BTreeMap::new();
     for (app, host) in placement {
         let ns = fabric.netns(app);
-        let out = fabric.cni("ADD", host, &format!("ctr-{app}"), &ns, &config());
+        // app2 joins a group through Contiv's pod label, passed as a runtime passes labels.
+        let out = if app == "app2" {
+            fabric.cni_raw(
+                "ADD",
+                host,
+                &format!("ctr-{app}"),
+                &ns,
+                config().to_string().as_bytes(),
+                &[(
+                    "CNI_ARGS",
+                    "IgnoreUnknown=1;K8S_POD_NAME=app2;io.contiv.net-group=web",
+                )],
+            )
+        } else {
+            fabric.cni("ADD", host, &format!("ctr-{app}"), &ns, &config())
+        };
         assert!(out.ok, "ADD {app} failed: {}", out.raw);
         assert_eq!(out.json["cniVersion"], "1.0.0");
         assert_eq!(out.json["ips"][0]["gateway"], "10.1.2.1");
@@ -53,6 +69,15 @@ fn four_containers_in_two_racks_route_through_both_tors() {
         );
         ips.insert(app, Fabric::address(&out));
     }
+    let record = fabric.get("/api/v1/endpoints/ctr-app2-eth1/");
+    assert_eq!(record["endpointGroupKey"], "default:web", "{record}");
+    assert!(
+        record["endpointGroupId"].as_u64().unwrap_or(0) > 0,
+        "{record}"
+    );
+    assert_eq!(record["homingHost"], "host2");
+    assert_eq!(record["containerName"], "app2");
+
     // app5 was attached by lab at deploy time through the same plugin.
     let lab_result: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(fabric.run_dir("app5").join("cni-result.json"))
@@ -188,4 +213,45 @@ fn four_containers_in_two_racks_route_through_both_tors() {
         fabric.routes("host4")
     );
     assert_eq!(fabric.endpoints().len(), 4);
+
+    // BGP settings change live: without its Bgp object host3 stops peering and app3's /32
+    // leaves tor2; with it again, the route is back.
+    let app3_prefix = format!("{}/32", ips["app3"]);
+    fabric.netctl(&["bgp", "delete", "host3"]);
+    let left = poll(Duration::from_secs(20), || {
+        (!fabric.tor2_routes().contains_key(&app3_prefix)).then_some(())
+    });
+    assert!(
+        left.is_some(),
+        "{app3_prefix} stayed in tor2 after host3's Bgp was deleted"
+    );
+    fabric.netctl(&[
+        "bgp",
+        "create",
+        "host3",
+        "--router-ip",
+        "10.254.2.1/31",
+        "--as",
+        "65213",
+        "--neighbor-as",
+        "65102",
+        "--neighbor",
+        "10.254.2.0",
+    ]);
+    let back = poll(Duration::from_secs(20), || {
+        fabric
+            .tor2_routes()
+            .contains_key(&app3_prefix)
+            .then_some(())
+    });
+    assert!(
+        back.is_some(),
+        "{app3_prefix} did not come back after host3's Bgp was recreated"
+    );
+    // (app1's address was flushed by the CHECK case above: ping from app2.)
+    let app2 = fabric.netns("app2");
+    let reach = poll(Duration::from_secs(20), || {
+        fabric.ping(&app2, &ips["app3"]).then_some(())
+    });
+    assert!(reach.is_some(), "app2 cannot reach app3 again");
 }
