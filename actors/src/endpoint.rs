@@ -121,13 +121,16 @@ pub struct Saga;
 impl Saga {
     /// Runs every step; on a failure undoes the completed ones, newest first.
     pub async fn attach(ops: &dyn AttachOps, req: &AttachRequest) -> Result<Endpoint, AttachError> {
+        let started = std::time::Instant::now();
         let mut ep = ops.allocate(req).await.map_err(|error| AttachError {
             step: Step::Allocate,
             error,
             undo_errors: Vec::new(),
         })?;
         let mut done = vec![Step::Allocate];
+        let mut timings = vec![(Step::Allocate, started.elapsed())];
         for step in &Step::ALL[1..] {
+            let step_started = std::time::Instant::now();
             let result = match step {
                 Step::Wire => ops.wire(&ep).await,
                 Step::Port => ops.add_port(&ep).await.map(|port| ep.ofport = port),
@@ -136,6 +139,7 @@ impl Saga {
                 Step::Record => ops.record(&ep).await,
                 Step::Allocate => Ok(()),
             };
+            timings.push((*step, step_started.elapsed()));
             match result {
                 Ok(()) => done.push(*step),
                 Err(error) => {
@@ -148,6 +152,11 @@ impl Saga {
                 }
             }
         }
+        let steps: Vec<String> = timings
+            .iter()
+            .map(|(s, d)| format!("{s:?}={}ms", d.as_millis()))
+            .collect();
+        tracing::info!(endpoint = %ep.id, ip = %ep.ip, steps = %steps.join(" "), "attached");
         Ok(ep)
     }
 
