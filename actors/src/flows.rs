@@ -7,7 +7,7 @@
 //! before the first [`Reset`] (the restored state after a restart): syncing an empty host
 //! would cut running containers off.
 
-use crate::types::{Endpoint, Mac};
+use crate::types::{Endpoint, Mac, StateSource};
 use actix::prelude::*;
 use async_trait::async_trait;
 use std::collections::{BTreeMap, BTreeSet};
@@ -99,6 +99,8 @@ pub struct FlowWriter<C: Compiler> {
     compiler: Arc<C>,
     sink: Arc<dyn FlowSink<C::Flow>>,
     core: Coalescer,
+    /// Rebuilds the endpoints on start and after a supervisor restart (else a `Reset` must).
+    source: Option<Arc<dyn StateSource>>,
 }
 
 impl<C: Compiler> FlowWriter<C> {
@@ -111,7 +113,14 @@ impl<C: Compiler> FlowWriter<C> {
             compiler,
             sink,
             core,
+            source: None,
         }
+    }
+
+    /// Restores the endpoints from `source` whenever the actor starts.
+    pub fn with_source(mut self, source: Arc<dyn StateSource>) -> Self {
+        self.source = Some(source);
+        self
     }
 
     fn kick(&mut self, ctx: &mut Context<Self>) {
@@ -165,8 +174,46 @@ impl<C: Compiler> Actor for FlowWriter<C> {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(crate::MAILBOX);
+        let Some(source) = self.source.clone() else {
+            return;
+        };
+        // Until the state is back nothing syncs (the Coalescer is not ready), so a restart
+        // never wipes the host's flows; messages wait behind this in the mailbox.
+        ctx.wait(
+            async move { source.endpoints().await }
+                .into_actor(self)
+                .map(|result, act, ctx| match result {
+                    Ok(list) => {
+                        let mut input = act.core.input.clone();
+                        input.endpoints = list.into_iter().map(|e| (e.id.clone(), e)).collect();
+                        tracing::info!(
+                            endpoints = input.endpoints.len(),
+                            "flow-writer state restored"
+                        );
+                        act.core.reset(input);
+                        act.kick(ctx);
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "flow-writer cannot restore; restarting");
+                        ctx.stop();
+                    }
+                }),
+        );
     }
 }
+
+impl<C: Compiler> Handler<Restart> for FlowWriter<C> {
+    type Result = ();
+
+    fn handle(&mut self, _: Restart, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}
+
+/// Stop the actor; its supervisor starts it again and it rebuilds its state.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Restart;
 
 impl<C: Compiler> Supervised for FlowWriter<C> {
     fn restarting(&mut self, _: &mut Context<Self>) {
@@ -250,6 +297,78 @@ impl<C: Compiler> Handler<Resync> for FlowWriter<C> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::types::{host_if_name, mac_for};
+    use std::sync::Mutex;
+
+    fn endpoint(id: &str, last: u8) -> Endpoint {
+        let ip = std::net::Ipv4Addr::new(10, 1, 2, last);
+        Endpoint {
+            id: id.into(),
+            container_id: id.into(),
+            netns: String::new(),
+            if_name: "eth0".into(),
+            tenant: "t".into(),
+            network: "t:n".into(),
+            group: String::new(),
+            group_id: 0,
+            ip,
+            prefix_len: 24,
+            gateway: None,
+            mac: mac_for(ip),
+            host_if: host_if_name(id),
+            ofport: u32::from(last),
+            mtu: 1500,
+            container_name: String::new(),
+        }
+    }
+
+    /// Flows are just the endpoint ids.
+    struct Ids;
+    impl Compiler for Ids {
+        type Flow = String;
+        fn compile(&self, input: &HostInput) -> BTreeSet<String> {
+            input.endpoints.keys().cloned().collect()
+        }
+    }
+
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<BTreeSet<String>>>);
+    #[async_trait]
+    impl FlowSink<String> for Recorder {
+        async fn sync(&self, desired: &BTreeSet<String>) -> Result<usize, String> {
+            self.0.lock().unwrap().push(desired.clone());
+            Ok(desired.len())
+        }
+    }
+
+    struct Master;
+    #[async_trait]
+    impl StateSource for Master {
+        async fn endpoints(&self) -> Result<Vec<Endpoint>, String> {
+            Ok(vec![endpoint("a", 2), endpoint("b", 3)])
+        }
+    }
+
+    #[test]
+    fn a_supervised_flow_writer_rebuilds_its_state_after_a_restart() {
+        let sink = Arc::new(Recorder::default());
+        let sink2 = sink.clone();
+        actix::System::new().block_on(async move {
+            let addr = actix::Supervisor::start(move |_| {
+                FlowWriter::new(Arc::new(Ids), sink2.clone(), HostInput::default())
+                    .with_source(Arc::new(Master))
+            });
+            addr.send(Upsert(endpoint("c", 4))).await.unwrap().unwrap();
+            addr.send(Restart).await.unwrap();
+            // After the restart the state comes from the source again: "c" was never recorded.
+            addr.send(Resync).await.unwrap().unwrap();
+        });
+        let syncs = sink.0.lock().unwrap().clone();
+        let set = |ids: &[&str]| ids.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
+        assert_eq!(syncs.first(), Some(&set(&["a", "b"])), "{syncs:?}");
+        assert!(syncs.contains(&set(&["a", "b", "c"])), "{syncs:?}");
+        assert_eq!(syncs.last(), Some(&set(&["a", "b"])), "{syncs:?}");
+    }
 
     #[test]
     fn nothing_syncs_before_the_first_reset() {

@@ -8,6 +8,8 @@
 //! BGP has had time to re-learn them, so traffic keeps flowing while the agent is away.
 
 use crate::bgp_settings::{plan, BgpPlan, BgpSettings};
+use crate::flows::Restart;
+use crate::types::StateSource;
 use actix::prelude::*;
 use async_trait::async_trait;
 use fabric_bgp::packet::{AsPath, Origin, PathAttrs};
@@ -147,6 +149,8 @@ pub struct RouteActor {
     speaker: Option<Arc<Speaker>>,
     /// Bumped for every new speaker, so a dead speaker's updates are ignored.
     speaker_gen: u64,
+    /// Rebuilds the local routes on start and after a restart (else a `Restore` must).
+    source: Option<Arc<dyn StateSource>>,
 }
 
 impl RouteActor {
@@ -159,7 +163,14 @@ impl RouteActor {
             wanted: None,
             speaker: None,
             speaker_gen: 0,
+            source: None,
         }
+    }
+
+    /// Restores the local routes from `source` whenever the actor starts.
+    pub fn with_source(mut self, source: Arc<dyn StateSource>) -> Self {
+        self.source = Some(source);
+        self
     }
 
     fn announce(&self, ips: &[Ipv4Addr]) {
@@ -330,6 +341,23 @@ impl Actor for RouteActor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(crate::MAILBOX);
+        let Some(source) = self.source.clone() else {
+            return;
+        };
+        ctx.wait(
+            async move { source.endpoints().await }
+                .into_actor(self)
+                .map(|result, act, ctx| match result {
+                    Ok(list) => {
+                        let ips = list.iter().map(|e| e.ip).collect();
+                        ctx.wait(act.restore(ips));
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "route actor cannot restore; restarting");
+                        ctx.stop();
+                    }
+                }),
+        );
     }
 }
 
@@ -338,9 +366,18 @@ impl Supervised for RouteActor {
         tracing::warn!("route actor restarting");
         self.table = RouteTable::default();
         self.ready = false;
+        // Keep the wanted settings (the master link sends only changes); start a new speaker.
         self.settings = None;
         self.speaker = None;
         self.speaker_gen += 1;
+    }
+}
+
+impl Handler<Restart> for RouteActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Restart, ctx: &mut Context<Self>) {
+        ctx.stop();
     }
 }
 
@@ -418,11 +455,11 @@ impl Handler<RemoveLocal> for RouteActor {
     }
 }
 
-impl Handler<Restore> for RouteActor {
-    type Result = ResponseActFuture<Self, ()>;
-
-    fn handle(&mut self, msg: Restore, _: &mut Context<Self>) -> Self::Result {
-        self.table.local = msg.0.into_iter().collect();
+impl RouteActor {
+    /// Takes the local /32s, adopts learned routes found in the kernel as stale, reconciles
+    /// the kernel and starts BGP.
+    fn restore(&mut self, local: Vec<Ipv4Addr>) -> ResponseActFuture<Self, ()> {
+        self.table.local = local.into_iter().collect();
         let kernel = self.kernel.clone();
         Box::pin(
             async move { kernel.list().await }
@@ -437,6 +474,14 @@ impl Handler<Restore> for RouteActor {
                     act.apply_bgp(ctx);
                 }),
         )
+    }
+}
+
+impl Handler<Restore> for RouteActor {
+    type Result = ResponseActFuture<Self, ()>;
+
+    fn handle(&mut self, msg: Restore, _: &mut Context<Self>) -> Self::Result {
+        self.restore(msg.0)
     }
 }
 

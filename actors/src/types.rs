@@ -1,8 +1,16 @@
 //! Values shared by the actors: a local endpoint (one container attachment) and what the
 //! runtime asks for.
 
+use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::net::Ipv4Addr;
+
+/// Where an actor (re)builds its state from after a start or a supervisor restart: this host's
+/// endpoints as the master records them, with their OVS port numbers.
+#[async_trait]
+pub trait StateSource: Send + Sync + 'static {
+    async fn endpoints(&self) -> Result<Vec<Endpoint>, String>;
+}
 
 /// An Ethernet address.
 pub type Mac = [u8; 6];

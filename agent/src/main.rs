@@ -5,13 +5,13 @@
 use anyhow::{bail, Context as _};
 use clap::Parser;
 use fabric_actors::endpoint::EndpointActor;
-use fabric_actors::flows::{FlowWriter, HostInput, Reset};
+use fabric_actors::flows::{FlowWriter, HostInput};
 use fabric_actors::master_link::MasterLink;
-use fabric_actors::routes::{Restore, RouteActor};
-use fabric_actors::types::{parse_mac, ROUTER_MAC};
+use fabric_actors::routes::RouteActor;
+use fabric_actors::types::{parse_mac, StateSource, ROUTER_MAC};
 use netplugin::kernel::NetlinkKernel;
 use netplugin::master_client::MasterClient;
-use netplugin::ops::AgentOps;
+use netplugin::ops::{AgentOps, Desired};
 use netplugin::ovsdb::Ovsdb;
 use netplugin::temp_flows::{OpenFlowSink, TempPipeline};
 use std::collections::BTreeMap;
@@ -105,10 +105,38 @@ async fn run(args: Args, host: String) -> anyhow::Result<()> {
     tracing::info!(%host, gw_port, "gateway port ready");
 
     let master = MasterClient::new(&args.netmaster)?;
+    let desired = Desired {
+        host: host.clone(),
+        master: master.clone(),
+        ovs: ovs.clone(),
+    };
+    // Stateless restart: the desired state from the master; leftovers of an ADD that died
+    // with the previous agent go first. The actors then rebuild from the same source (also
+    // after a supervisor restart) and reconcile OVS flows, kernel routes and BGP.
+    let loaded = loop {
+        match desired.desired().await {
+            Ok(d) => break d,
+            Err(e) => {
+                tracing::warn!(error = %e, "waiting for the master");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        }
+    };
+    tracing::info!(endpoints = loaded.len(), "desired state loaded");
+    if let Err(e) = desired.sweep_orphans(&loaded).await {
+        tracing::warn!(error = %e, "orphan sweep failed");
+    }
+    let source: Arc<dyn StateSource> = Arc::new(desired);
+
     let kernel = Arc::new(NetlinkKernel {
         gw_if: GW_PORT.into(),
     });
-    let routes = actix::Supervisor::start(move |_| RouteActor::new(kernel.clone()));
+    let routes = {
+        let source = source.clone();
+        actix::Supervisor::start(move |_| {
+            RouteActor::new(kernel.clone()).with_source(source.clone())
+        })
+    };
     let base = HostInput {
         router_mac: ROUTER_MAC,
         gw_port,
@@ -117,13 +145,14 @@ async fn run(args: Args, host: String) -> anyhow::Result<()> {
     };
     let target = args.ovs_rundir.join(format!("{}.mgmt", args.bridge));
     let flows = {
-        let base = base.clone();
+        let source = source.clone();
         actix::Supervisor::start(move |_| {
             FlowWriter::new(
                 Arc::new(TempPipeline),
                 Arc::new(OpenFlowSink::new(target.clone())),
                 base.clone(),
             )
+            .with_source(source.clone())
         })
     };
     let ops = Arc::new(AgentOps {
@@ -133,31 +162,6 @@ async fn run(args: Args, host: String) -> anyhow::Result<()> {
         flows: flows.clone(),
         routes: routes.clone(),
     });
-
-    // Stateless restart: desired state from the master, reconciled into OVS, flows, routes.
-    let desired = loop {
-        match ops.desired().await {
-            Ok(d) => break d,
-            Err(e) => {
-                tracing::warn!(error = %e, "waiting for the master");
-                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-            }
-        }
-    };
-    tracing::info!(endpoints = desired.len(), "desired state loaded");
-    if let Err(e) = ops.sweep_orphans(&desired).await {
-        tracing::warn!(error = %e, "orphan sweep failed");
-    }
-    let mut input = base;
-    input.endpoints = desired.iter().map(|e| (e.id.clone(), e.clone())).collect();
-    match flows.send(Reset(input)).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::error!(error = %e, "initial flow sync failed"),
-        Err(e) => bail!("flow-writer: {e}"),
-    }
-    routes
-        .send(Restore(desired.iter().map(|e| e.ip).collect()))
-        .await?;
 
     let link_ops: Arc<dyn fabric_actors::endpoint::AttachOps> = ops.clone();
     let endpoints = actix::Supervisor::start(move |_| EndpointActor::new(link_ops.clone()));

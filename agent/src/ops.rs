@@ -11,7 +11,9 @@ use async_trait::async_trait;
 use fabric_actors::endpoint::{AttachOps, ErrorKind, StepError};
 use fabric_actors::flows::{FlowWriter, Remove, Upsert};
 use fabric_actors::routes::{AddLocal, RemoveLocal, RouteActor};
-use fabric_actors::types::{host_if_name, mac_for, mac_string, AttachRequest, Endpoint};
+use fabric_actors::types::{
+    host_if_name, mac_for, mac_string, AttachRequest, Endpoint, StateSource,
+};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr};
@@ -27,6 +29,16 @@ pub struct AgentOps {
     pub ovs: Ovsdb,
     pub flows: Addr<FlowWriter<TempPipeline>>,
     pub routes: Addr<RouteActor>,
+}
+
+impl AgentOps {
+    fn source(&self) -> Desired {
+        Desired {
+            host: self.host.clone(),
+            master: self.master.clone(),
+            ovs: self.ovs.clone(),
+        }
+    }
 }
 
 fn dataplane(e: impl std::fmt::Display) -> StepError {
@@ -81,7 +93,23 @@ pub fn endpoint_from_record(record: &Value, networks: &HashMap<String, Value>) -
     })
 }
 
-impl AgentOps {
+/// This host's desired state: the master's endpoint records, with OVS port numbers. What the
+/// agent reconciles on start and what its actors rebuild from after a restart.
+#[derive(Clone)]
+pub struct Desired {
+    pub host: String,
+    pub master: MasterClient,
+    pub ovs: Ovsdb,
+}
+
+#[async_trait]
+impl StateSource for Desired {
+    async fn endpoints(&self) -> Result<Vec<Endpoint>, String> {
+        self.desired().await.map_err(|e| e.message)
+    }
+}
+
+impl Desired {
     /// Networks by key, from a state snapshot.
     fn networks(state: &Value) -> HashMap<String, Value> {
         state["objects"]["networks"]
@@ -299,7 +327,7 @@ impl AttachOps for AgentOps {
             return Ok(None);
         }
         let state = self.master.get_state().await?;
-        Ok(endpoint_from_record(&record, &Self::networks(&state)))
+        Ok(endpoint_from_record(&record, &Desired::networks(&state)))
     }
 
     async fn sweep(&self, id: &str) -> Result<(), StepError> {
@@ -309,6 +337,6 @@ impl AttachOps for AgentOps {
     }
 
     async fn restore(&self) -> Result<Vec<Endpoint>, StepError> {
-        self.desired().await
+        self.source().desired().await
     }
 }
