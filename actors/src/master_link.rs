@@ -6,6 +6,8 @@
 //! turning snapshot and watch lines into effects.
 
 use crate::bgp_settings::BgpSettings;
+use crate::flows::SetIntent;
+use crate::intent::{Intent, IntentView};
 use crate::routes::Configure;
 use actix::prelude::*;
 use async_trait::async_trait;
@@ -35,6 +37,8 @@ pub trait MasterApi: Send + Sync + 'static {
 pub enum Effect {
     /// This host's BGP settings changed (None: removed).
     Bgp(Option<Bgp>),
+    /// The intent the pipeline compiles changed.
+    Intent(Box<Intent>),
 }
 
 /// The watch stream says its history is gone: reload the snapshot.
@@ -47,6 +51,8 @@ pub struct Cursor {
     host: String,
     pub revision: u64,
     bgp: Option<Bgp>,
+    view: IntentView,
+    intent: Option<Intent>,
 }
 
 impl Cursor {
@@ -55,7 +61,18 @@ impl Cursor {
             host: host.to_string(),
             revision: 0,
             bgp: None,
+            view: IntentView::new(host),
+            intent: None,
         }
+    }
+
+    fn update_intent(&mut self) -> Vec<Effect> {
+        let intent = self.view.intent();
+        if self.intent.as_ref() == Some(&intent) {
+            return Vec::new();
+        }
+        self.intent = Some(intent.clone());
+        vec![Effect::Intent(Box::new(intent))]
     }
 
     fn set_bgp(&mut self, bgp: Option<Bgp>) -> Vec<Effect> {
@@ -77,7 +94,10 @@ impl Cursor {
             .flatten()
             .filter_map(|v| serde_json::from_value::<Bgp>(v.clone()).ok())
             .find(|b| b.hostname == self.host);
-        self.set_bgp(bgp)
+        self.view.snapshot(state);
+        let mut effects = self.set_bgp(bgp);
+        effects.extend(self.update_intent());
+        effects
     }
 
     /// Applies one watch line. Lines at or below the revision already seen are skipped (a
@@ -95,6 +115,9 @@ impl Cursor {
             return Ok(Vec::new());
         }
         self.revision = revision;
+        if self.view.event(line) {
+            return Ok(self.update_intent());
+        }
         let is_bgp = line["collection"]
             .as_str()
             .is_some_and(|c| c.eq_ignore_ascii_case("bgps"));
@@ -113,22 +136,38 @@ impl Cursor {
 pub struct MasterLink {
     host: String,
     api: Arc<dyn MasterApi>,
-    bgp: Recipient<Configure>,
+    to: Targets,
+}
+
+/// Who gets what the link learns.
+#[derive(Clone)]
+pub struct Targets {
+    pub bgp: Recipient<Configure>,
+    pub intent: Option<Recipient<SetIntent>>,
 }
 
 impl MasterLink {
-    pub fn new(host: &str, api: Arc<dyn MasterApi>, bgp: Recipient<Configure>) -> MasterLink {
+    pub fn new(host: &str, api: Arc<dyn MasterApi>, to: Targets) -> MasterLink {
         MasterLink {
             host: host.to_string(),
             api,
-            bgp,
+            to,
         }
     }
 }
 
-async fn deliver(bgp: &Recipient<Configure>, effects: Vec<Effect>) {
+async fn deliver(to: &Targets, effects: Vec<Effect>) {
     for effect in effects {
         match effect {
+            Effect::Intent(intent) => {
+                if let Some(target) = &to.intent {
+                    match target.send(SetIntent(*intent)).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => tracing::error!(error = %e, "flows for the new intent"),
+                        Err(e) => tracing::error!(error = %e, "flow-writer gone"),
+                    }
+                }
+            }
             Effect::Bgp(object) => {
                 let settings = match object.as_ref().map(BgpSettings::from_model) {
                     None => None,
@@ -139,7 +178,7 @@ async fn deliver(bgp: &Recipient<Configure>, effects: Vec<Effect>) {
                     }
                 };
                 tracing::info!(?settings, "bgp settings from the master");
-                if bgp.send(Configure(settings)).await.is_err() {
+                if to.bgp.send(Configure(settings)).await.is_err() {
                     tracing::error!("route actor gone");
                 }
             }
@@ -149,7 +188,7 @@ async fn deliver(bgp: &Recipient<Configure>, effects: Vec<Effect>) {
 
 /// Follows the master forever: snapshot, then watch from its revision; reconnect with the
 /// last revision seen after a disconnect.
-async fn follow(host: String, api: Arc<dyn MasterApi>, bgp: Recipient<Configure>) {
+async fn follow(host: String, api: Arc<dyn MasterApi>, to: Targets) {
     let mut cursor = Cursor::new(&host);
     let mut need_snapshot = true;
     loop {
@@ -157,7 +196,7 @@ async fn follow(host: String, api: Arc<dyn MasterApi>, bgp: Recipient<Configure>
             match api.state().await {
                 Ok(state) => {
                     let effects = cursor.snapshot(&state);
-                    deliver(&bgp, effects).await;
+                    deliver(&to, effects).await;
                     need_snapshot = false;
                 }
                 Err(e) => {
@@ -172,7 +211,7 @@ async fn follow(host: String, api: Arc<dyn MasterApi>, bgp: Recipient<Configure>
                 while let Some(item) = stream.next().await {
                     match item {
                         Ok(line) => match cursor.event(&line) {
-                            Ok(effects) => deliver(&bgp, effects).await,
+                            Ok(effects) => deliver(&to, effects).await,
                             Err(Resync) => {
                                 need_snapshot = true;
                                 break;
@@ -210,7 +249,7 @@ impl Actor for MasterLink {
         };
         beat(self, ctx);
         ctx.run_interval(LEASE / 3, beat);
-        ctx.spawn(follow(self.host.clone(), self.api.clone(), self.bgp.clone()).into_actor(self));
+        ctx.spawn(follow(self.host.clone(), self.api.clone(), self.to.clone()).into_actor(self));
     }
 }
 
@@ -236,22 +275,35 @@ mod tests {
         let state = json!({"revision": 10, "objects": {"Bgps": [bgp_json("host2", "1"), bgp_json("host1", "65211")]}});
         let effects = c.snapshot(&state);
         assert_eq!(c.revision, 10);
-        assert!(matches!(&effects[..], [Effect::Bgp(Some(b))] if b.as_number == "65211"));
+        assert!(
+            matches!(&effects[..], [Effect::Bgp(Some(b)), Effect::Intent(_)] if b.as_number == "65211")
+        );
+        // An intent change is reported once.
+        let net = json!({"revision": 10, "type": "put", "collection": "tenants", "key": "t", "object": {"key": "t", "tenantName": "t"}});
+        assert_eq!(
+            c.event(&net),
+            Ok(vec![]),
+            "at or below the revision: skipped"
+        );
+        let net = json!({"revision": 11, "type": "put", "collection": "tenants", "key": "t", "object": {"key": "t", "tenantName": "t"}});
+        assert!(
+            matches!(&c.event(&net).unwrap()[..], [Effect::Intent(i)] if i.tenants.contains("t"))
+        );
         // Another host's change: nothing; a repeat below the revision: nothing.
-        let other = json!({"revision": 11, "type": "put", "collection": "bgps", "key": "host2", "object": bgp_json("host2", "2")});
+        let other = json!({"revision": 111, "type": "put", "collection": "bgps", "key": "host2", "object": bgp_json("host2", "2")});
         assert_eq!(c.event(&other), Ok(vec![]));
         let old = json!({"revision": 9, "type": "delete", "collection": "bgps", "key": "host1", "object": null});
         assert_eq!(c.event(&old), Ok(vec![]));
-        let changed = json!({"revision": 12, "type": "put", "collection": "bgps", "key": "host1", "object": bgp_json("host1", "65299")});
+        let changed = json!({"revision": 112, "type": "put", "collection": "bgps", "key": "host1", "object": bgp_json("host1", "65299")});
         assert!(
             matches!(&c.event(&changed).unwrap()[..], [Effect::Bgp(Some(b))] if b.as_number == "65299")
         );
         // The same object again (a reconnect): no effect.
-        let again = json!({"revision": 13, "type": "put", "collection": "bgps", "key": "host1", "object": bgp_json("host1", "65299")});
+        let again = json!({"revision": 113, "type": "put", "collection": "bgps", "key": "host1", "object": bgp_json("host1", "65299")});
         assert_eq!(c.event(&again), Ok(vec![]));
-        let gone = json!({"revision": 14, "type": "delete", "collection": "bgps", "key": "host1", "object": null});
+        let gone = json!({"revision": 114, "type": "delete", "collection": "bgps", "key": "host1", "object": null});
         assert_eq!(c.event(&gone), Ok(vec![Effect::Bgp(None)]));
-        assert_eq!(c.revision, 14);
+        assert_eq!(c.revision, 114);
     }
 
     #[test]
