@@ -49,7 +49,11 @@ pub struct Resync;
 #[derive(Debug, Clone)]
 pub struct Cursor {
     host: String,
+    /// Every change at or below this revision is applied (resume the watch from here).
     pub revision: u64,
+    /// The revision of the last line applied: one transaction's changes share a revision, so
+    /// this one may still be arriving.
+    current: u64,
     bgp: Option<Bgp>,
     view: IntentView,
     intent: Option<Intent>,
@@ -60,6 +64,7 @@ impl Cursor {
         Cursor {
             host: host.to_string(),
             revision: 0,
+            current: 0,
             bgp: None,
             view: IntentView::new(host),
             intent: None,
@@ -86,6 +91,7 @@ impl Cursor {
     /// Takes a `/api/v1/state` snapshot.
     pub fn snapshot(&mut self, state: &Value) -> Vec<Effect> {
         self.revision = state["revision"].as_u64().unwrap_or(0);
+        self.current = self.revision;
         // Contiv's collection name is `Bgps`.
         let bgp = state["objects"]["Bgps"]
             .as_array()
@@ -100,8 +106,8 @@ impl Cursor {
         effects
     }
 
-    /// Applies one watch line. Lines at or below the revision already seen are skipped (a
-    /// reconnect may repeat them).
+    /// Applies one watch line. Lines of revisions already complete are skipped; the lines of
+    /// the revision in progress are applied again after a reconnect (applying is idempotent).
     pub fn event(&mut self, line: &Value) -> Result<Vec<Effect>, Resync> {
         match line["type"].as_str() {
             Some("compacted") | Some("error") => return Err(Resync),
@@ -114,7 +120,10 @@ impl Cursor {
         if revision <= self.revision {
             return Ok(Vec::new());
         }
-        self.revision = revision;
+        if revision > self.current {
+            self.revision = self.current.max(self.revision);
+            self.current = revision;
+        }
         if self.view.event(line) {
             return Ok(self.update_intent());
         }
@@ -160,6 +169,14 @@ async fn deliver(to: &Targets, effects: Vec<Effect>) {
     for effect in effects {
         match effect {
             Effect::Intent(intent) => {
+                tracing::info!(
+                    tenants = intent.tenants.len(),
+                    networks = intent.networks.len(),
+                    groups = intent.groups.len(),
+                    rules = intent.rules.len(),
+                    remote = intent.remote.len(),
+                    "intent from the master"
+                );
                 if let Some(target) = &to.intent {
                     match target.send(SetIntent(*intent)).await {
                         Ok(Ok(())) => {}
@@ -303,7 +320,22 @@ mod tests {
         assert_eq!(c.event(&again), Ok(vec![]));
         let gone = json!({"revision": 114, "type": "delete", "collection": "bgps", "key": "host1", "object": null});
         assert_eq!(c.event(&gone), Ok(vec![Effect::Bgp(None)]));
-        assert_eq!(c.revision, 114);
+        assert_eq!(c.revision, 113, "114 may still have more lines");
+    }
+
+    #[test]
+    fn changes_sharing_a_revision_are_all_applied() {
+        let mut c = Cursor::new("host1");
+        c.snapshot(&json!({"revision": 10, "objects": {}}));
+        let tag =
+            json!({"revision": 11, "type": "put", "tag": "vxlan", "value": 2, "owner": "t:n"});
+        assert_eq!(c.event(&tag), Ok(vec![]));
+        let net = json!({"revision": 11, "type": "put", "collection": "networks", "key": "t:n",
+                         "object": {"key": "t:n", "tenantName": "t", "networkName": "n", "subnet": "10.3.0.0/24"}});
+        assert!(
+            matches!(&c.event(&net).unwrap()[..], [Effect::Intent(i)] if i.networks.len() == 1)
+        );
+        assert_eq!(c.revision, 10);
     }
 
     #[test]
