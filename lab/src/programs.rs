@@ -1,5 +1,5 @@
 //! Finds the programs node kinds need, so planning itself stays pure. Our own binaries
-//! (`netmaster`, `netplugin`) are looked for next to `lab`, then on PATH; or only in
+//! (`netmaster`, `netplugin`, the CNI plugin `contivk8s`) are looked for next to `lab`, then on PATH; or only in
 //! `LAB_BIN_DIR` when that is set.
 
 use std::collections::BTreeMap;
@@ -24,7 +24,7 @@ pub const SYSTEM: &[&str] = &[
 ];
 /// FRR daemons, which live outside PATH.
 pub const FRR_DAEMONS: &[&str] = &["zebra", "bgpd"];
-const OURS: &[&str] = &["netmaster", "netplugin"];
+const OURS: &[&str] = &["netmaster", "netplugin", "contivk8s"];
 
 /// The default run root; `LAB_RUN_DIR` overrides it.
 pub fn run_root() -> PathBuf {

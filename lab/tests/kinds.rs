@@ -159,7 +159,7 @@ topology:
     let host = std::fs::read_to_string(dir.path().join("host1.args")).unwrap();
     assert_eq!(
         host.trim(),
-        format!("--host host1 --ovs-rundir {run}/host1/ovs --netmaster http://172.20.20.10:9999")
+        format!("--host host1 --ovs-rundir {run}/host1/ovs --socket {run}/host1/netplugin.sock --netmaster http://172.20.20.10:9999")
     );
     // The master answers on the management network from the host.
     assert!(

@@ -29,6 +29,9 @@ pub struct Master {
     pub settings: Settings,
     pub metrics: Metrics,
     pub(crate) proposals: Proposals,
+    /// Agents' registrations (host → lease), kept in memory: an agent re-registers within a
+    /// heartbeat after a master restart.
+    pub hosts: crate::api::hosts::Registry,
 }
 
 /// How many times a write is re-planned after losing a compare to a concurrent writer.
@@ -54,6 +57,7 @@ impl Master {
             settings,
             metrics: Metrics::default(),
             proposals: Proposals::default(),
+            hosts: Default::default(),
         });
         let from = master.reload().await?;
         let follower = Arc::downgrade(&master);

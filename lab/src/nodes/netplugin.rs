@@ -6,6 +6,16 @@ use crate::plan::{argv, NodeCtx, NodePlan, PlanError};
 
 use super::ovs;
 
+/// The agent's CNI socket: one per host, in the host's run directory (the lab's hosts share
+/// one file system, so the default path would collide).
+pub fn socket(ctx: &NodeCtx) -> std::path::PathBuf {
+    socket_in(&ctx.run_dir)
+}
+
+pub fn socket_in(run_dir: &std::path::Path) -> std::path::PathBuf {
+    run_dir.join("netplugin.sock")
+}
+
 pub fn plan(ctx: &NodeCtx) -> Result<NodePlan, PlanError> {
     let (mut actions, ovs_env) = ovs::plan(ctx)?;
     let mut plan = NodePlan::default();
@@ -19,6 +29,8 @@ pub fn plan(ctx: &NodeCtx) -> Result<NodePlan, PlanError> {
                 ctx.node.name.clone(),
                 "--ovs-rundir".into(),
                 ovs::dir(ctx).display().to_string(),
+                "--socket".into(),
+                socket(ctx).display().to_string(),
             ]);
             if let Some(url) = ctx.master_url() {
                 args.extend(argv(["--netmaster".to_string(), url]));

@@ -2,6 +2,7 @@
 //! endpoints (version, info, health, metrics, OpenAPI).
 
 mod agent;
+pub mod hosts;
 mod objects;
 pub mod openapi;
 mod service;
@@ -36,6 +37,8 @@ pub fn router(master: Arc<Master>) -> Router {
         .route("/api/v1/openapi.json", get(openapi::document))
         .route("/api/v1/agent/allocate", post(agent::allocate))
         .route("/api/v1/agent/release", post(agent::release))
+        .route("/api/v1/agent/hosts", get(hosts::list))
+        .route("/api/v1/agent/hosts/{host}", put(hosts::heartbeat))
         .route(
             "/api/v1/agent/endpoints/{id}",
             put(agent::record).delete(agent::remove),

@@ -1,0 +1,25 @@
+//! The agent's actors. Each is a thin actix shell over a plain struct that holds the logic and
+//! is unit-tested without the actor system:
+//!
+//! - [`endpoint`]: attach/detach as a sequence of undoable steps ([`endpoint::Saga`]).
+//! - [`flows`]: the flow-writer: compile the host's desired flows, sync them, coalescing bursts.
+//! - [`routes`]: kernel routes (our own route protocol number) and BGP announcements; routes
+//!   learned from the ToRs go into the kernel, ECMP where there are several next hops.
+//! - [`bgp_settings`]: the master's `Bgp` object for this host turned into speaker changes.
+//! - [`master_link`]: registration with a lease, heartbeats, the watch stream resumed from its
+//!   last revision.
+//!
+//! Mailboxes are bounded (actix's default capacity, set explicitly) and callers use
+//! `send().await` or `try_send`.
+
+pub mod bgp_settings;
+pub mod endpoint;
+pub mod flows;
+pub mod intent;
+pub mod master_link;
+pub mod routes;
+pub mod types;
+
+/// Mailbox capacity of every actor: senders wait (`send().await`) or fail fast (`try_send`)
+/// when an actor falls this far behind.
+pub const MAILBOX: usize = 256;

@@ -1,0 +1,349 @@
+//! The master link: registers this host with a lease and keeps it alive with heartbeats, and
+//! follows the master's watch stream, resuming from the last revision it saw after any
+//! disconnect (reloading the snapshot when the master says the history is compacted).
+//!
+//! [`Cursor`] holds the logic: the revision and what this host cares about (its `Bgp` object),
+//! turning snapshot and watch lines into effects.
+
+use crate::bgp_settings::BgpSettings;
+use crate::flows::SetIntent;
+use crate::intent::{Intent, IntentView};
+use crate::routes::Configure;
+use actix::prelude::*;
+use async_trait::async_trait;
+use fabric_model::objects::Bgp;
+use futures::stream::BoxStream;
+use futures::StreamExt;
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long the master keeps this host registered without a heartbeat.
+pub const LEASE: Duration = Duration::from_secs(15);
+
+/// The calls the link makes to the master.
+#[async_trait]
+pub trait MasterApi: Send + Sync + 'static {
+    /// Registers (or renews) this host for `lease`.
+    async fn heartbeat(&self, host: &str, lease: Duration) -> Result<(), String>;
+    /// `GET /api/v1/state`.
+    async fn state(&self) -> Result<Value, String>;
+    /// `GET /api/v1/watch?since=<rev>` as parsed JSON lines.
+    async fn watch(&self, since: u64) -> Result<BoxStream<'static, Result<Value, String>>, String>;
+}
+
+/// Something the link learned that another actor needs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// This host's BGP settings changed (None: removed).
+    Bgp(Option<Bgp>),
+    /// The intent the pipeline compiles changed.
+    Intent(Box<Intent>),
+}
+
+/// The watch stream says its history is gone: reload the snapshot.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Resync;
+
+/// Where the link is in the master's history and what it has seen.
+#[derive(Debug, Clone)]
+pub struct Cursor {
+    host: String,
+    /// Every change at or below this revision is applied (resume the watch from here).
+    pub revision: u64,
+    /// The revision of the last line applied: one transaction's changes share a revision, so
+    /// this one may still be arriving.
+    current: u64,
+    bgp: Option<Bgp>,
+    view: IntentView,
+    intent: Option<Intent>,
+}
+
+impl Cursor {
+    pub fn new(host: &str) -> Cursor {
+        Cursor {
+            host: host.to_string(),
+            revision: 0,
+            current: 0,
+            bgp: None,
+            view: IntentView::new(host),
+            intent: None,
+        }
+    }
+
+    fn update_intent(&mut self) -> Vec<Effect> {
+        let intent = self.view.intent();
+        if self.intent.as_ref() == Some(&intent) {
+            return Vec::new();
+        }
+        self.intent = Some(intent.clone());
+        vec![Effect::Intent(Box::new(intent))]
+    }
+
+    fn set_bgp(&mut self, bgp: Option<Bgp>) -> Vec<Effect> {
+        if bgp == self.bgp {
+            return Vec::new();
+        }
+        self.bgp = bgp.clone();
+        vec![Effect::Bgp(bgp)]
+    }
+
+    /// Takes a `/api/v1/state` snapshot.
+    pub fn snapshot(&mut self, state: &Value) -> Vec<Effect> {
+        self.revision = state["revision"].as_u64().unwrap_or(0);
+        self.current = self.revision;
+        // Contiv's collection name is `Bgps`.
+        let bgp = state["objects"]["Bgps"]
+            .as_array()
+            .or_else(|| state["objects"]["bgps"].as_array())
+            .into_iter()
+            .flatten()
+            .filter_map(|v| serde_json::from_value::<Bgp>(v.clone()).ok())
+            .find(|b| b.hostname == self.host);
+        self.view.snapshot(state);
+        let mut effects = self.set_bgp(bgp);
+        effects.extend(self.update_intent());
+        effects
+    }
+
+    /// Applies one watch line. Lines of revisions already complete are skipped; the lines of
+    /// the revision in progress are applied again after a reconnect (applying is idempotent).
+    pub fn event(&mut self, line: &Value) -> Result<Vec<Effect>, Resync> {
+        match line["type"].as_str() {
+            Some("compacted") | Some("error") => return Err(Resync),
+            Some("put") | Some("delete") => {}
+            _ => return Ok(Vec::new()),
+        }
+        let Some(revision) = line["revision"].as_u64() else {
+            return Ok(Vec::new());
+        };
+        if revision <= self.revision {
+            return Ok(Vec::new());
+        }
+        if revision > self.current {
+            self.revision = self.current.max(self.revision);
+            self.current = revision;
+        }
+        if self.view.event(line) {
+            return Ok(self.update_intent());
+        }
+        let is_bgp = line["collection"]
+            .as_str()
+            .is_some_and(|c| c.eq_ignore_ascii_case("bgps"));
+        if is_bgp && line["key"] == self.host.as_str() {
+            let bgp = match line["type"].as_str() {
+                Some("put") => serde_json::from_value::<Bgp>(line["object"].clone()).ok(),
+                _ => None,
+            };
+            return Ok(self.set_bgp(bgp));
+        }
+        Ok(Vec::new())
+    }
+}
+
+/// The actor.
+pub struct MasterLink {
+    host: String,
+    api: Arc<dyn MasterApi>,
+    to: Targets,
+}
+
+/// Who gets what the link learns.
+#[derive(Clone)]
+pub struct Targets {
+    pub bgp: Recipient<Configure>,
+    pub intent: Option<Recipient<SetIntent>>,
+}
+
+impl MasterLink {
+    pub fn new(host: &str, api: Arc<dyn MasterApi>, to: Targets) -> MasterLink {
+        MasterLink {
+            host: host.to_string(),
+            api,
+            to,
+        }
+    }
+}
+
+async fn deliver(to: &Targets, effects: Vec<Effect>) {
+    for effect in effects {
+        match effect {
+            Effect::Intent(intent) => {
+                tracing::info!(
+                    tenants = intent.tenants.len(),
+                    networks = intent.networks.len(),
+                    groups = intent.groups.len(),
+                    rules = intent.rules.len(),
+                    remote = intent.remote.len(),
+                    "intent from the master"
+                );
+                if let Some(target) = &to.intent {
+                    match target.send(SetIntent(*intent)).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => tracing::error!(error = %e, "flows for the new intent"),
+                        Err(e) => tracing::error!(error = %e, "flow-writer gone"),
+                    }
+                }
+            }
+            Effect::Bgp(object) => {
+                let settings = match object.as_ref().map(BgpSettings::from_model) {
+                    None => None,
+                    Some(Ok(s)) => Some(s),
+                    Some(Err(e)) => {
+                        tracing::error!(error = %e, "ignoring bad bgp settings");
+                        continue;
+                    }
+                };
+                tracing::info!(?settings, "bgp settings from the master");
+                if to.bgp.send(Configure(settings)).await.is_err() {
+                    tracing::error!("route actor gone");
+                }
+            }
+        }
+    }
+}
+
+/// Follows the master forever: snapshot, then watch from its revision; reconnect with the
+/// last revision seen after a disconnect.
+async fn follow(host: String, api: Arc<dyn MasterApi>, to: Targets) {
+    let mut cursor = Cursor::new(&host);
+    let mut need_snapshot = true;
+    loop {
+        if need_snapshot {
+            match api.state().await {
+                Ok(state) => {
+                    let effects = cursor.snapshot(&state);
+                    deliver(&to, effects).await;
+                    need_snapshot = false;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "master snapshot failed; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            }
+        }
+        match api.watch(cursor.revision).await {
+            Ok(mut stream) => {
+                while let Some(item) = stream.next().await {
+                    match item {
+                        Ok(line) => match cursor.event(&line) {
+                            Ok(effects) => deliver(&to, effects).await,
+                            Err(Resync) => {
+                                need_snapshot = true;
+                                break;
+                            }
+                        },
+                        Err(e) => {
+                            tracing::warn!(error = %e, "watch stream broke");
+                            break;
+                        }
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "watch failed"),
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+impl Actor for MasterLink {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(crate::MAILBOX);
+        let beat = |act: &mut MasterLink, ctx: &mut Context<Self>| {
+            let api = act.api.clone();
+            let host = act.host.clone();
+            ctx.spawn(
+                async move {
+                    if let Err(e) = api.heartbeat(&host, LEASE).await {
+                        tracing::warn!(error = %e, "heartbeat failed");
+                    }
+                }
+                .into_actor(act),
+            );
+        };
+        beat(self, ctx);
+        ctx.run_interval(LEASE / 3, beat);
+        ctx.spawn(follow(self.host.clone(), self.api.clone(), self.to.clone()).into_actor(self));
+    }
+}
+
+impl Supervised for MasterLink {
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        tracing::warn!("master link restarting");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn bgp_json(host: &str, asn: &str) -> Value {
+        json!({"key": host, "hostname": host, "routerip": "10.254.1.1/31", "as": asn,
+               "neighbor-as": "65101", "neighbor": "10.254.1.0"})
+    }
+
+    #[test]
+    fn snapshot_then_events_for_this_host_only() {
+        let mut c = Cursor::new("host1");
+        let state = json!({"revision": 10, "objects": {"Bgps": [bgp_json("host2", "1"), bgp_json("host1", "65211")]}});
+        let effects = c.snapshot(&state);
+        assert_eq!(c.revision, 10);
+        assert!(
+            matches!(&effects[..], [Effect::Bgp(Some(b)), Effect::Intent(_)] if b.as_number == "65211")
+        );
+        // An intent change is reported once.
+        let net = json!({"revision": 10, "type": "put", "collection": "tenants", "key": "t", "object": {"key": "t", "tenantName": "t"}});
+        assert_eq!(
+            c.event(&net),
+            Ok(vec![]),
+            "at or below the revision: skipped"
+        );
+        let net = json!({"revision": 11, "type": "put", "collection": "tenants", "key": "t", "object": {"key": "t", "tenantName": "t"}});
+        assert!(
+            matches!(&c.event(&net).unwrap()[..], [Effect::Intent(i)] if i.tenants.contains("t"))
+        );
+        // Another host's change: nothing; a repeat below the revision: nothing.
+        let other = json!({"revision": 111, "type": "put", "collection": "bgps", "key": "host2", "object": bgp_json("host2", "2")});
+        assert_eq!(c.event(&other), Ok(vec![]));
+        let old = json!({"revision": 9, "type": "delete", "collection": "bgps", "key": "host1", "object": null});
+        assert_eq!(c.event(&old), Ok(vec![]));
+        let changed = json!({"revision": 112, "type": "put", "collection": "bgps", "key": "host1", "object": bgp_json("host1", "65299")});
+        assert!(
+            matches!(&c.event(&changed).unwrap()[..], [Effect::Bgp(Some(b))] if b.as_number == "65299")
+        );
+        // The same object again (a reconnect): no effect.
+        let again = json!({"revision": 113, "type": "put", "collection": "bgps", "key": "host1", "object": bgp_json("host1", "65299")});
+        assert_eq!(c.event(&again), Ok(vec![]));
+        let gone = json!({"revision": 114, "type": "delete", "collection": "bgps", "key": "host1", "object": null});
+        assert_eq!(c.event(&gone), Ok(vec![Effect::Bgp(None)]));
+        assert_eq!(c.revision, 113, "114 may still have more lines");
+    }
+
+    #[test]
+    fn changes_sharing_a_revision_are_all_applied() {
+        let mut c = Cursor::new("host1");
+        c.snapshot(&json!({"revision": 10, "objects": {}}));
+        let tag =
+            json!({"revision": 11, "type": "put", "tag": "vxlan", "value": 2, "owner": "t:n"});
+        assert_eq!(c.event(&tag), Ok(vec![]));
+        let net = json!({"revision": 11, "type": "put", "collection": "networks", "key": "t:n",
+                         "object": {"key": "t:n", "tenantName": "t", "networkName": "n", "subnet": "10.3.0.0/24"}});
+        assert!(
+            matches!(&c.event(&net).unwrap()[..], [Effect::Intent(i)] if i.networks.len() == 1)
+        );
+        assert_eq!(c.revision, 10);
+    }
+
+    #[test]
+    fn compaction_asks_for_a_snapshot() {
+        let mut c = Cursor::new("host1");
+        assert_eq!(
+            c.event(&json!({"type": "compacted", "requested": 1, "oldest": 5})),
+            Err(Resync)
+        );
+    }
+}

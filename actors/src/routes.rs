@@ -1,0 +1,595 @@
+//! The route actor: local container /32s go into the kernel (towards the gateway port) and to
+//! the ToRs over BGP; routes learned from the ToRs go into the kernel, ECMP where there are
+//! several next hops. Every kernel route carries our own route protocol number, so the agent
+//! finds exactly its routes after a restart.
+//!
+//! [`RouteTable`] holds the logic: the desired kernel table and its difference to what is
+//! installed. After a restart the learned routes found in the kernel are kept as stale until
+//! BGP has had time to re-learn them, so traffic keeps flowing while the agent is away.
+
+use crate::bgp_settings::{plan, BgpPlan, BgpSettings};
+use crate::flows::Restart;
+use crate::types::StateSource;
+use actix::prelude::*;
+use async_trait::async_trait;
+use fabric_bgp::packet::{AsPath, Origin, PathAttrs};
+use fabric_bgp::rib::BestChange;
+use fabric_bgp::Speaker;
+use ipnet::{IpNet, Ipv4Net};
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long learned routes found in the kernel at start are kept without BGP confirming them.
+pub const STALE_AFTER: Duration = Duration::from_secs(30);
+
+/// A kernel route of ours.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum KernelRoute {
+    /// A local container: out of the gateway port (with a permanent neighbour entry).
+    Local,
+    /// Learned: via these next hops (ECMP when several).
+    Via(BTreeSet<Ipv4Addr>),
+}
+
+/// The kernel's routing table as far as our route protocol goes.
+#[async_trait]
+pub trait Kernel: Send + Sync + 'static {
+    async fn list(&self) -> Result<BTreeMap<Ipv4Net, KernelRoute>, String>;
+    async fn replace(&self, prefix: Ipv4Net, route: &KernelRoute) -> Result<(), String>;
+    /// Succeeds when the route is already gone.
+    async fn delete(&self, prefix: Ipv4Net, route: &KernelRoute) -> Result<(), String>;
+}
+
+/// Desired routes and what to change in the kernel.
+#[derive(Debug, Default)]
+pub struct RouteTable {
+    pub local: BTreeSet<Ipv4Addr>,
+    /// Learned prefix → (next hops, stale).
+    pub learned: BTreeMap<Ipv4Net, (BTreeSet<Ipv4Addr>, bool)>,
+}
+
+impl RouteTable {
+    pub fn desired(&self) -> BTreeMap<Ipv4Net, KernelRoute> {
+        let mut table: BTreeMap<Ipv4Net, KernelRoute> = self
+            .learned
+            .iter()
+            .filter(|(_, (hops, _))| !hops.is_empty())
+            .map(|(p, (hops, _))| (*p, KernelRoute::Via(hops.clone())))
+            .collect();
+        for ip in &self.local {
+            table.insert(host_net(*ip), KernelRoute::Local);
+        }
+        table
+    }
+
+    /// (routes to add or replace, routes to delete) to turn `installed` into the desired table.
+    #[allow(clippy::type_complexity)]
+    pub fn diff(
+        &self,
+        installed: &BTreeMap<Ipv4Net, KernelRoute>,
+    ) -> (Vec<(Ipv4Net, KernelRoute)>, Vec<(Ipv4Net, KernelRoute)>) {
+        let desired = self.desired();
+        let replace = desired
+            .iter()
+            .filter(|(p, r)| installed.get(p) != Some(r))
+            .map(|(p, r)| (*p, r.clone()))
+            .collect();
+        let delete = installed
+            .iter()
+            .filter(|(p, _)| !desired.contains_key(p))
+            .map(|(p, r)| (*p, r.clone()))
+            .collect();
+        (replace, delete)
+    }
+
+    /// Keeps the learned routes found in the kernel, marked stale.
+    pub fn adopt_stale(&mut self, installed: &BTreeMap<Ipv4Net, KernelRoute>) {
+        for (prefix, route) in installed {
+            if let KernelRoute::Via(hops) = route {
+                self.learned
+                    .entry(*prefix)
+                    .or_insert_with(|| (hops.clone(), true));
+            }
+        }
+    }
+
+    /// Marks every learned route stale (its speaker is gone; a new one must confirm it).
+    pub fn mark_stale(&mut self) {
+        for (_, stale) in self.learned.values_mut() {
+            *stale = true;
+        }
+    }
+
+    /// Drops the learned routes BGP never confirmed.
+    pub fn sweep_stale(&mut self) {
+        self.learned.retain(|_, (_, stale)| !*stale);
+    }
+
+    /// Applies best-path changes. Only container /32s are taken (the fabric's links are the
+    /// host's own business, and a learned route must never replace a connected one); our own
+    /// routes (no next hop) and IPv6 are ignored.
+    pub fn learn(&mut self, changes: &[BestChange]) {
+        for change in changes {
+            let IpNet::V4(prefix) = change.prefix else {
+                continue;
+            };
+            if prefix.prefix_len() != 32 {
+                continue;
+            }
+            let hops: BTreeSet<Ipv4Addr> = change
+                .paths
+                .iter()
+                .filter_map(|p| match p.next_hop {
+                    Some(IpAddr::V4(nh)) => Some(nh),
+                    _ => None,
+                })
+                .collect();
+            if hops.is_empty() {
+                self.learned.remove(&prefix);
+            } else {
+                self.learned.insert(prefix, (hops, false));
+            }
+        }
+    }
+}
+
+pub fn host_net(ip: Ipv4Addr) -> Ipv4Net {
+    Ipv4Net::new(ip, 32).unwrap_or_else(|_| Ipv4Net::default())
+}
+
+/// The actor: owns the route table, the kernel driver and the BGP speaker.
+pub struct RouteActor {
+    kernel: Arc<dyn Kernel>,
+    table: RouteTable,
+    ready: bool,
+    settings: Option<BgpSettings>,
+    wanted: Option<BgpSettings>,
+    speaker: Option<Arc<Speaker>>,
+    /// Bumped for every new speaker, so a dead speaker's updates are ignored.
+    speaker_gen: u64,
+    /// Rebuilds the local routes on start and after a restart (else a `Restore` must).
+    source: Option<Arc<dyn StateSource>>,
+}
+
+impl RouteActor {
+    pub fn new(kernel: Arc<dyn Kernel>) -> RouteActor {
+        RouteActor {
+            kernel,
+            table: RouteTable::default(),
+            ready: false,
+            settings: None,
+            wanted: None,
+            speaker: None,
+            speaker_gen: 0,
+            source: None,
+        }
+    }
+
+    /// Restores the local routes from `source` whenever the actor starts.
+    pub fn with_source(mut self, source: Arc<dyn StateSource>) -> Self {
+        self.source = Some(source);
+        self
+    }
+
+    fn announce(&self, ips: &[Ipv4Addr]) {
+        if let Some(speaker) = &self.speaker {
+            let attrs = PathAttrs {
+                origin: Origin::Igp,
+                as_path: AsPath::default(),
+                ..PathAttrs::default()
+            };
+            let prefixes = ips.iter().map(|ip| IpNet::V4(host_net(*ip))).collect();
+            if let Err(e) = speaker.announce(prefixes, attrs) {
+                tracing::error!(error = %e, "announce failed");
+            }
+        }
+    }
+
+    fn withdraw(&self, ips: &[Ipv4Addr]) {
+        if let Some(speaker) = &self.speaker {
+            let prefixes = ips.iter().map(|ip| IpNet::V4(host_net(*ip))).collect();
+            if let Err(e) = speaker.withdraw(prefixes) {
+                tracing::error!(error = %e, "withdraw failed");
+            }
+        }
+    }
+
+    /// Brings the speaker to the wanted settings (only once local routes are known).
+    fn apply_bgp(&mut self, ctx: &mut Context<Self>) {
+        if !self.ready {
+            return;
+        }
+        let wanted = self.wanted.clone();
+        match plan(self.settings.as_ref(), wanted.as_ref()) {
+            BgpPlan::Keep => {}
+            BgpPlan::Stop => {
+                tracing::info!("bgp settings removed: stopping the speaker");
+                self.speaker = None;
+                self.settings = None;
+                self.speaker_gen += 1;
+                // What we learned is kept a while (as after a restart), then dropped.
+                self.table.mark_stale();
+                ctx.run_later(STALE_AFTER, |act, ctx| {
+                    act.table.sweep_stale();
+                    act.reconcile(ctx);
+                });
+            }
+            BgpPlan::Start(s) | BgpPlan::Restart(s) => {
+                self.speaker = None;
+                self.speaker_gen += 1;
+                self.table.mark_stale();
+                self.start_speaker(s, ctx);
+            }
+            BgpPlan::Peers { add, remove } => {
+                let Some(speaker) = self.speaker.clone() else {
+                    return;
+                };
+                let Some(s) = wanted else { return };
+                self.settings = Some(s.clone());
+                ctx.spawn(
+                    async move {
+                        for n in remove {
+                            if let Err(e) = speaker.remove_peer(n.into()).await {
+                                tracing::error!(peer = %n, error = %e, "remove peer");
+                            }
+                        }
+                        for n in add {
+                            if let Err(e) = speaker.add_peer(s.peer_config(n)).await {
+                                tracing::error!(peer = %n, error = %e, "add peer");
+                            }
+                        }
+                    }
+                    .into_actor(self),
+                );
+            }
+        }
+    }
+
+    fn start_speaker(&mut self, s: BgpSettings, ctx: &mut Context<Self>) {
+        let generation = self.speaker_gen;
+        let addr = ctx.address();
+        let local: Vec<Ipv4Addr> = self.table.local.iter().copied().collect();
+        self.settings = Some(s.clone());
+        let config = s.speaker_config();
+        ctx.wait(
+            async move {
+                let speaker = Speaker::new(config).await?;
+                Ok::<_, fabric_bgp::SpeakerError>(Arc::new(speaker))
+            }
+            .into_actor(self)
+            .map(move |result, act, ctx| match result {
+                Ok(speaker) => {
+                    tracing::info!(asn = s.local_as, router = %s.router_ip, "bgp speaker started");
+                    act.speaker = Some(speaker.clone());
+                    // Our routes first, then the peers: the first UPDATE after a restart
+                    // carries them all, before End-of-RIB.
+                    act.announce(&local);
+                    match speaker.subscribe() {
+                        Ok(mut rx) => {
+                            actix::spawn(async move {
+                                while let Some(batch) = rx.recv().await {
+                                    if addr.send(Learned(generation, batch)).await.is_err() {
+                                        break;
+                                    }
+                                }
+                            });
+                        }
+                        Err(e) => tracing::error!(error = %e, "subscribe"),
+                    }
+                    let peers = s.neighbors.clone();
+                    ctx.spawn(
+                        async move {
+                            for n in peers {
+                                if let Err(e) = speaker.add_peer(s.peer_config(n)).await {
+                                    tracing::error!(peer = %n, error = %e, "add peer");
+                                }
+                            }
+                        }
+                        .into_actor(act),
+                    );
+                    ctx.run_later(STALE_AFTER, |act, ctx| {
+                        act.table.sweep_stale();
+                        act.reconcile(ctx);
+                    });
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot start the bgp speaker");
+                    act.settings = None;
+                }
+            }),
+        );
+    }
+
+    /// Makes the kernel match the table (blocking the mailbox, so changes stay ordered).
+    fn reconcile(&mut self, ctx: &mut Context<Self>) {
+        if !self.ready {
+            return;
+        }
+        let kernel = self.kernel.clone();
+        let table_now = self.table.desired();
+        ctx.wait(
+            async move {
+                let installed = kernel.list().await?;
+                let mut changes = 0;
+                for (p, r) in &table_now {
+                    if installed.get(p) != Some(r) {
+                        kernel.replace(*p, r).await?;
+                        changes += 1;
+                    }
+                }
+                for (p, r) in &installed {
+                    if !table_now.contains_key(p) {
+                        kernel.delete(*p, r).await?;
+                        changes += 1;
+                    }
+                }
+                Ok::<usize, String>(changes)
+            }
+            .into_actor(self)
+            .map(|result, _, _| match result {
+                Ok(n) => tracing::debug!(changes = n, "kernel routes reconciled"),
+                Err(e) => tracing::error!(error = %e, "kernel route reconcile failed"),
+            }),
+        );
+    }
+}
+
+impl Actor for RouteActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(crate::MAILBOX);
+        let Some(source) = self.source.clone() else {
+            return;
+        };
+        ctx.wait(
+            async move { source.endpoints().await }
+                .into_actor(self)
+                .map(|result, act, ctx| match result {
+                    Ok(list) => {
+                        let ips = list.iter().map(|e| e.ip).collect();
+                        ctx.wait(act.restore(ips));
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "route actor cannot restore; restarting");
+                        ctx.stop();
+                    }
+                }),
+        );
+    }
+}
+
+impl Supervised for RouteActor {
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        tracing::warn!("route actor restarting");
+        self.table = RouteTable::default();
+        self.ready = false;
+        // Keep the wanted settings (the master link sends only changes); start a new speaker.
+        self.settings = None;
+        self.speaker = None;
+        self.speaker_gen += 1;
+    }
+}
+
+impl Handler<Restart> for RouteActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Restart, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}
+
+/// A local container's /32: kernel route, then BGP announcement.
+#[derive(Message)]
+#[rtype(result = "Result<(), String>")]
+pub struct AddLocal(pub Ipv4Addr);
+
+/// Withdraw and remove a local /32.
+#[derive(Message)]
+#[rtype(result = "Result<(), String>")]
+pub struct RemoveLocal(pub Ipv4Addr);
+
+/// The local /32s after a (re)start: reconcile the kernel, then start BGP.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Restore(pub Vec<Ipv4Addr>);
+
+/// This host's BGP settings from the master (None: the object was deleted).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Configure(pub Option<BgpSettings>);
+
+/// Best-path changes from speaker generation `.0`.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Learned(pub u64, pub Vec<BestChange>);
+
+/// The current desired table (for tests and inspect).
+#[derive(Message)]
+#[rtype(result = "BTreeMap<Ipv4Net, KernelRoute>")]
+pub struct Table;
+
+impl Handler<AddLocal> for RouteActor {
+    type Result = ResponseActFuture<Self, Result<(), String>>;
+
+    fn handle(&mut self, msg: AddLocal, _: &mut Context<Self>) -> Self::Result {
+        let ip = msg.0;
+        self.table.local.insert(ip);
+        let kernel = self.kernel.clone();
+        Box::pin(
+            async move { kernel.replace(host_net(ip), &KernelRoute::Local).await }
+                .into_actor(self)
+                .map(move |result, act, _| {
+                    if result.is_ok() {
+                        act.announce(&[ip]);
+                    } else {
+                        act.table.local.remove(&ip);
+                    }
+                    result
+                }),
+        )
+    }
+}
+
+impl Handler<RemoveLocal> for RouteActor {
+    type Result = ResponseActFuture<Self, Result<(), String>>;
+
+    fn handle(&mut self, msg: RemoveLocal, _: &mut Context<Self>) -> Self::Result {
+        let ip = msg.0;
+        self.table.local.remove(&ip);
+        self.withdraw(&[ip]);
+        let kernel = self.kernel.clone();
+        // A learned route for the same prefix (an address moved to another host) takes over.
+        let after = self.table.desired().get(&host_net(ip)).cloned();
+        Box::pin(
+            async move {
+                match after {
+                    Some(route) => kernel.replace(host_net(ip), &route).await,
+                    None => kernel.delete(host_net(ip), &KernelRoute::Local).await,
+                }
+            }
+            .into_actor(self),
+        )
+    }
+}
+
+impl RouteActor {
+    /// Takes the local /32s, adopts learned routes found in the kernel as stale, reconciles
+    /// the kernel and starts BGP.
+    fn restore(&mut self, local: Vec<Ipv4Addr>) -> ResponseActFuture<Self, ()> {
+        self.table.local = local.into_iter().collect();
+        let kernel = self.kernel.clone();
+        Box::pin(
+            async move { kernel.list().await }
+                .into_actor(self)
+                .map(|installed, act, ctx| {
+                    match installed {
+                        Ok(installed) => act.table.adopt_stale(&installed),
+                        Err(e) => tracing::error!(error = %e, "cannot list kernel routes"),
+                    }
+                    act.ready = true;
+                    act.reconcile(ctx);
+                    act.apply_bgp(ctx);
+                }),
+        )
+    }
+}
+
+impl Handler<Restore> for RouteActor {
+    type Result = ResponseActFuture<Self, ()>;
+
+    fn handle(&mut self, msg: Restore, _: &mut Context<Self>) -> Self::Result {
+        self.restore(msg.0)
+    }
+}
+
+impl Handler<Configure> for RouteActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Configure, ctx: &mut Context<Self>) {
+        self.wanted = msg.0;
+        self.apply_bgp(ctx);
+    }
+}
+
+impl Handler<Learned> for RouteActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Learned, ctx: &mut Context<Self>) {
+        if msg.0 != self.speaker_gen {
+            return;
+        }
+        self.table.learn(&msg.1);
+        self.reconcile(ctx);
+    }
+}
+
+impl Handler<Table> for RouteActor {
+    type Result = MessageResult<Table>;
+
+    fn handle(&mut self, _: Table, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.table.desired())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn net(s: &str) -> Ipv4Net {
+        s.parse().unwrap()
+    }
+
+    fn change(prefix: &str, hops: &[Option<&str>]) -> BestChange {
+        BestChange {
+            prefix: IpNet::V4(net(prefix)),
+            paths: hops
+                .iter()
+                .map(|h| {
+                    Arc::new(PathAttrs {
+                        next_hop: h.map(|h| h.parse().unwrap()),
+                        ..PathAttrs::default()
+                    })
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn learned_routes_are_ecmp_and_our_own_are_ignored() {
+        let mut t = RouteTable::default();
+        t.learn(&[
+            change("10.1.2.7/32", &[Some("10.254.1.0"), Some("10.254.3.0")]),
+            change("10.1.2.5/32", &[None]),
+        ]);
+        let d = t.desired();
+        assert_eq!(d.len(), 1);
+        assert_eq!(
+            d[&net("10.1.2.7/32")],
+            KernelRoute::Via(["10.254.1.0".parse().unwrap(), "10.254.3.0".parse().unwrap()].into())
+        );
+        t.learn(&[change("10.1.2.7/32", &[])]);
+        assert!(t.desired().is_empty());
+    }
+
+    #[test]
+    fn diff_adds_changes_and_deletes_only_what_differs() {
+        let mut t = RouteTable::default();
+        t.local.insert("10.1.2.5".parse().unwrap());
+        t.learn(&[change("10.1.2.7/32", &[Some("10.254.1.0")])]);
+        let mut installed = BTreeMap::new();
+        installed.insert(net("10.1.2.5/32"), KernelRoute::Local);
+        installed.insert(
+            net("10.1.2.7/32"),
+            KernelRoute::Via(["10.254.9.9".parse().unwrap()].into()),
+        );
+        installed.insert(net("10.1.2.9/32"), KernelRoute::Local);
+        let (replace, delete) = t.diff(&installed);
+        assert_eq!(replace.len(), 1);
+        assert_eq!(replace[0].0, net("10.1.2.7/32"));
+        assert_eq!(delete, vec![(net("10.1.2.9/32"), KernelRoute::Local)]);
+        installed.remove(&net("10.1.2.9/32"));
+        installed.insert(replace[0].0, replace[0].1.clone());
+        assert_eq!(t.diff(&installed), (vec![], vec![]));
+    }
+
+    #[test]
+    fn stale_routes_survive_a_restart_until_swept_unless_bgp_confirms_them() {
+        let mut installed = BTreeMap::new();
+        let hops: BTreeSet<Ipv4Addr> = ["10.254.1.0".parse().unwrap()].into();
+        installed.insert(net("10.1.2.7/32"), KernelRoute::Via(hops.clone()));
+        installed.insert(net("10.1.2.8/32"), KernelRoute::Via(hops.clone()));
+        installed.insert(net("10.1.2.5/32"), KernelRoute::Local);
+        let mut t = RouteTable::default();
+        t.adopt_stale(&installed);
+        // Before BGP is back nothing learned is deleted; the unknown local route is.
+        let (replace, delete) = t.diff(&installed);
+        assert!(replace.is_empty());
+        assert_eq!(delete, vec![(net("10.1.2.5/32"), KernelRoute::Local)]);
+        t.learn(&[change("10.1.2.7/32", &[Some("10.254.1.0")])]);
+        t.sweep_stale();
+        assert_eq!(t.desired().len(), 1);
+    }
+}

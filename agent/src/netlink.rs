@@ -1,0 +1,177 @@
+//! Container wiring through rtnetlink: the veth pair (host end in the agent's namespace,
+//! container end created directly in the container's namespace), the container side's MAC,
+//! MTU, address and default route, offloads off on both ends, removal, and the CHECK probe.
+
+use crate::ethtool::offloads_off;
+use crate::netns::{run_in, NsResult};
+use fabric_actors::types::Endpoint;
+use futures::TryStreamExt;
+use rtnetlink::packet_route::address::AddressAttribute;
+use rtnetlink::packet_route::link::{InfoData, InfoVeth, LinkAttribute};
+use rtnetlink::{Handle, LinkUnspec, LinkVeth, RouteMessageBuilder};
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::fd::AsRawFd;
+
+/// The interface index of `name`, None if there is none.
+pub async fn index_of(handle: &Handle, name: &str) -> NsResult<Option<u32>> {
+    let mut links = handle.link().get().match_name(name.to_string()).execute();
+    match links.try_next().await {
+        Ok(Some(link)) => Ok(Some(link.header.index)),
+        Ok(None) => Ok(None),
+        // ENODEV: no such interface.
+        Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::ENODEV => Ok(None),
+        Err(e) => Err(format!("look up {name}: {e}")),
+    }
+}
+
+async fn must_index(handle: &Handle, name: &str) -> NsResult<u32> {
+    index_of(handle, name)
+        .await?
+        .ok_or_else(|| format!("no interface {name}"))
+}
+
+/// Creates the veth pair and configures the container end. Fails if the container already
+/// has an interface of that name.
+pub async fn wire(ep: &Endpoint) -> NsResult<()> {
+    let netns = ep.netns.clone();
+    let ns_file =
+        std::fs::File::open(&netns).map_err(|e| format!("network namespace {netns}: {e}"))?;
+    let (host_if, if_name, mac, mtu) = (ep.host_if.clone(), ep.if_name.clone(), ep.mac, ep.mtu);
+    run_in(None, move |handle| async move {
+        if index_of(&handle, &host_if).await?.is_some() {
+            // A leftover of an attach that died half-way: start clean.
+            let index = must_index(&handle, &host_if).await?;
+            handle
+                .link()
+                .del(index)
+                .execute()
+                .await
+                .map_err(|e| format!("delete stale {host_if}: {e}"))?;
+        }
+        let peer = LinkUnspec::new_with_name(&if_name)
+            .setns_by_fd(ns_file.as_raw_fd())
+            .address(mac.to_vec())
+            .mtu(mtu)
+            .build();
+        let msg = LinkVeth::new(&host_if, &if_name)
+            .mtu(mtu)
+            .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
+            .build();
+        handle
+            .link()
+            .add(msg)
+            .execute()
+            .await
+            .map_err(|e| format!("create veth {host_if}/{if_name}: {e}"))?;
+        let index = must_index(&handle, &host_if).await?;
+        handle
+            .link()
+            .set(LinkUnspec::new_with_index(index).up().build())
+            .execute()
+            .await
+            .map_err(|e| format!("set {host_if} up: {e}"))?;
+        offloads_off(&host_if)
+    })
+    .await?;
+    let (if_name, ip, prefix_len, gateway) = (ep.if_name.clone(), ep.ip, ep.prefix_len, ep.gateway);
+    run_in(Some(&netns), move |handle| async move {
+        if let Some(lo) = index_of(&handle, "lo").await? {
+            let _ = handle
+                .link()
+                .set(LinkUnspec::new_with_index(lo).up().build())
+                .execute()
+                .await;
+        }
+        let index = must_index(&handle, &if_name).await?;
+        handle
+            .address()
+            .add(index, IpAddr::V4(ip), prefix_len)
+            .execute()
+            .await
+            .map_err(|e| format!("address {ip}/{prefix_len} on {if_name}: {e}"))?;
+        handle
+            .link()
+            .set(LinkUnspec::new_with_index(index).up().build())
+            .execute()
+            .await
+            .map_err(|e| format!("set {if_name} up: {e}"))?;
+        if let Some(gw) = gateway {
+            let route = RouteMessageBuilder::<Ipv4Addr>::new()
+                .gateway(gw)
+                .output_interface(index)
+                .build();
+            handle
+                .route()
+                .add(route)
+                .replace()
+                .execute()
+                .await
+                .map_err(|e| format!("default route via {gw}: {e}"))?;
+        }
+        offloads_off(&if_name)
+    })
+    .await
+}
+
+/// Deletes the veth pair by its host end (the container end goes with it). Absent is fine.
+pub async fn unwire(host_if: &str) -> NsResult<()> {
+    let host_if = host_if.to_string();
+    run_in(None, move |handle| async move {
+        match index_of(&handle, &host_if).await? {
+            None => Ok(()),
+            Some(index) => match handle.link().del(index).execute().await {
+                Ok(()) => Ok(()),
+                Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::ENODEV => Ok(()),
+                Err(e) => Err(format!("delete {host_if}: {e}")),
+            },
+        }
+    })
+    .await
+}
+
+/// Whether the host end exists.
+pub async fn host_if_exists(host_if: &str) -> NsResult<bool> {
+    let host_if = host_if.to_string();
+    run_in(None, move |handle| async move {
+        Ok(index_of(&handle, &host_if).await?.is_some())
+    })
+    .await
+}
+
+/// CHECK: the container end exists, is up, has the MAC and the address.
+pub async fn check(ep: &Endpoint) -> NsResult<()> {
+    if !host_if_exists(&ep.host_if).await? {
+        return Err(format!("host interface {} is missing", ep.host_if));
+    }
+    let (if_name, ip, mac) = (ep.if_name.clone(), ep.ip, ep.mac);
+    run_in(Some(&ep.netns), move |handle| async move {
+        let mut links = handle.link().get().match_name(if_name.clone()).execute();
+        let link = match links.try_next().await {
+            Ok(Some(link)) => link,
+            _ => return Err(format!("container interface {if_name} is missing")),
+        };
+        let has_mac = link
+            .attributes
+            .iter()
+            .any(|a| matches!(a, LinkAttribute::Address(m) if m[..] == mac[..]));
+        if !has_mac {
+            return Err(format!("container interface {if_name} has another MAC"));
+        }
+        let mut addrs = handle
+            .address()
+            .get()
+            .set_link_index_filter(link.header.index)
+            .execute();
+        while let Some(addr) = addrs.try_next().await.map_err(|e| e.to_string())? {
+            if addr
+                .attributes
+                .iter()
+                .any(|a| matches!(a, AddressAttribute::Address(IpAddr::V4(a)) if *a == ip))
+            {
+                return Ok(());
+            }
+        }
+        Err(format!("container interface {if_name} lacks address {ip}"))
+    })
+    .await
+}

@@ -1,0 +1,142 @@
+//! Failures get a clear CNI error and leave nothing behind (no address in the master, no OVS
+//! port, veth, flow or route): a bad CNI config, an unknown network, an exhausted subnet, an
+//! unreachable master.
+
+mod common;
+
+use common::{config, Fabric};
+use serde_json::json;
+
+/// Everything an attach on `host` could leave behind.
+fn footprint(
+    f: &Fabric,
+    host: &str,
+) -> (Vec<String>, Vec<String>, Vec<String>, Vec<String>, usize) {
+    (
+        f.veths(host),
+        f.ports(host),
+        f.flows(host),
+        f.routes(host),
+        f.endpoints().len(),
+    )
+}
+
+#[test]
+fn failures_are_cni_errors_and_leave_nothing_behind() {
+    let f = Fabric::up("e", "");
+    let ns = f.container_netns("x1");
+    let before = footprint(&f, "host1");
+    let allocated = f.allocated("default:default-net");
+
+    // Bad configs: the spec's codes, a message, nothing done.
+    let cases: [(&[u8], u64); 4] = [
+        (b"{not json", 6),
+        (br#"{"name":"contiv","type":"contivk8s"}"#, 1),
+        (br#"{"cniVersion":"1.0.0","type":"contivk8s"}"#, 7),
+        (br#"{"cniVersion":"1.0.0","name":"c","mtu":"big"}"#, 7),
+    ];
+    for (stdin, code) in cases {
+        let out = f.cni_raw("ADD", "host1", "bad", &ns, stdin, &[]);
+        assert!(
+            !out.ok,
+            "ADD with {} succeeded",
+            String::from_utf8_lossy(stdin)
+        );
+        assert_eq!(out.json["code"], code, "{}", out.raw);
+        assert!(
+            !out.json["msg"].as_str().unwrap_or("").is_empty(),
+            "{}",
+            out.raw
+        );
+    }
+    let missing_env = f.cni_raw(
+        "ADD",
+        "host1",
+        "",
+        &ns,
+        config().to_string().as_bytes(),
+        &[],
+    );
+    assert_eq!(missing_env.json["code"], 4, "{}", missing_env.raw);
+
+    // An unknown network: the master refuses, the plugin says so.
+    let mut unknown = config();
+    unknown["network"] = json!("no-such-net");
+    let out = f.cni("ADD", "host1", "unknown", &ns, &unknown);
+    assert!(!out.ok);
+    assert_eq!(out.json["code"], 100, "{}", out.raw);
+    assert!(
+        out.json["msg"]
+            .as_str()
+            .unwrap_or("")
+            .contains("no-such-net"),
+        "{}",
+        out.raw
+    );
+    assert_eq!(footprint(&f, "host1"), before);
+
+    // An exhausted subnet: /30 with the gateway holds one container.
+    f.netctl(&[
+        "net",
+        "create",
+        "--subnet",
+        "10.9.9.0/30",
+        "--gateway",
+        "10.9.9.1",
+        "tiny",
+    ]);
+    let mut tiny = config();
+    tiny["network"] = json!("tiny");
+    let first_ns = f.container_netns("t1");
+    let first = f.cni("ADD", "host1", "tiny-1", &first_ns, &tiny);
+    assert!(first.ok, "{}", first.raw);
+    let with_one = footprint(&f, "host1");
+    let second = f.cni("ADD", "host1", "tiny-2", &ns, &tiny);
+    assert!(!second.ok);
+    assert_eq!(second.json["code"], 100, "{}", second.raw);
+    assert!(
+        second.json["msg"]
+            .as_str()
+            .unwrap_or("")
+            .contains("no free address"),
+        "{}",
+        second.raw
+    );
+    assert_eq!(
+        footprint(&f, "host1"),
+        with_one,
+        "a failed ADD left something"
+    );
+    assert_eq!(f.allocated("default:tiny"), 1);
+    assert!(f.cni("DEL", "host1", "tiny-1", &first_ns, &tiny).ok);
+    assert_eq!(f.allocated("default:tiny"), 0);
+    assert_eq!(footprint(&f, "host1"), before);
+
+    // An unreachable master: the agent answers "try again later" and does nothing.
+    assert!(f.exec("host1", &["ip", "link", "set", "eth0", "down"]).0);
+    let out = f.cni("ADD", "host1", "nomaster", &ns, &config());
+    assert!(f.exec("host1", &["ip", "link", "set", "eth0", "up"]).0);
+    assert!(!out.ok);
+    assert_eq!(out.json["code"], 11, "{}", out.raw);
+    assert!(
+        out.json["msg"]
+            .as_str()
+            .unwrap_or("")
+            .contains("unreachable"),
+        "{}",
+        out.raw
+    );
+    assert_eq!(footprint(&f, "host1"), before);
+    assert_eq!(f.allocated("default:default-net"), allocated);
+
+    // The agent itself unreachable: a clear error too.
+    let out = f.cni_raw(
+        "ADD",
+        "host1",
+        "noagent",
+        &ns,
+        config().to_string().as_bytes(),
+        &[("CONTIV_NETPLUGIN_SOCKET", "/nonexistent/netplugin.sock")],
+    );
+    assert_eq!(out.json["code"], 102, "{}", out.raw);
+}

@@ -1,0 +1,135 @@
+//! Stateless restart: `kill -9` of an agent while a container on it is pinged from the other
+//! rack every 10 ms loses only a handful of probes (OVS keeps forwarding, the kernel keeps its
+//! routes, the ToRs keep ours through BGP graceful restart); after the restart the flows and
+//! routes are exactly what they were, and the agent still knows its containers.
+
+mod common;
+
+use common::{config, poll, Fabric};
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// Probes sent (10 ms apart) and the most that may be lost.
+const PROBES: u32 = 800;
+const MAX_LOST: u32 = 5;
+
+fn agent_pid(f: &Fabric, host: &str) -> Option<(i32, Vec<String>)> {
+    let out = Command::new("ip")
+        .args(["netns", "pids", &f.netns(host)])
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .find_map(|p| {
+            let pid: i32 = p.parse().ok()?;
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+            if comm.trim() != "netplugin" {
+                return None;
+            }
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            let argv = cmdline
+                .split(|b| *b == 0)
+                .filter(|a| !a.is_empty())
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            Some((pid, argv))
+        })
+}
+
+/// The restarted agent: killed and reaped when the test ends, whatever happens.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn kill_9_of_an_agent_keeps_traffic_and_restores_exactly() {
+    let f = Fabric::up("r", "");
+    let (app1, app3) = (f.netns("app1"), f.netns("app3"));
+    let a1 = f.cni("ADD", "host1", "ctr-app1", &app1, &config());
+    assert!(a1.ok, "{}", a1.raw);
+    let a3 = f.cni("ADD", "host3", "ctr-app3", &app3, &config());
+    assert!(a3.ok, "{}", a3.raw);
+    let ip1 = Fabric::address(&a1);
+    assert!(
+        poll(Duration::from_secs(20), || f
+            .ping(&app3, &ip1)
+            .then_some(()))
+        .is_some(),
+        "app3 cannot reach app1 before the restart"
+    );
+    let flows_before = f.flows("host1");
+    let routes_before = f.routes("host1");
+    assert!(routes_before.len() >= 2, "{routes_before:?}");
+
+    let (pid, argv) = agent_pid(&f, "host1").expect("netplugin runs on host1");
+    let pinger = Command::new("ip")
+        .args([
+            "netns", "exec", &app3, "ping", "-q", "-i", "0.01", "-W", "1",
+        ])
+        .args(["-c", &PROBES.to_string(), &ip1])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("ping");
+    std::thread::sleep(Duration::from_secs(2));
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL)
+        .expect("kill -9 the agent");
+    std::thread::sleep(Duration::from_millis(300));
+    let log = f.run_dir("host1").join("netplugin-restarted.log");
+    let log_file = std::fs::File::create(&log).expect("log");
+    let err_file = log_file.try_clone().expect("log");
+    let restarted = Command::new("ip")
+        .args(["netns", "exec", &f.netns("host1")])
+        .args(&argv)
+        .stdin(Stdio::null())
+        .stdout(log_file)
+        .stderr(err_file)
+        .process_group(0)
+        .spawn()
+        .expect("restart netplugin");
+    let _restarted = KillOnDrop(restarted);
+    let out = pinger.wait_with_output().expect("ping");
+    let summary = String::from_utf8_lossy(&out.stdout).into_owned();
+    let received: u32 = summary
+        .split(", ")
+        .find(|p| p.ends_with("received"))
+        .and_then(|p| p.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    let lost = PROBES - received;
+    eprintln!("kill -9 and restart of host1's agent: {lost} of {PROBES} probes lost");
+    assert!(
+        lost <= MAX_LOST,
+        "{lost} of {PROBES} probes lost across the restart: {summary}"
+    );
+
+    // After the restart: exactly the same flows and routes (no duplicates).
+    let same = poll(Duration::from_secs(30), || {
+        (f.flows("host1") == flows_before && f.routes("host1") == routes_before).then_some(())
+    });
+    assert!(
+        same.is_some(),
+        "host1 differs after the restart:\nflows {:?}\nbefore {flows_before:?}\nroutes {:?}\nbefore {routes_before:?}\nlog:\n{}",
+        f.flows("host1"),
+        f.routes("host1"),
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    // The restarted agent knows its container: DEL works and withdraws the /32.
+    let del = poll(Duration::from_secs(10), || {
+        let d = f.cni("DEL", "host1", "ctr-app1", &app1, &config());
+        d.ok.then_some(d)
+    });
+    assert!(del.is_some(), "DEL after the restart failed");
+    let gone = poll(Duration::from_secs(20), || {
+        (!f.tor2_routes().contains_key(&format!("{ip1}/32"))).then_some(())
+    });
+    assert!(gone.is_some(), "{ip1}/32 still in tor2 after DEL");
+    assert!(f.veths("host1").is_empty());
+    assert_eq!(f.ports("host1"), vec!["gw0".to_string()]);
+}

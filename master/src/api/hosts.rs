@@ -1,0 +1,65 @@
+//! Agent registration: each agent puts `/api/v1/agent/hosts/<host>` with a lease every few
+//! seconds; `GET /api/v1/agent/hosts` lists the hosts with whether their lease is still live.
+
+use super::objects::parse_body;
+use super::AppState;
+use crate::error::ApiError;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Longest lease an agent may ask for.
+const MAX_LEASE_SECS: u64 = 3600;
+
+#[derive(Debug, Default)]
+pub struct Registry {
+    hosts: Mutex<BTreeMap<String, (Instant, Duration)>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Heartbeat {
+    lease_secs: u64,
+}
+
+pub async fn heartbeat(
+    State(master): State<AppState>,
+    Path(host): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let what = format!("agent/hosts/{host}");
+    let value = parse_body(&what, &body)?;
+    let hb: Heartbeat = serde_json::from_value(value)
+        .map_err(|e| ApiError::bad_request(Some(what.clone()), None, e.to_string()))?;
+    if hb.lease_secs == 0 || hb.lease_secs > MAX_LEASE_SECS {
+        return Err(ApiError::bad_request(
+            Some(what),
+            Some("leaseSecs"),
+            format!("must be 1-{MAX_LEASE_SECS}"),
+        ));
+    }
+    if let Ok(mut hosts) = master.hosts.hosts.lock() {
+        hosts.insert(host, (Instant::now(), Duration::from_secs(hb.lease_secs)));
+    }
+    Ok(Json(json!({})))
+}
+
+pub async fn list(State(master): State<AppState>) -> Json<Value> {
+    let now = Instant::now();
+    let hosts: Vec<Value> = match master.hosts.hosts.lock() {
+        Ok(hosts) => hosts
+            .iter()
+            .map(|(name, (seen, lease))| {
+                let age = now.duration_since(*seen);
+                json!({"host": name, "alive": age < *lease, "secondsSinceHeartbeat": age.as_secs()})
+            })
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    Json(json!(hosts))
+}
