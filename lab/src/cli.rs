@@ -1,4 +1,5 @@
-//! The command line, in containerlab's spelling: deploy, destroy, inspect, exec, graph, save.
+//! The command line, in containerlab's spelling: deploy, destroy, inspect, exec, graph, save;
+//! plus `bench`, the benchmarks.
 
 use std::path::{Path, PathBuf};
 
@@ -77,6 +78,11 @@ pub enum Cmd {
         /// Default: clab-<lab> in the current directory.
         #[arg(long)]
         out_dir: Option<PathBuf>,
+    },
+    /// Benchmarks: `rest` (netmaster's REST API on both stores), `bgp` (our speaker vs BIRD).
+    Bench {
+        #[command(subcommand)]
+        what: crate::bench::BenchCmd,
     },
 }
 
@@ -239,5 +245,6 @@ pub fn run(cli: Cli) -> Result<i32> {
             }
             Ok(0)
         }
+        Cmd::Bench { what } => crate::bench::run(what),
     }
 }

@@ -1,5 +1,6 @@
 //! The `lab` binary: parses the command line and reports errors with their causes.
 
+mod bench;
 mod cli;
 
 use clap::Parser;

@@ -400,12 +400,16 @@ impl Master {
 
     /// A policy's rules go with it; when there are more than one transaction holds, the excess
     /// goes first (a crash in between leaves a policy with fewer rules, never orphan rules).
+    /// A policy in use is refused before any rule goes.
     async fn delete_rules_beyond_one_txn(&self, policy: &str) -> Result<(), ApiError> {
         loop {
-            let rules =
-                self.cache()
+            let rules = {
+                let cache = self.cache();
+                check_delete(Collection::Policies, policy, &cache.objects)?;
+                cache
                     .objects
-                    .referrers_in(Collection::Policies, policy, Collection::Rules);
+                    .referrers_in(Collection::Policies, policy, Collection::Rules)
+            };
             if rules.len() <= RULES_PER_TXN {
                 return Ok(());
             }

@@ -107,8 +107,21 @@ fn pool_of(
     Ok((pool, reserved, spec.net.prefix_len(), net.gateway))
 }
 
+/// A request naming no network is malformed (400 naming the field), not a missing network.
+fn require_network(network: &str) -> Result<(), ApiError> {
+    if network.is_empty() {
+        return Err(ApiError::bad_request(
+            None,
+            Some("network"),
+            "is required (the network's key, tenant:network)",
+        ));
+    }
+    Ok(())
+}
+
 impl Master {
     pub async fn allocate(&self, req: AllocateRequest) -> Result<Allocation, ApiError> {
+        require_network(&req.network)?;
         if req.owner.is_empty() {
             return Err(ApiError::bad_request(
                 None,
@@ -178,6 +191,7 @@ impl Master {
 
     /// Releasing an address that is not allocated succeeds (a retried release must not fail).
     pub async fn release(&self, req: ReleaseRequest) -> Result<(), ApiError> {
+        require_network(&req.network)?;
         let key = keys::ip(&req.network, req.ip_address);
         let ops = vec![fabric_store::Op::Delete { key: key.clone() }];
         let outcome = self.store.txn(Txn::new().delete(key)).await?;

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{Fixture, TestMaster};
+use common::{samples, Fixture, TestMaster};
 use serde_json::{json, Value};
 
 both_backends! {
@@ -35,68 +35,6 @@ async fn defaults_exist(f: &Fixture) {
     let (s, v) = m.get("/version").await;
     assert_eq!(s, 200);
     assert!(v["Version"].is_string());
-}
-
-/// One valid object of every collection, in dependency order, with the path key.
-fn samples() -> Vec<(&'static str, &'static str, Value)> {
-    vec![
-        ("tenants", "blue", json!({"tenantName": "blue"})),
-        (
-            "networks",
-            "blue:net",
-            json!({"tenantName": "blue", "networkName": "net", "subnet": "10.1.1.0/24", "gateway": "10.1.1.254"}),
-        ),
-        (
-            "policys",
-            "blue:pol",
-            json!({"tenantName": "blue", "policyName": "pol"}),
-        ),
-        (
-            "netprofiles",
-            "blue:prof",
-            json!({"tenantName": "blue", "profileName": "prof", "bandwidth": "10Mbps", "DSCP": 5}),
-        ),
-        (
-            "extContractsGroups",
-            "blue:ext",
-            json!({"tenantName": "blue", "contractsGroupName": "ext", "contractsType": "provided", "contracts": ["uni/tn-common/brc-default"]}),
-        ),
-        (
-            "endpointGroups",
-            "blue:grp",
-            json!({"tenantName": "blue", "groupName": "grp", "networkName": "net", "policies": ["pol"], "netProfile": "prof", "extContractsGrps": ["ext"], "ipPool": "10.1.1.10-10.1.1.20"}),
-        ),
-        (
-            "rules",
-            "blue:pol:1",
-            json!({"tenantName": "blue", "policyName": "pol", "ruleId": "1", "direction": "in", "fromEndpointGroup": "grp", "protocol": "tcp", "port": 80, "action": "allow"}),
-        ),
-        (
-            "appProfiles",
-            "blue:app",
-            json!({"tenantName": "blue", "appProfileName": "app", "endpointGroups": ["grp"]}),
-        ),
-        (
-            "serviceLBs",
-            "blue:svc",
-            json!({"tenantName": "blue", "serviceName": "svc", "networkName": "net", "selectors": ["tier=web"], "ports": ["8080:80:TCP"]}),
-        ),
-        (
-            "Bgps",
-            "host1",
-            json!({"hostname": "host1", "routerip": "50.1.1.1/24", "as": "65002", "neighbor-as": "500", "neighbor": "50.1.1.2"}),
-        ),
-        (
-            "aciGws",
-            "aciGw",
-            json!({"name": "aciGw", "enforcePolicies": "yes"}),
-        ),
-        (
-            "globals",
-            "global",
-            json!({"name": "global", "fwdMode": "routing"}),
-        ),
-    ]
 }
 
 async fn every_collection_round_trips(f: &Fixture) {
@@ -476,6 +414,14 @@ async fn objects_in_use_cannot_be_deleted(f: &Fixture) {
         json!({"direction": "in", "action": "deny", "protocol": "tcp"}),
     )
     .await;
+    // More rules than one transaction deletes: a refused delete must not remove any of them.
+    for i in 2..=150 {
+        m.create(
+            &format!("/api/v1/rules/blue:p:{i}/"),
+            json!({"direction": "out", "action": "allow"}),
+        )
+        .await;
+    }
     m.create(
         "/api/v1/endpointGroups/blue:g/",
         json!({"networkName": "n", "policies": ["p"]}),
@@ -511,6 +457,8 @@ async fn objects_in_use_cannot_be_deleted(f: &Fixture) {
         404,
         "rules go with their policy"
     );
+    let (_, rules) = m.get("/api/v1/rules/").await;
+    assert_eq!(rules.as_array().map(Vec::len), Some(0), "all 150: {rules}");
     // A network with endpoints (or allocated addresses) stays.
     m.delete("/api/v1/endpointGroups/blue:g/").await;
     let (s, _) = m

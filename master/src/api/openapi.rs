@@ -1,5 +1,8 @@
-//! The OpenAPI 3 document, generated from the model types themselves so it cannot drift from
-//! what the server accepts: each collection's schema lists the fields its type serializes.
+//! The OpenAPI 3 document. Each collection's properties come from the model type itself (the
+//! fields its default value serializes, with their JSON types), so a field cannot be added or
+//! renamed without the document following. What validation requires and restricts is declared
+//! in [`constraints`]; `tests/openapi.rs` probes the server for every field of every schema and
+//! fails when a declaration and the server's behaviour disagree in either direction.
 
 use axum::Json;
 use fabric_model::{with_object_type, Collection};
@@ -15,6 +18,100 @@ fn schema_of(value: &Value) -> Value {
     }
 }
 
+/// Validation beyond the JSON types, for a request body. Key fields are not listed as required:
+/// they come from the path (`/api/v1/networks/blue:net/` fills `tenantName` and `networkName`).
+pub struct Constraints {
+    /// Fields a body must carry, not empty (a string) or with at least one item (an array).
+    pub required: &'static [&'static str],
+    /// Fields that take one of a fixed set of values.
+    pub enums: &'static [(&'static str, &'static [&'static str])],
+}
+
+pub fn constraints(collection: Collection) -> Constraints {
+    const NONE: Constraints = Constraints {
+        required: &[],
+        enums: &[],
+    };
+    match collection {
+        Collection::Networks => Constraints {
+            required: &["subnet"],
+            enums: &[
+                ("nwType", &["data", "infra"]),
+                ("encap", &["vlan", "vxlan"]),
+            ],
+        },
+        Collection::EndpointGroups => Constraints {
+            required: &["networkName"],
+            enums: &[],
+        },
+        Collection::Rules => Constraints {
+            required: &["direction", "action"],
+            enums: &[
+                ("direction", &["in", "out"]),
+                ("action", &["allow", "deny"]),
+            ],
+        },
+        Collection::ServiceLbs => Constraints {
+            required: &["networkName", "selectors", "ports"],
+            enums: &[],
+        },
+        Collection::Globals => Constraints {
+            required: &[],
+            enums: &[
+                ("networkInfraType", &["default", "aci", "aci-opflex"]),
+                ("fwdMode", &["bridge", "routing"]),
+                ("arpMode", &["proxy", "flood"]),
+            ],
+        },
+        Collection::Bgps => Constraints {
+            required: &["routerip", "as", "neighbor-as", "neighbor"],
+            enums: &[],
+        },
+        Collection::AciGws => Constraints {
+            required: &[],
+            enums: &[
+                ("enforcePolicies", &["yes", "no"]),
+                ("includeCommonTenant", &["yes", "no"]),
+            ],
+        },
+        Collection::ExtContractsGroups => Constraints {
+            required: &["contractsType"],
+            enums: &[("contractsType", &["provided", "consumed"])],
+        },
+        Collection::Endpoints => Constraints {
+            required: &["network"],
+            enums: &[],
+        },
+        Collection::Tenants
+        | Collection::Policies
+        | Collection::AppProfiles
+        | Collection::Netprofiles => NONE,
+    }
+}
+
+/// Adds `required`, `minLength`/`minItems` and `enum` to an object schema.
+fn constrain(schema: &mut Value, c: &Constraints) {
+    if let Some(props) = schema["properties"].as_object_mut() {
+        for field in c.required {
+            if let Some(p) = props.get_mut(*field) {
+                match p["type"].as_str() {
+                    Some("array") => p["minItems"] = json!(1),
+                    Some("string") => p["minLength"] = json!(1),
+                    _ => {}
+                }
+            }
+        }
+        for (field, values) in c.enums {
+            if let Some(p) = props.get_mut(*field) {
+                p["enum"] = json!(values);
+            }
+        }
+    }
+    if !c.required.is_empty() {
+        schema["required"] = json!(c.required);
+    }
+}
+
 /// The JSON schema of a collection's objects.
 pub fn schema(collection: Collection) -> Value {
     let sample: Value = with_object_type!(collection, T => serde_json::to_value(T::default()).unwrap_or(Value::Null));
@@ -24,21 +121,115 @@ pub fn schema(collection: Collection) -> Value {
             props.insert(name.clone(), schema_of(v));
         }
     }
-    json!({"type": "object", "properties": props, "x-key-fields": collection.key_fields()})
+    if let Some(key) = props.get_mut("key") {
+        key["readOnly"] = json!(true);
+    }
+    let mut schema =
+        json!({"type": "object", "properties": props, "x-key-fields": collection.key_fields()});
+    constrain(&mut schema, &constraints(collection));
+    schema
+}
+
+/// The agent calls' bodies and answers (`crate::ipam`).
+fn agent_schemas(schemas: &mut Map<String, Value>) {
+    schemas.insert(
+        "AllocateRequest".into(),
+        json!({"type": "object", "required": ["network", "owner"], "properties": {
+            "network": {"type": "string", "minLength": 1, "description": "the network's key, tenant:network"},
+            "group": {"type": "string", "description": "the group's key, tenant:group; its ipPool narrows the choice"},
+            "preferred": {"type": "string", "description": "an address to use when it is free"},
+            "owner": {"type": "string", "minLength": 1, "description": "who holds the address (an endpoint id)"},
+            "ipv6": {"type": "boolean", "description": "allocate from the network's ipv6Subnet"}}}),
+    );
+    schemas.insert(
+        "Allocation".into(),
+        json!({"type": "object", "properties": {
+            "network": {"type": "string"}, "ipAddress": {"type": "string"},
+            "prefixLen": {"type": "integer"}, "gateway": {"type": "string"}}}),
+    );
+    schemas.insert(
+        "ReleaseRequest".into(),
+        json!({"type": "object", "required": ["network", "ipAddress"], "properties": {
+            "network": {"type": "string", "minLength": 1}, "ipAddress": {"type": "string", "minLength": 1, "description": "an IPv4 or IPv6 address"}}}),
+    );
+}
+
+fn ok(schema: Value) -> Value {
+    json!({"description": "OK", "content": {"application/json": {"schema": schema}}})
+}
+
+fn text(description: &str, media: &str) -> Value {
+    json!({"200": {"description": description, "content": {media: {"schema": {"type": "string"}}}}})
+}
+
+/// Routes that are not collections: watch, state, the agent calls, the service endpoints.
+fn other_paths(paths: &mut Map<String, Value>, err: &Value) {
+    let schema = |name: &str| json!({"$ref": format!("#/components/schemas/{name}")});
+    let body = |name: &str| json!({"required": true, "content": {"application/json": {"schema": schema(name)}}});
+    paths.insert(
+        "/api/v1/watch".into(),
+        json!({"get": {"summary": "Every change after a revision, in order (stream)",
+            "parameters": [{"name": "since", "in": "query", "schema": {"type": "integer"}}],
+            "responses": {"200": {"description": "newline-delimited JSON events after `since`", "content": {"application/x-ndjson": {}}}}}}),
+    );
+    paths.insert(
+        "/api/v1/state".into(),
+        json!({"get": {"summary": "Every object and group id, with the revision they reflect",
+            "responses": {"200": ok(json!({"type": "object", "properties": {
+                "revision": {"type": "integer"}, "objects": {"type": "object"}, "groupIds": {"type": "object"}}}))}}}),
+    );
+    paths.insert(
+        "/api/v1/openapi.json".into(),
+        json!({"get": {"summary": "This document", "responses": {"200": ok(json!({"type": "object"}))}}}),
+    );
+    paths.insert(
+        "/api/v1/agent/allocate".into(),
+        json!({"post": {"summary": "Allocate an address (the preferred one when free)", "requestBody": body("AllocateRequest"),
+            "responses": {"200": ok(schema("Allocation")), "400": err, "404": err, "409": err}}}),
+    );
+    paths.insert(
+        "/api/v1/agent/release".into(),
+        json!({"post": {"summary": "Release an address (releasing a free one succeeds)", "requestBody": body("ReleaseRequest"),
+            "responses": {"200": ok(json!({"type": "object"})), "400": err}}}),
+    );
+    paths.insert(
+        "/api/v1/agent/endpoints/{id}".into(),
+        json!({"parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+            "put": {"summary": "Record an endpoint", "requestBody": body("endpoint"),
+                "responses": {"200": ok(schema("endpoint")), "400": err, "404": err, "422": err}},
+            "delete": {"summary": "Remove an endpoint (removing an absent one succeeds)",
+                "responses": {"200": ok(json!({"type": "object"}))}}}),
+    );
+    paths.insert(
+        "/version".into(),
+        json!({"get": {"responses": {"200": ok(json!({"type": "object", "properties": {
+            "Version": {"type": "string"}, "GitCommit": {"type": "string"}, "BuildTime": {"type": "string"}}}))}}}),
+    );
+    paths.insert(
+        "/info".into(),
+        json!({"get": {"responses": {"200": ok(json!({"type": "object"}))}}}),
+    );
+    paths.insert(
+        "/healthz".into(),
+        json!({"get": {"responses": text("ok", "text/plain")}}),
+    );
+    paths.insert(
+        "/metrics".into(),
+        json!({"get": {"summary": "Prometheus metrics: requests and latencies by route and status code",
+            "responses": text("Prometheus text format", "text/plain")}}),
+    );
 }
 
 pub fn build() -> Value {
     let mut paths = Map::new();
     let mut schemas = Map::new();
-    let error = json!({"$ref": "#/components/schemas/Error"});
+    let err = json!({"description": "error naming the object, field and reason", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}});
     for c in Collection::ALL {
         let name = c.object_name();
         let obj = json!({"$ref": format!("#/components/schemas/{name}")});
         schemas.insert(name.to_string(), schema(c));
         let key_param = json!([{"name": "key", "in": "path", "required": true, "schema": {"type": "string"},
             "description": format!("{} joined with ':'", c.key_fields().join(", "))}]);
-        let ok = |schema: Value| json!({"description": "OK", "content": {"application/json": {"schema": schema}}});
-        let err = json!({"description": "error naming the object, field and reason", "content": {"application/json": {"schema": error}}});
         paths.insert(
             format!("/api/v1/{}/", c.rest_name()),
             json!({"get": {"summary": format!("List {name} objects"), "responses": {"200": ok(json!({"type": "array", "items": obj}))}}}),
@@ -48,7 +239,7 @@ pub fn build() -> Value {
             "get": {"responses": {"200": ok(obj.clone()), "404": err.clone()}},
         });
         if c.is_config() {
-            let write = json!({"requestBody": {"required": true, "content": {"application/json": {"schema": obj}}},
+            let write = json!({"summary": "Create or replace", "requestBody": {"required": true, "content": {"application/json": {"schema": obj}}},
                 "responses": {"200": ok(obj.clone()), "400": err.clone(), "409": err.clone(), "422": err.clone()}});
             item["post"] = write.clone();
             item["put"] = write;
@@ -61,11 +252,8 @@ pub fn build() -> Value {
                 "properties": {"Config": obj, "Oper": {"type": "object"}}})), "404": err}}}),
         );
     }
-    paths.insert(
-        "/api/v1/watch".into(),
-        json!({"get": {"parameters": [{"name": "since", "in": "query", "schema": {"type": "integer"}}],
-            "responses": {"200": {"description": "newline-delimited JSON events after `since`", "content": {"application/x-ndjson": {}}}}}}),
-    );
+    other_paths(&mut paths, &err);
+    agent_schemas(&mut schemas);
     schemas.insert(
         "Error".into(),
         json!({"type": "object", "required": ["message", "reason"], "properties": {

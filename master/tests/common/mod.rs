@@ -3,9 +3,11 @@
 
 #![allow(dead_code)]
 
+pub mod process;
+
 use fabric_store::testing::EtcdProcess;
 use netmaster::{api, Master, Settings};
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::sync::Arc;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,6 +100,24 @@ impl TestMaster {
         )
     }
 
+    /// GET answering the status and the Content-Type, with the body left unread (a watch
+    /// streams without end).
+    pub async fn get_response(&self, path: &str) -> (u16, String, reqwest::Response) {
+        let resp = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("request reaches the master");
+        let media = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        (resp.status().as_u16(), media, resp)
+    }
+
     pub async fn get(&self, path: &str) -> (u16, Value) {
         self.request(reqwest::Method::GET, path, None).await
     }
@@ -138,6 +158,68 @@ impl TestMaster {
         assert_eq!(before, after, "a rejected write must not change the store");
         v
     }
+}
+
+/// One valid object of every collection, in dependency order, with the path key.
+pub fn samples() -> Vec<(&'static str, &'static str, Value)> {
+    vec![
+        ("tenants", "blue", json!({"tenantName": "blue"})),
+        (
+            "networks",
+            "blue:net",
+            json!({"tenantName": "blue", "networkName": "net", "subnet": "10.1.1.0/24", "gateway": "10.1.1.254"}),
+        ),
+        (
+            "policys",
+            "blue:pol",
+            json!({"tenantName": "blue", "policyName": "pol"}),
+        ),
+        (
+            "netprofiles",
+            "blue:prof",
+            json!({"tenantName": "blue", "profileName": "prof", "bandwidth": "10Mbps", "DSCP": 5}),
+        ),
+        (
+            "extContractsGroups",
+            "blue:ext",
+            json!({"tenantName": "blue", "contractsGroupName": "ext", "contractsType": "provided", "contracts": ["uni/tn-common/brc-default"]}),
+        ),
+        (
+            "endpointGroups",
+            "blue:grp",
+            json!({"tenantName": "blue", "groupName": "grp", "networkName": "net", "policies": ["pol"], "netProfile": "prof", "extContractsGrps": ["ext"], "ipPool": "10.1.1.10-10.1.1.20"}),
+        ),
+        (
+            "rules",
+            "blue:pol:1",
+            json!({"tenantName": "blue", "policyName": "pol", "ruleId": "1", "direction": "in", "fromEndpointGroup": "grp", "protocol": "tcp", "port": 80, "action": "allow"}),
+        ),
+        (
+            "appProfiles",
+            "blue:app",
+            json!({"tenantName": "blue", "appProfileName": "app", "endpointGroups": ["grp"]}),
+        ),
+        (
+            "serviceLBs",
+            "blue:svc",
+            json!({"tenantName": "blue", "serviceName": "svc", "networkName": "net", "selectors": ["tier=web"], "ports": ["8080:80:TCP"]}),
+        ),
+        (
+            "Bgps",
+            "host1",
+            json!({"hostname": "host1", "routerip": "50.1.1.1/24", "as": "65002", "neighbor-as": "500", "neighbor": "50.1.1.2"}),
+        ),
+        (
+            "aciGws",
+            "aciGw",
+            json!({"name": "aciGw", "enforcePolicies": "yes"}),
+        ),
+        (
+            "globals",
+            "global",
+            json!({"name": "global", "fwdMode": "routing"}),
+        ),
+    ]
 }
 
 /// Runs an async test body once per backend, each in its own test function.

@@ -1,0 +1,65 @@
+//! `lab bench`: the benchmarks. `rest` times netmaster's REST API on both stores side by side;
+//! `bgp` runs the BGP speaker's benchmark against BIRD (`bgp-bench`) with the arguments given.
+
+mod daemon;
+mod rest;
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::Subcommand;
+
+use lab::{programs, sys};
+
+#[derive(Subcommand, Debug)]
+pub enum BenchCmd {
+    /// Create N policy+rule pairs through netmaster's REST API, embedded store and etcd side by
+    /// side, over one keep-alive connection and over several; prints objects/s and the ratio.
+    Rest(rest::RestArgs),
+    /// Run `bgp-bench` (our BGP speaker against BIRD), passing every argument through,
+    /// e.g. `lab bench bgp --n 100000`; `--help` is bgp-bench's. Needs root, bird2 and gobgpd.
+    #[command(disable_help_flag = true)]
+    Bgp {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+pub fn run(cmd: BenchCmd) -> Result<i32> {
+    match cmd {
+        BenchCmd::Rest(args) => rest::run(&args),
+        BenchCmd::Bgp { args } => {
+            let bin = own_binary("bgp-bench").context(
+                "bgp-bench not found next to lab or on PATH: cargo build --release -p fabric-bgp --bins",
+            )?;
+            let status = std::process::Command::new(&bin)
+                .args(&args)
+                .status()
+                .with_context(|| format!("running {}", bin.display()))?;
+            Ok(status.code().unwrap_or(1))
+        }
+    }
+}
+
+/// One of our binaries, looked for as lab looks for netmaster: next to `lab` (or only in
+/// `LAB_BIN_DIR` when set), then on PATH.
+pub fn own_binary(name: &str) -> Option<PathBuf> {
+    if let Some(path) = programs::own_bin_dir()
+        .map(|d| d.join(name))
+        .filter(|p| sys::is_executable(p))
+    {
+        return Some(path);
+    }
+    if std::env::var_os("LAB_BIN_DIR").is_some() {
+        return None;
+    }
+    sys::which(name)
+}
+
+/// A system program on PATH, with the Debian package that has it.
+pub fn system_program(name: &str, package: &str) -> Result<PathBuf> {
+    match sys::which(name) {
+        Some(path) => Ok(path),
+        None => bail!("{name} not found on PATH (Debian package {package})"),
+    }
+}

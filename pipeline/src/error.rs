@@ -1,0 +1,38 @@
+//! Errors (input the compiler cannot turn into flows) and warnings (input it compiled around).
+
+use thiserror::Error;
+
+/// Input that makes the whole flow set meaningless; the agent keeps the flows it has.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum CompileError {
+    #[error("rule {key}: {reason}")]
+    Rule { key: String, reason: String },
+    #[error("network {key}: {reason}")]
+    Network { key: String, reason: String },
+    #[error("endpoint on ofport {ofport}: {reason}")]
+    Endpoint { ofport: u32, reason: String },
+    #[error("tenant {name}: {reason}")]
+    Tenant { name: String, reason: String },
+    #[error("group {key}: {reason}")]
+    Group { key: String, reason: String },
+}
+
+/// Something the compiler left out, with the reason; the rest of the flow set is sound.
+/// These arise while the master's objects arrive out of order (a rule naming a group not seen
+/// yet), so they are reported, not fatal.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Error)]
+pub enum Warning {
+    #[error("rule {rule}: {what} '{name}' is unknown; the rule matches nothing until it exists")]
+    UnknownReference {
+        rule: String,
+        what: &'static str,
+        name: String,
+    },
+    #[error("{ip} belongs to local endpoints of several tenants; traffic from the gateway port to it is dropped")]
+    AmbiguousGatewayDestination { ip: std::net::Ipv4Addr },
+    #[error("remote endpoint {ip}: tenant '{tenant}' is unknown; left out")]
+    UnknownRemoteTenant {
+        ip: std::net::Ipv4Addr,
+        tenant: String,
+    },
+}

@@ -1,0 +1,104 @@
+//! The host pipeline compiler: intent (tenants, networks, groups, rules) plus local state
+//! (this host's endpoints, ports and the fabric's remote endpoints) → the host's desired
+//! OpenFlow flow set. Pure: no I/O, no clock; the same input always gives the same flows, so a
+//! restarted agent installs exactly what it had. The flow-writer installs the difference.
+//!
+//! ```text
+//! let out = pipeline::compile(&input)?;   // Compiled { flows: BTreeSet<Flow>, warnings }
+//! writer.sync(&out.flows)?;
+//! ```
+//!
+//! The tables and registers are in [`layout`] and this crate's `README.md`.
+//!
+//! # Policy semantics (Contiv's, made stateful)
+//!
+//! A *policy* is a set of *rules*; an *endpoint group* lists policies; a container belongs to
+//! at most one group. A rule has a `direction`:
+//! - `in`: traffic **arriving at** the group's containers, optionally from a peer given by
+//!   `fromEndpointGroup`, `fromNetwork` (its subnet) or `fromIpAddress`; enforced on the host
+//!   of the destination container, whoever sent it (another host, a host without our agent,
+//!   outside the fabric through the gateway).
+//! - `out`: traffic the group's containers **send**, optionally to `toEndpointGroup`,
+//!   `toNetwork` or `toIpAddress`; enforced on the host of the source container.
+//!
+//! A rule also matches `protocol` (`tcp`, `udp`, `icmp`, a number, or empty for any IP) and
+//! `port` (the destination port, TCP or UDP only; 0 for any). An address is `a.b.c.d`,
+//! `a.b.c.d/len`, or a last-octet range `a.b.c.d-e` (inclusive; a `/len` after a range is
+//! ignored).
+//!
+//! A new connection from S to D is allowed when both checks allow it:
+//! 1. if S is local: among the `out` rules of S's group that match the packet, the one with the
+//!    highest `priority` decides (`allow` or `deny`); at equal priority `deny` wins; with no
+//!    matching rule the packet is allowed;
+//! 2. if D is local: the same over the `in` rules of D's group.
+//!
+//! Replies of an allowed connection, and related packets (ICMP errors), pass whatever the
+//! rules say of the reverse direction: connections are tracked, one conntrack zone per tenant.
+//!
+//! Examples (Contiv's tutorial): `db-policy` holds `1: in tcp deny` (priority 1) and
+//! `2: in tcp port 8888 allow priority 10`, attached to group `db`:
+//! - any client → db:8888/tcp: rule 2 (priority 10) beats rule 1 → allowed;
+//! - any client → db:80/tcp: only rule 1 matches → denied;
+//! - any client → db, ping or UDP: no rule matches → allowed (Contiv's default);
+//! - db → anything: no `out` rule → allowed, and the replies of that connection pass although
+//!   rule 1 denies TCP towards db.
+//!
+//! With `web-policy` on `web` holding `out tcp toEndpointGroup db deny` at priority 5 and
+//! `out tcp 8888 toEndpointGroup db allow` at priority 5: a web container reaching db:8888
+//! matches both at equal priority, deny wins, denied at web's host before db's host sees it.
+//!
+//! # Rule changes and established connections
+//!
+//! Every packet of a connection in its original direction goes through policy again; only
+//! replies and related packets skip it. So a rule change never cuts an established connection
+//! unless the new rules deny its original direction: adding `deny` for A → B stops existing
+//! A → B connections at once (their packets drop; the conntrack entry times out), while
+//! denying B → A leaves existing A → B connections, replies included, untouched and only stops
+//! new B → A connections. Chosen because a deny an operator adds (an incident, a mistake being
+//! corrected) takes effect immediately, with no conntrack flush and no generation numbers in
+//! `ct_mark` that every rule change would have to bump and reinstall; the cost, a policy lookup
+//! per packet, is what OVS's megaflow cache absorbs.
+
+pub mod build;
+pub mod classify;
+pub mod error;
+pub mod forward;
+pub mod input;
+pub mod layout;
+pub mod policy;
+pub mod resolve;
+pub mod sim;
+
+use std::collections::BTreeSet;
+
+use openflow::Flow;
+
+pub use error::{CompileError, Warning};
+pub use input::{
+    GatewayPort, GroupInput, HostInput, LocalEndpoint, NetworkInput, RemoteEndpoint, TenantInput,
+};
+
+/// The compiled pipeline.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Compiled {
+    /// Every flow of the host's bridge, each tagged with the input's cookie.
+    pub flows: BTreeSet<Flow>,
+    /// What was left out and why (references to objects not known yet).
+    pub warnings: Vec<Warning>,
+}
+
+/// Compiles a host's whole pipeline.
+pub fn compile(input: &HostInput) -> Result<Compiled, CompileError> {
+    let mut r = resolve::Resolved::new(input)?;
+    let mut f = build::Flows::new(input.cookie);
+    classify::compile(&mut r, &mut f);
+    forward::compile(&r, &mut f);
+    policy::compile(&mut r, &mut f)?;
+    let mut warnings = r.warnings;
+    warnings.sort();
+    warnings.dedup();
+    Ok(Compiled {
+        flows: f.out.into_iter().collect(),
+        warnings,
+    })
+}
