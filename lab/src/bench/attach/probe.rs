@@ -64,11 +64,15 @@ impl Birdc {
                 continue;
             }
             let (code, rest) = text.split_at(4);
-            lines.push(rest[1..].to_string());
-            if rest.starts_with(' ') {
-                if code.starts_with('8') || code.starts_with('9') {
-                    bail!("BIRD: {}", &rest[1..]);
-                }
+            let (last, body) = match rest.strip_prefix(' ') {
+                Some(body) => (true, body),
+                None => (false, rest.get(1..).unwrap_or("")),
+            };
+            if last && (code.starts_with('8') || code.starts_with('9')) {
+                bail!("BIRD: {body}");
+            }
+            lines.push(body.to_string());
+            if last {
                 return Ok(lines);
             }
         }

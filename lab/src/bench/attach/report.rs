@@ -7,6 +7,9 @@ use super::probe::PollCost;
 use super::stats::{ms, summarize, Sample, Summary};
 use super::Side;
 
+/// Picks one measure out of a sample.
+type Measure = fn(&Sample) -> Option<Duration>;
+
 pub struct Setup<'a> {
     pub n: usize,
     pub batch: usize,
@@ -35,12 +38,12 @@ fn ratio(base: Option<Summary>, ours: Option<Summary>) -> String {
     }
 }
 
-fn lost(side: &Side, pick: fn(&Sample) -> Option<Duration>) -> usize {
+fn lost(side: &Side, pick: Measure) -> usize {
     side.failures.len() + side.samples.iter().filter(|s| pick(s).is_none()).count()
 }
 
 pub fn print(s: &Setup) {
-    let measures: [(&str, fn(&Sample) -> Option<Duration>); 3] = [
+    let measures: [(&str, Measure); 3] = [
         ("attach call returns", |x| Some(x.call)),
         ("-> /32 in tor1's RIB", |x| x.rib),
         ("-> first ping, rack 2", |x| x.ping),
