@@ -55,7 +55,7 @@ pub fn print(s: &Setup) {
     );
     println!(
         "RIB: tor1 (BIRD) polled over its control socket every {} ms ({} polls, {:.2} ms each); \
-         ping: from a container on host3, echo every 5 ms",
+         ping: from a container on host3, `ping -c 1 -W 0.1` every 5 ms until answered",
         s.poll_every.as_millis(),
         s.cost.polls,
         ms(s.cost.mean)
