@@ -1,8 +1,9 @@
 //! The endpoint actor: attach and detach containers as a sequence of undoable steps.
 //!
-//! [`Saga`] holds the logic: attach runs allocate → wire (veth, netns, address, routes) → OVS
-//! port → flows → route (kernel + BGP) → record in the master; a failing step undoes the steps
-//! already done, newest first, so nothing is left behind. Detach runs every undo, tolerating
+//! [`Saga`] holds the logic: attach runs allocate, then wire (veth, netns, address, routes) →
+//! OVS port → flows → route (kernel + BGP) while the endpoint is recorded in the master
+//! alongside; a failing step undoes the steps already done, newest first (the record first),
+//! so nothing is left behind. Detach runs every undo, tolerating
 //! what is already gone. The steps themselves are an [`AttachOps`] implementation (the agent's
 //! drivers), so the saga is unit-tested with a fake.
 
@@ -122,35 +123,42 @@ impl Saga {
     /// Runs every step; on a failure undoes the completed ones, newest first.
     pub async fn attach(ops: &dyn AttachOps, req: &AttachRequest) -> Result<Endpoint, AttachError> {
         let started = std::time::Instant::now();
-        let mut ep = ops.allocate(req).await.map_err(|error| AttachError {
+        let ep = ops.allocate(req).await.map_err(|error| AttachError {
             step: Step::Allocate,
             error,
             undo_errors: Vec::new(),
         })?;
-        let mut done = vec![Step::Allocate];
         let mut timings = vec![(Step::Allocate, started.elapsed())];
-        for step in &Step::ALL[1..] {
-            let step_started = std::time::Instant::now();
-            let result = match step {
-                Step::Wire => ops.wire(&ep).await,
-                Step::Port => ops.add_port(&ep).await.map(|port| ep.ofport = port),
-                Step::Flows => ops.add_flows(&ep).await,
-                Step::Route => ops.add_route(&ep).await,
-                Step::Record => ops.record(&ep).await,
-                Step::Allocate => Ok(()),
-            };
-            timings.push((*step, step_started.elapsed()));
-            match result {
-                Ok(()) => done.push(*step),
-                Err(error) => {
-                    let undo_errors = Self::undo(ops, &ep, &done).await;
-                    return Err(AttachError {
-                        step: *step,
-                        error,
-                        undo_errors,
-                    });
-                }
+        // The master's record needs nothing the data plane produces, so it is written while
+        // the data plane is wired: the runtime's answer waits for the slower of the two, and
+        // the /32 reaches the ToRs without waiting for the store.
+        let record_ep = ep.clone();
+        let record = async {
+            let t = std::time::Instant::now();
+            (ops.record(&record_ep).await, t.elapsed())
+        };
+        let ((ep, chain_done, chain_timings, chain_error), (recorded, record_time)) =
+            futures::join!(Self::data_plane(ops, ep), record);
+        timings.extend(chain_timings);
+        timings.push((Step::Record, record_time));
+        let mut done = vec![Step::Allocate];
+        done.extend(chain_done);
+        let error = match (chain_error, recorded) {
+            (None, Ok(())) => None,
+            (Some(e), Ok(())) => {
+                done.push(Step::Record);
+                Some(e)
             }
+            (Some(e), Err(_)) => Some(e),
+            (None, Err(e)) => Some((Step::Record, e)),
+        };
+        if let Some((step, error)) = error {
+            let undo_errors = Self::undo(ops, &ep, &done).await;
+            return Err(AttachError {
+                step,
+                error,
+                undo_errors,
+            });
         }
         let steps: Vec<String> = timings
             .iter()
@@ -158,6 +166,37 @@ impl Saga {
             .collect();
         tracing::info!(endpoint = %ep.id, ip = %ep.ip, steps = %steps.join(" "), "attached");
         Ok(ep)
+    }
+
+    /// Wire → port → flows → route, stopping at the first failure.
+    #[allow(clippy::type_complexity)]
+    async fn data_plane(
+        ops: &dyn AttachOps,
+        mut ep: Endpoint,
+    ) -> (
+        Endpoint,
+        Vec<Step>,
+        Vec<(Step, std::time::Duration)>,
+        Option<(Step, StepError)>,
+    ) {
+        let mut done = Vec::new();
+        let mut timings = Vec::new();
+        for step in [Step::Wire, Step::Port, Step::Flows, Step::Route] {
+            let t = std::time::Instant::now();
+            let result = match step {
+                Step::Wire => ops.wire(&ep).await,
+                Step::Port => ops.add_port(&ep).await.map(|port| ep.ofport = port),
+                Step::Flows => ops.add_flows(&ep).await,
+                Step::Route => ops.add_route(&ep).await,
+                Step::Allocate | Step::Record => Ok(()),
+            };
+            timings.push((step, t.elapsed()));
+            match result {
+                Ok(()) => done.push(step),
+                Err(e) => return (ep, done, timings, Some((step, e))),
+            }
+        }
+        (ep, done, timings, None)
     }
 
     /// Undoes every step of an attachment; returns the undos that failed.

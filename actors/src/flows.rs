@@ -7,6 +7,7 @@
 //! before the first [`Reset`] (the restored state after a restart): syncing an empty host
 //! would cut running containers off.
 
+use crate::intent::Intent;
 use crate::types::{Endpoint, Mac, StateSource};
 use actix::prelude::*;
 use async_trait::async_trait;
@@ -15,19 +16,22 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 
 /// What the pipeline compiler needs to know about this host.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct HostInput {
     pub router_mac: Mac,
     /// The gateway internal port towards the host kernel.
     pub gw_port: u32,
     pub gw_mac: Mac,
     pub endpoints: BTreeMap<String, Endpoint>,
+    /// Tenants, networks, groups, rules and remote endpoints from the master.
+    pub intent: Intent,
 }
 
-/// Turns the host's state into its whole desired flow set (pure).
+/// Turns the host's state into its whole desired flow set (pure). An error leaves the switch
+/// as it is (an empty set would cut every container off).
 pub trait Compiler: Send + Sync + 'static {
     type Flow: Ord + Clone + Send + Sync + 'static;
-    fn compile(&self, input: &HostInput) -> BTreeSet<Self::Flow>;
+    fn compile(&self, input: &HostInput) -> Result<BTreeSet<Self::Flow>, String>;
 }
 
 /// Installs a desired flow set, touching only what differs (and only flows it owns).
@@ -129,24 +133,28 @@ impl<C: Compiler> FlowWriter<C> {
         };
         let flows = self.compiler.compile(&input);
         let sink = self.sink.clone();
-        ctx.spawn(async move { sink.sync(&flows).await }.into_actor(self).map(
-            move |result, act, ctx| {
-                let answer = match result {
-                    Ok(changes) => {
-                        tracing::debug!(generation, changes, "flows synced");
-                        Ok(())
-                    }
-                    Err(e) => {
-                        tracing::error!(generation, error = %e, "flow sync failed");
-                        Err(e)
-                    }
-                };
-                for (_, tx) in act.core.finish(generation, answer.clone()) {
-                    let _ = tx.send(answer.clone());
+        let sync = async move {
+            match flows {
+                Ok(flows) => sink.sync(&flows).await,
+                Err(e) => Err(format!("compile: {e}")),
+            }
+        };
+        ctx.spawn(sync.into_actor(self).map(move |result, act, ctx| {
+            let answer = match result {
+                Ok(changes) => {
+                    tracing::debug!(generation, changes, "flows synced");
+                    Ok(())
                 }
-                act.kick(ctx);
-            },
-        ));
+                Err(e) => {
+                    tracing::error!(generation, error = %e, "flow sync failed");
+                    Err(e)
+                }
+            };
+            for (_, tx) in act.core.finish(generation, answer.clone()) {
+                let _ = tx.send(answer.clone());
+            }
+            act.kick(ctx);
+        }));
     }
 
     fn change_and_wait(
@@ -180,24 +188,29 @@ impl<C: Compiler> Actor for FlowWriter<C> {
         // Until the state is back nothing syncs (the Coalescer is not ready), so a restart
         // never wipes the host's flows; messages wait behind this in the mailbox.
         ctx.wait(
-            async move { source.endpoints().await }
-                .into_actor(self)
-                .map(|result, act, ctx| match result {
-                    Ok(list) => {
-                        let mut input = act.core.input.clone();
-                        input.endpoints = list.into_iter().map(|e| (e.id.clone(), e)).collect();
-                        tracing::info!(
-                            endpoints = input.endpoints.len(),
-                            "flow-writer state restored"
-                        );
-                        act.core.reset(input);
-                        act.kick(ctx);
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "flow-writer cannot restore; restarting");
-                        ctx.stop();
-                    }
-                }),
+            async move {
+                let list = source.endpoints().await?;
+                let intent = source.intent().await?;
+                Ok::<_, String>((list, intent))
+            }
+            .into_actor(self)
+            .map(|result, act, ctx| match result {
+                Ok((list, intent)) => {
+                    let mut input = act.core.input.clone();
+                    input.endpoints = list.into_iter().map(|e| (e.id.clone(), e)).collect();
+                    input.intent = intent;
+                    tracing::info!(
+                        endpoints = input.endpoints.len(),
+                        "flow-writer state restored"
+                    );
+                    act.core.reset(input);
+                    act.kick(ctx);
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "flow-writer cannot restore; restarting");
+                    ctx.stop();
+                }
+            }),
         );
     }
 }
@@ -243,6 +256,19 @@ pub struct Remove(pub String);
 #[derive(Message)]
 #[rtype(result = "Result<(), String>")]
 pub struct Reset(pub HostInput);
+
+/// The master's intent changed.
+#[derive(Message)]
+#[rtype(result = "Result<(), String>")]
+pub struct SetIntent(pub Intent);
+
+impl<C: Compiler> Handler<SetIntent> for FlowWriter<C> {
+    type Result = ResponseFuture<Result<(), String>>;
+
+    fn handle(&mut self, msg: SetIntent, ctx: &mut Context<Self>) -> Self::Result {
+        self.change_and_wait(ctx, |i| i.intent = msg.0, None)
+    }
+}
 
 /// Re-sync what is there (e.g. after someone touched the switch).
 #[derive(Message)]
@@ -326,8 +352,8 @@ mod tests {
     struct Ids;
     impl Compiler for Ids {
         type Flow = String;
-        fn compile(&self, input: &HostInput) -> BTreeSet<String> {
-            input.endpoints.keys().cloned().collect()
+        fn compile(&self, input: &HostInput) -> Result<BTreeSet<String>, String> {
+            Ok(input.endpoints.keys().cloned().collect())
         }
     }
 

@@ -15,6 +15,7 @@
 pub mod bgp_settings;
 pub mod endpoint;
 pub mod flows;
+pub mod intent;
 pub mod master_link;
 pub mod routes;
 pub mod types;

@@ -6,6 +6,8 @@
 //! turning snapshot and watch lines into effects.
 
 use crate::bgp_settings::BgpSettings;
+use crate::flows::SetIntent;
+use crate::intent::{Intent, IntentView};
 use crate::routes::Configure;
 use actix::prelude::*;
 use async_trait::async_trait;
@@ -35,6 +37,8 @@ pub trait MasterApi: Send + Sync + 'static {
 pub enum Effect {
     /// This host's BGP settings changed (None: removed).
     Bgp(Option<Bgp>),
+    /// The intent the pipeline compiles changed.
+    Intent(Box<Intent>),
 }
 
 /// The watch stream says its history is gone: reload the snapshot.
@@ -45,8 +49,14 @@ pub struct Resync;
 #[derive(Debug, Clone)]
 pub struct Cursor {
     host: String,
+    /// Every change at or below this revision is applied (resume the watch from here).
     pub revision: u64,
+    /// The revision of the last line applied: one transaction's changes share a revision, so
+    /// this one may still be arriving.
+    current: u64,
     bgp: Option<Bgp>,
+    view: IntentView,
+    intent: Option<Intent>,
 }
 
 impl Cursor {
@@ -54,8 +64,20 @@ impl Cursor {
         Cursor {
             host: host.to_string(),
             revision: 0,
+            current: 0,
             bgp: None,
+            view: IntentView::new(host),
+            intent: None,
         }
+    }
+
+    fn update_intent(&mut self) -> Vec<Effect> {
+        let intent = self.view.intent();
+        if self.intent.as_ref() == Some(&intent) {
+            return Vec::new();
+        }
+        self.intent = Some(intent.clone());
+        vec![Effect::Intent(Box::new(intent))]
     }
 
     fn set_bgp(&mut self, bgp: Option<Bgp>) -> Vec<Effect> {
@@ -69,6 +91,7 @@ impl Cursor {
     /// Takes a `/api/v1/state` snapshot.
     pub fn snapshot(&mut self, state: &Value) -> Vec<Effect> {
         self.revision = state["revision"].as_u64().unwrap_or(0);
+        self.current = self.revision;
         // Contiv's collection name is `Bgps`.
         let bgp = state["objects"]["Bgps"]
             .as_array()
@@ -77,11 +100,14 @@ impl Cursor {
             .flatten()
             .filter_map(|v| serde_json::from_value::<Bgp>(v.clone()).ok())
             .find(|b| b.hostname == self.host);
-        self.set_bgp(bgp)
+        self.view.snapshot(state);
+        let mut effects = self.set_bgp(bgp);
+        effects.extend(self.update_intent());
+        effects
     }
 
-    /// Applies one watch line. Lines at or below the revision already seen are skipped (a
-    /// reconnect may repeat them).
+    /// Applies one watch line. Lines of revisions already complete are skipped; the lines of
+    /// the revision in progress are applied again after a reconnect (applying is idempotent).
     pub fn event(&mut self, line: &Value) -> Result<Vec<Effect>, Resync> {
         match line["type"].as_str() {
             Some("compacted") | Some("error") => return Err(Resync),
@@ -94,7 +120,13 @@ impl Cursor {
         if revision <= self.revision {
             return Ok(Vec::new());
         }
-        self.revision = revision;
+        if revision > self.current {
+            self.revision = self.current.max(self.revision);
+            self.current = revision;
+        }
+        if self.view.event(line) {
+            return Ok(self.update_intent());
+        }
         let is_bgp = line["collection"]
             .as_str()
             .is_some_and(|c| c.eq_ignore_ascii_case("bgps"));
@@ -113,22 +145,46 @@ impl Cursor {
 pub struct MasterLink {
     host: String,
     api: Arc<dyn MasterApi>,
-    bgp: Recipient<Configure>,
+    to: Targets,
+}
+
+/// Who gets what the link learns.
+#[derive(Clone)]
+pub struct Targets {
+    pub bgp: Recipient<Configure>,
+    pub intent: Option<Recipient<SetIntent>>,
 }
 
 impl MasterLink {
-    pub fn new(host: &str, api: Arc<dyn MasterApi>, bgp: Recipient<Configure>) -> MasterLink {
+    pub fn new(host: &str, api: Arc<dyn MasterApi>, to: Targets) -> MasterLink {
         MasterLink {
             host: host.to_string(),
             api,
-            bgp,
+            to,
         }
     }
 }
 
-async fn deliver(bgp: &Recipient<Configure>, effects: Vec<Effect>) {
+async fn deliver(to: &Targets, effects: Vec<Effect>) {
     for effect in effects {
         match effect {
+            Effect::Intent(intent) => {
+                tracing::info!(
+                    tenants = intent.tenants.len(),
+                    networks = intent.networks.len(),
+                    groups = intent.groups.len(),
+                    rules = intent.rules.len(),
+                    remote = intent.remote.len(),
+                    "intent from the master"
+                );
+                if let Some(target) = &to.intent {
+                    match target.send(SetIntent(*intent)).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => tracing::error!(error = %e, "flows for the new intent"),
+                        Err(e) => tracing::error!(error = %e, "flow-writer gone"),
+                    }
+                }
+            }
             Effect::Bgp(object) => {
                 let settings = match object.as_ref().map(BgpSettings::from_model) {
                     None => None,
@@ -139,7 +195,7 @@ async fn deliver(bgp: &Recipient<Configure>, effects: Vec<Effect>) {
                     }
                 };
                 tracing::info!(?settings, "bgp settings from the master");
-                if bgp.send(Configure(settings)).await.is_err() {
+                if to.bgp.send(Configure(settings)).await.is_err() {
                     tracing::error!("route actor gone");
                 }
             }
@@ -149,7 +205,7 @@ async fn deliver(bgp: &Recipient<Configure>, effects: Vec<Effect>) {
 
 /// Follows the master forever: snapshot, then watch from its revision; reconnect with the
 /// last revision seen after a disconnect.
-async fn follow(host: String, api: Arc<dyn MasterApi>, bgp: Recipient<Configure>) {
+async fn follow(host: String, api: Arc<dyn MasterApi>, to: Targets) {
     let mut cursor = Cursor::new(&host);
     let mut need_snapshot = true;
     loop {
@@ -157,7 +213,7 @@ async fn follow(host: String, api: Arc<dyn MasterApi>, bgp: Recipient<Configure>
             match api.state().await {
                 Ok(state) => {
                     let effects = cursor.snapshot(&state);
-                    deliver(&bgp, effects).await;
+                    deliver(&to, effects).await;
                     need_snapshot = false;
                 }
                 Err(e) => {
@@ -172,7 +228,7 @@ async fn follow(host: String, api: Arc<dyn MasterApi>, bgp: Recipient<Configure>
                 while let Some(item) = stream.next().await {
                     match item {
                         Ok(line) => match cursor.event(&line) {
-                            Ok(effects) => deliver(&bgp, effects).await,
+                            Ok(effects) => deliver(&to, effects).await,
                             Err(Resync) => {
                                 need_snapshot = true;
                                 break;
@@ -210,7 +266,7 @@ impl Actor for MasterLink {
         };
         beat(self, ctx);
         ctx.run_interval(LEASE / 3, beat);
-        ctx.spawn(follow(self.host.clone(), self.api.clone(), self.bgp.clone()).into_actor(self));
+        ctx.spawn(follow(self.host.clone(), self.api.clone(), self.to.clone()).into_actor(self));
     }
 }
 
@@ -236,22 +292,50 @@ mod tests {
         let state = json!({"revision": 10, "objects": {"Bgps": [bgp_json("host2", "1"), bgp_json("host1", "65211")]}});
         let effects = c.snapshot(&state);
         assert_eq!(c.revision, 10);
-        assert!(matches!(&effects[..], [Effect::Bgp(Some(b))] if b.as_number == "65211"));
+        assert!(
+            matches!(&effects[..], [Effect::Bgp(Some(b)), Effect::Intent(_)] if b.as_number == "65211")
+        );
+        // An intent change is reported once.
+        let net = json!({"revision": 10, "type": "put", "collection": "tenants", "key": "t", "object": {"key": "t", "tenantName": "t"}});
+        assert_eq!(
+            c.event(&net),
+            Ok(vec![]),
+            "at or below the revision: skipped"
+        );
+        let net = json!({"revision": 11, "type": "put", "collection": "tenants", "key": "t", "object": {"key": "t", "tenantName": "t"}});
+        assert!(
+            matches!(&c.event(&net).unwrap()[..], [Effect::Intent(i)] if i.tenants.contains("t"))
+        );
         // Another host's change: nothing; a repeat below the revision: nothing.
-        let other = json!({"revision": 11, "type": "put", "collection": "bgps", "key": "host2", "object": bgp_json("host2", "2")});
+        let other = json!({"revision": 111, "type": "put", "collection": "bgps", "key": "host2", "object": bgp_json("host2", "2")});
         assert_eq!(c.event(&other), Ok(vec![]));
         let old = json!({"revision": 9, "type": "delete", "collection": "bgps", "key": "host1", "object": null});
         assert_eq!(c.event(&old), Ok(vec![]));
-        let changed = json!({"revision": 12, "type": "put", "collection": "bgps", "key": "host1", "object": bgp_json("host1", "65299")});
+        let changed = json!({"revision": 112, "type": "put", "collection": "bgps", "key": "host1", "object": bgp_json("host1", "65299")});
         assert!(
             matches!(&c.event(&changed).unwrap()[..], [Effect::Bgp(Some(b))] if b.as_number == "65299")
         );
         // The same object again (a reconnect): no effect.
-        let again = json!({"revision": 13, "type": "put", "collection": "bgps", "key": "host1", "object": bgp_json("host1", "65299")});
+        let again = json!({"revision": 113, "type": "put", "collection": "bgps", "key": "host1", "object": bgp_json("host1", "65299")});
         assert_eq!(c.event(&again), Ok(vec![]));
-        let gone = json!({"revision": 14, "type": "delete", "collection": "bgps", "key": "host1", "object": null});
+        let gone = json!({"revision": 114, "type": "delete", "collection": "bgps", "key": "host1", "object": null});
         assert_eq!(c.event(&gone), Ok(vec![Effect::Bgp(None)]));
-        assert_eq!(c.revision, 14);
+        assert_eq!(c.revision, 113, "114 may still have more lines");
+    }
+
+    #[test]
+    fn changes_sharing_a_revision_are_all_applied() {
+        let mut c = Cursor::new("host1");
+        c.snapshot(&json!({"revision": 10, "objects": {}}));
+        let tag =
+            json!({"revision": 11, "type": "put", "tag": "vxlan", "value": 2, "owner": "t:n"});
+        assert_eq!(c.event(&tag), Ok(vec![]));
+        let net = json!({"revision": 11, "type": "put", "collection": "networks", "key": "t:n",
+                         "object": {"key": "t:n", "tenantName": "t", "networkName": "n", "subnet": "10.3.0.0/24"}});
+        assert!(
+            matches!(&c.event(&net).unwrap()[..], [Effect::Intent(i)] if i.networks.len() == 1)
+        );
+        assert_eq!(c.revision, 10);
     }
 
     #[test]

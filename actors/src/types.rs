@@ -10,6 +10,11 @@ use std::net::Ipv4Addr;
 #[async_trait]
 pub trait StateSource: Send + Sync + 'static {
     async fn endpoints(&self) -> Result<Vec<Endpoint>, String>;
+
+    /// The master's intent the pipeline needs (none by default).
+    async fn intent(&self) -> Result<crate::intent::Intent, String> {
+        Ok(crate::intent::Intent::default())
+    }
 }
 
 /// An Ethernet address.

@@ -1,9 +1,10 @@
-//! netplugin, the fabric's agent: data-plane drivers (OVSDB, netlink, ethtool, the temporary
-//! ovs-ofctl flow set), the master client, the attach steps, the CNI socket and the CNI types
+//! netplugin, the fabric's agent: data-plane drivers (OVSDB, netlink, ethtool; flows from the
+//! pipeline compiler through openflow's writer), the master client, the attach steps, the CNI socket and the CNI types
 //! shared with the `contivk8s` plugin binary. `main.rs` wires the actors.
 
 pub mod cni;
 pub mod ethtool;
+pub mod flows;
 pub mod kernel;
 pub mod master_client;
 pub mod netlink;
@@ -11,4 +12,3 @@ pub mod netns;
 pub mod ops;
 pub mod ovsdb;
 pub mod server;
-pub mod temp_flows;

@@ -6,14 +6,14 @@ use anyhow::{bail, Context as _};
 use clap::Parser;
 use fabric_actors::endpoint::EndpointActor;
 use fabric_actors::flows::{FlowWriter, HostInput};
-use fabric_actors::master_link::MasterLink;
+use fabric_actors::master_link::{MasterLink, Targets};
 use fabric_actors::routes::RouteActor;
 use fabric_actors::types::{parse_mac, StateSource, ROUTER_MAC};
+use netplugin::flows::{OpenFlowSink, PipelineCompiler};
 use netplugin::kernel::NetlinkKernel;
 use netplugin::master_client::MasterClient;
 use netplugin::ops::{AgentOps, Desired};
 use netplugin::ovsdb::Ovsdb;
-use netplugin::temp_flows::{OpenFlowSink, TempPipeline};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -142,13 +142,14 @@ async fn run(args: Args, host: String) -> anyhow::Result<()> {
         gw_port,
         gw_mac,
         endpoints: BTreeMap::new(),
+        intent: Default::default(),
     };
     let target = args.ovs_rundir.join(format!("{}.mgmt", args.bridge));
     let flows = {
         let source = source.clone();
         actix::Supervisor::start(move |_| {
             FlowWriter::new(
-                Arc::new(TempPipeline),
+                Arc::new(PipelineCompiler),
                 Arc::new(OpenFlowSink::new(target.clone())),
                 base.clone(),
             )
@@ -166,10 +167,14 @@ async fn run(args: Args, host: String) -> anyhow::Result<()> {
     let link_ops: Arc<dyn fabric_actors::endpoint::AttachOps> = ops.clone();
     let endpoints = actix::Supervisor::start(move |_| EndpointActor::new(link_ops.clone()));
     let api: Arc<dyn fabric_actors::master_link::MasterApi> = Arc::new(master.clone());
-    let bgp = routes.clone().recipient();
+    let targets = Targets {
+        bgp: routes.clone().recipient(),
+        intent: Some(flows.clone().recipient()),
+    };
     let link_host = host.clone();
-    let _link =
-        actix::Supervisor::start(move |_| MasterLink::new(&link_host, api.clone(), bgp.clone()));
+    let _link = actix::Supervisor::start(move |_| {
+        MasterLink::new(&link_host, api.clone(), targets.clone())
+    });
 
     netplugin::server::serve(&args.socket, endpoints, master)
         .await

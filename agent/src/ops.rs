@@ -2,10 +2,10 @@
 //! veth wiring through netlink, the OVS port through OVSDB, flows through the flow-writer
 //! actor, routes through the route actor.
 
+use crate::flows::PipelineCompiler;
 use crate::master_client::MasterClient;
 use crate::netlink;
 use crate::ovsdb::{Ovsdb, EXT_ENDPOINT};
-use crate::temp_flows::TempPipeline;
 use actix::Addr;
 use async_trait::async_trait;
 use fabric_actors::endpoint::{AttachOps, ErrorKind, StepError};
@@ -27,7 +27,7 @@ pub struct AgentOps {
     pub host: String,
     pub master: MasterClient,
     pub ovs: Ovsdb,
-    pub flows: Addr<FlowWriter<TempPipeline>>,
+    pub flows: Addr<FlowWriter<PipelineCompiler>>,
     pub routes: Addr<RouteActor>,
 }
 
@@ -106,6 +106,13 @@ pub struct Desired {
 impl StateSource for Desired {
     async fn endpoints(&self) -> Result<Vec<Endpoint>, String> {
         self.desired().await.map_err(|e| e.message)
+    }
+
+    async fn intent(&self) -> Result<fabric_actors::intent::Intent, String> {
+        let state = self.master.get_state().await.map_err(|e| e.message)?;
+        let mut view = fabric_actors::intent::IntentView::new(&self.host);
+        view.snapshot(&state);
+        Ok(view.intent())
     }
 }
 

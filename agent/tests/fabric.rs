@@ -40,7 +40,15 @@ fn four_containers_in_two_racks_route_through_both_tors() {
         ("app3", "host3"),
         ("app4", "host4"),
     ];
-    fabric.netctl(&["group", "create", "default-net", "web"]);
+    // Group web carries a policy with no rule yet (Contiv's default: allow).
+    fabric.netctl(&["policy", "create", "web-policy"]);
+    fabric.netctl(&[
+        "group",
+        "create",
+        "default-net",
+        "web",
+        "-policy=web-policy",
+    ]);
     let mut ips = BTreeMap::new();
     for (app, host) in placement {
         let ns = fabric.netns(app);
@@ -254,4 +262,28 @@ fn four_containers_in_two_racks_route_through_both_tors() {
         fabric.ping(&app2, &ips["app3"]).then_some(())
     });
     assert!(reach.is_some(), "app2 cannot reach app3 again");
+
+    // A rule added to the group's policy reaches the running container through the watch
+    // stream: pings to app2 (in web) stop, app2's own pings still get their replies.
+    fabric.netctl(&[
+        "policy",
+        "rule-add",
+        "web-policy",
+        "1",
+        "-direction=in",
+        "-protocol=icmp",
+        "-action=deny",
+    ]);
+    let app3 = fabric.netns("app3");
+    let denied = poll(Duration::from_secs(20), || {
+        (!fabric.ping(&app3, &ips["app2"])).then_some(())
+    });
+    assert!(
+        denied.is_some(),
+        "app3 still pings app2 after the deny rule"
+    );
+    assert!(
+        fabric.ping(&app2, &ips["app3"]),
+        "app2's own pings must still get their replies"
+    );
 }
