@@ -71,6 +71,7 @@ have_agent=no; built netplugin --ovs-rundir && have_agent=yes
 have_netctl=no; built netctl tenant && have_netctl=yes
 [[ $have_master == yes ]] && ln -s "$PWD/target/release/netmaster" "$BIN_DIR/"
 [[ $have_agent == yes ]] && ln -s "$PWD/target/release/netplugin" "$BIN_DIR/"
+[[ $have_agent == yes ]] && ln -s "$PWD/target/release/contivk8s" "$BIN_DIR/"
 export LAB_BIN_DIR=$BIN_DIR
 say "netmaster: $have_master, netplugin (agent): $have_agent, netctl: $have_netctl"
 
@@ -84,22 +85,27 @@ fi
 "$LAB" deploy -t "$TOPO" --reconfigure "${skip[@]}"
 
 bold "4. The ToRs peer over eBGP"
-wait_for 30 sh -c "'$LAB' exec tor1 -- birdc show route protocol tor2 | grep -q 10.254.2" ||
+wait_for 30 sh -c "'$LAB' exec -t '$TOPO' tor1 -- birdc show route protocol tor2 | grep -q 10.254.2" ||
   say "(tor1 has no routes from tor2 after 30 s; the output below shows where it stands)"
-run "$LAB" exec tor1 -- birdc show protocols
-run "$LAB" exec tor2 -- vtysh -c 'show bgp summary'
+run "$LAB" exec -t "$TOPO" tor1 -- birdc show protocols
+run "$LAB" exec -t "$TOPO" tor2 -- vtysh -c 'show bgp summary'
 say "routes tor1 learned from tor2 (the other rack's links):"
-run "$LAB" exec tor1 -- birdc show route protocol tor2
+run "$LAB" exec -t "$TOPO" tor1 -- birdc show route protocol tor2
 
 bold "5. The underlay routes across racks"
-run "$LAB" exec host1 -- ping -c 2 -W 1 10.254.2.1
+run "$LAB" exec -t "$TOPO" host1 -- ping -c 2 -W 1 10.254.2.1
 
 bold "6. The Contiv tutorial: tenant, network, group, policy through netctl"
 if [[ $have_netctl == yes && $have_master == yes ]]; then
-  nc() { run "$LAB" exec master1 -- "$PWD/$NETCTL" --netmaster "$MASTER_URL" "$@"; }
+  nc() { run "$LAB" exec -t "$TOPO" master1 -- "$PWD/$NETCTL" --netmaster "$MASTER_URL" "$@"; }
   say "Contiv's tutorial, spelled as its documentation spells it (one-dash long flags work):"
   nc global set --fwd-mode routing
   nc net create --subnet=10.1.2.0/24 --gateway=10.1.2.1 contiv-net
+  say "each host's BGP: its own AS, peering with its ToR (the agents pick this up live)"
+  nc bgp create host1 --router-ip 10.254.1.1/31 --as 65211 --neighbor-as 65101 --neighbor 10.254.1.0
+  nc bgp create host2 --router-ip 10.254.1.3/31 --as 65212 --neighbor-as 65101 --neighbor 10.254.1.2
+  nc bgp create host3 --router-ip 10.254.2.1/31 --as 65213 --neighbor-as 65102 --neighbor 10.254.2.0
+  nc bgp create host4 --router-ip 10.254.2.3/31 --as 65214 --neighbor-as 65102 --neighbor 10.254.2.2
   nc policy create db-policy
   nc policy rule-add db-policy 1 -direction=in -protocol=tcp -action=deny
   nc policy rule-add db-policy 2 -direction=in -protocol=tcp -port=8888 -action=allow -priority=10
@@ -114,21 +120,61 @@ else
 fi
 
 bold "7. Containers on hosts in both racks, their /32s in both ToRs, ping across racks"
-if [[ $have_agent == yes ]]; then
-  say "the agent is built; attaching app1 (host1) and app3 (host3) goes through its CNI plugin:"
-  not_yet "the CNI attach step of this demo (the lead wires it once the plugin's interface is fixed)"
+if [[ $have_agent == yes && $have_master == yes && $have_netctl == yes ]]; then
+  LABNAME=two-rack
+  # What a container runtime does: the CNI plugin with CNI_* variables and the config on stdin.
+  cni_add() { # host container group
+    local host=$1 ctr=$2 group=$3
+    printf '   $ CNI_COMMAND=ADD CNI_NETNS=/run/netns/clab-%s-%s CNI_ARGS=io.contiv.net-group=%s contivk8s < conf\n' \
+      "$LABNAME" "$ctr" "$group"
+    echo '{"cniVersion":"1.0.0","name":"contiv","type":"contivk8s","network":"contiv-net"}' |
+      env CNI_COMMAND=ADD CNI_CONTAINERID="demo-$ctr" CNI_NETNS="/run/netns/clab-$LABNAME-$ctr" \
+        CNI_IFNAME=eth1 CNI_PATH="$PWD/target/release" \
+        CNI_ARGS="IgnoreUnknown=1;io.contiv.net-group=$group" \
+        CONTIV_NETPLUGIN_SOCKET="/run/lab/$LABNAME/$host/netplugin.sock" \
+        target/release/contivk8s | tee "/tmp/demo-cni-$ctr.json" | sed 's/^/     /' ||
+      say "(the ADD of $ctr failed: the error above says why)"
+    echo
+  }
+  ip_of() { jq -r '.ips[0].address' "/tmp/demo-cni-$1.json" | cut -d/ -f1; }
+  say "app3 (host3, rack 2) is the database: it listens on 8888 and 80 before it has a network"
+  for port in 8888 80; do
+    ip netns exec "clab-$LABNAME-app3" busybox nc -ll -p "$port" -e /bin/cat </dev/null >/dev/null 2>&1 &
+  done
+  cni_add host3 app3 db-group
+  cni_add host1 app1 web-group
+  ip1=$(ip_of app1); ip3=$(ip_of app3)
+  say "app1 = $ip1 on host1 (rack 1), app3 = $ip3 on host3 (rack 2)"
+  say "their /32s in both ToRs, advertised by the agents over eBGP:"
+  wait_for 20 sh -c "'$LAB' exec -t '$TOPO' tor1 -- birdc show route $ip3/32 | grep -q $ip3" || true
+  run "$LAB" exec -t "$TOPO" tor1 -- birdc show route in 10.1.2.0/24
+  run "$LAB" exec -t "$TOPO" tor2 -- vtysh -c 'show ip bgp 10.1.2.0/24 longer-prefixes'
+  say "ping across racks, app1 -> app3 (no NAT, no overlay):"
+  wait_for 20 "$LAB" exec -t "$TOPO" app1 -- ping -c 1 -W 1 "$ip3" || true
+  run "$LAB" exec -t "$TOPO" app1 -- ping -c 3 -W 1 "$ip3"
+  say "db-policy on db-group: TCP denied except 8888"
+  printf '   $ app1: nc %s 8888\n' "$ip3"
+  if ip netns exec "clab-$LABNAME-app1" sh -c "echo allowed | busybox nc -w 2 $ip3 8888" | grep -q allowed; then
+    say "  -> connected and echoed: port 8888 is allowed"
+  else
+    say "  -> FAILED: port 8888 should be allowed"
+  fi
+  printf '   $ app1: nc %s 80\n' "$ip3"
+  if ip netns exec "clab-$LABNAME-app1" sh -c "echo denied | busybox nc -w 2 $ip3 80" 2>/dev/null | grep -q denied; then
+    say "  -> FAILED: port 80 should be denied"
+  else
+    say "  -> no connection: port 80 is denied by db-policy"
+  fi
 else
   not_yet "the agent (netplugin) and its CNI plugin: app1 and app3 are namespaces, not attached"
-  not_yet "container /32s advertised to the ToRs, ping between containers across racks"
-  not_yet "policy enforcement (denied port fails, allowed port works)"
 fi
 
 bold "Look around"
 say "$LAB inspect -t $TOPO"
-say "$LAB exec tor1 -- birdc show route all"
-say "$LAB exec tor2 -- vtysh -c 'show ip bgp'"
-say "$LAB exec host1 -- ovs-vsctl show"
-[[ $have_netctl == yes ]] && say "$LAB exec master1 -- $PWD/$NETCTL --netmaster $MASTER_URL tenant ls"
+say "$LAB exec -t $TOPO tor1 -- birdc show route all"
+say "$LAB exec -t $TOPO tor2 -- vtysh -c 'show ip bgp'"
+say "$LAB exec -t $TOPO host1 -- ovs-vsctl show"
+[[ $have_netctl == yes ]] && say "$LAB exec -t $TOPO master1 -- $PWD/$NETCTL --netmaster $MASTER_URL tenant ls"
 say "$LAB graph -t $TOPO --out-dir /tmp   # /tmp/two-rack.png"
 bold "Tear down"
 say "$LAB destroy -t $TOPO      (or: lab/demo.sh --destroy)"
