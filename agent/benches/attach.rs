@@ -217,21 +217,6 @@ fn steps(f: &Fabric, host: &str) -> BTreeMap<String, Vec<Duration>> {
     per_step
 }
 
-/// The netplugin process of a host.
-fn agent_pid(f: &Fabric, host: &str) -> Option<i32> {
-    let out = Command::new("ip")
-        .args(["netns", "pids", &f.netns(host)])
-        .output()
-        .ok()?;
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .find_map(|p| {
-            let pid: i32 = p.parse().ok()?;
-            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
-            (comm.trim() == "netplugin").then_some(pid)
-        })
-}
-
 /// A daemon killed when the benchmark ends.
 struct Daemon(Child);
 
@@ -244,7 +229,7 @@ impl Drop for Daemon {
 
 /// Host2 as a Calico-style host: its agent stopped, BIRD exporting kernel routes to tor1.
 fn calico_host(f: &Fabric) -> Daemon {
-    if let Some(pid) = agent_pid(f, "host2") {
+    if let Some((pid, _)) = f.agent("host2") {
         let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
     }
     // Proxy ARP answers for 169.254.1.1 only if the host routes it out of another interface

@@ -418,6 +418,30 @@ impl Fabric {
         routes
     }
 
+    /// The netplugin process of a host: its pid and command line.
+    pub fn agent(&self, host: &str) -> Option<(i32, Vec<String>)> {
+        let out = Command::new("ip")
+            .args(["netns", "pids", &self.netns(host)])
+            .output()
+            .ok()?;
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .find_map(|p| {
+                let pid: i32 = p.parse().ok()?;
+                let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+                if comm.trim() != "netplugin" {
+                    return None;
+                }
+                let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+                let argv = cmdline
+                    .split(|b| *b == 0)
+                    .filter(|a| !a.is_empty())
+                    .map(|a| String::from_utf8_lossy(a).into_owned())
+                    .collect();
+                Some((pid, argv))
+            })
+    }
+
     /// The host's veths towards containers (our naming: cv...).
     pub fn veths(&self, host: &str) -> Vec<String> {
         let (_, out) = self.exec(host, &["ip", "-o", "link", "show"]);
