@@ -14,29 +14,6 @@ use std::time::Duration;
 const PROBES: u32 = 800;
 const MAX_LOST: u32 = 5;
 
-fn agent_pid(f: &Fabric, host: &str) -> Option<(i32, Vec<String>)> {
-    let out = Command::new("ip")
-        .args(["netns", "pids", &f.netns(host)])
-        .output()
-        .ok()?;
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .find_map(|p| {
-            let pid: i32 = p.parse().ok()?;
-            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
-            if comm.trim() != "netplugin" {
-                return None;
-            }
-            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-            let argv = cmdline
-                .split(|b| *b == 0)
-                .filter(|a| !a.is_empty())
-                .map(|a| String::from_utf8_lossy(a).into_owned())
-                .collect();
-            Some((pid, argv))
-        })
-}
-
 /// The restarted agent: killed and reaped when the test ends, whatever happens.
 struct KillOnDrop(std::process::Child);
 
@@ -67,7 +44,7 @@ fn kill_9_of_an_agent_keeps_traffic_and_restores_exactly() {
     let routes_before = f.routes("host1");
     assert!(routes_before.len() >= 2, "{routes_before:?}");
 
-    let (pid, argv) = agent_pid(&f, "host1").expect("netplugin runs on host1");
+    let (pid, argv) = f.agent("host1").expect("netplugin runs on host1");
     let pinger = Command::new("ip")
         .args([
             "netns", "exec", &app3, "ping", "-q", "-i", "0.01", "-W", "1",

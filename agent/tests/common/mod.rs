@@ -264,7 +264,8 @@ impl Fabric {
 
     /// tor1's (BIRD) routes for /32s in the container subnet: prefix → next hops.
     pub fn tor1_routes(&self) -> BTreeMap<String, Vec<String>> {
-        let (_, out) = self.exec("tor1", &["birdc", "-s", &self.bird_ctl(), "show", "route"]);
+        // birdc needs only BIRD's control socket, not the namespace.
+        let (_, out) = sh(Command::new("birdc").args(["-s", &self.bird_ctl(), "show", "route"]));
         let mut routes = BTreeMap::new();
         let mut current: Option<String> = None;
         for line in out.lines() {
@@ -415,6 +416,30 @@ impl Fabric {
         let mut routes: Vec<String> = out.lines().map(|l| l.trim().to_string()).collect();
         routes.sort();
         routes
+    }
+
+    /// The netplugin process of a host: its pid and command line.
+    pub fn agent(&self, host: &str) -> Option<(i32, Vec<String>)> {
+        let out = Command::new("ip")
+            .args(["netns", "pids", &self.netns(host)])
+            .output()
+            .ok()?;
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .find_map(|p| {
+                let pid: i32 = p.parse().ok()?;
+                let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+                if comm.trim() != "netplugin" {
+                    return None;
+                }
+                let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+                let argv = cmdline
+                    .split(|b| *b == 0)
+                    .filter(|a| !a.is_empty())
+                    .map(|a| String::from_utf8_lossy(a).into_owned())
+                    .collect();
+                Some((pid, argv))
+            })
     }
 
     /// The host's veths towards containers (our naming: cv...).
