@@ -9,6 +9,7 @@
 
 use crate::intent::Intent;
 use crate::types::{Endpoint, Mac, StateSource};
+use crate::RESTORE_RETRY;
 use actix::prelude::*;
 use async_trait::async_trait;
 use std::collections::{BTreeMap, BTreeSet};
@@ -207,8 +208,9 @@ impl<C: Compiler> Actor for FlowWriter<C> {
                     act.kick(ctx);
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, "flow-writer cannot restore; restarting");
-                    ctx.stop();
+                    tracing::error!(error = %e, "flow-writer cannot restore; restarting shortly");
+                    // Not in a tight loop while the master is away.
+                    ctx.run_later(RESTORE_RETRY, |_, ctx| ctx.stop());
                 }
             }),
         );

@@ -23,3 +23,6 @@ pub mod types;
 /// Mailbox capacity of every actor: senders wait (`send().await`) or fail fast (`try_send`)
 /// when an actor falls this far behind.
 pub const MAILBOX: usize = 256;
+
+/// How long an actor that could not rebuild its state waits before its supervisor restarts it.
+pub const RESTORE_RETRY: std::time::Duration = std::time::Duration::from_secs(1);

@@ -10,6 +10,7 @@
 use crate::bgp_settings::{plan, BgpPlan, BgpSettings};
 use crate::flows::Restart;
 use crate::types::StateSource;
+use crate::RESTORE_RETRY;
 use actix::prelude::*;
 use async_trait::async_trait;
 use fabric_bgp::packet::{AsPath, Origin, PathAttrs};
@@ -353,8 +354,9 @@ impl Actor for RouteActor {
                         ctx.wait(act.restore(ips));
                     }
                     Err(e) => {
-                        tracing::error!(error = %e, "route actor cannot restore; restarting");
-                        ctx.stop();
+                        tracing::error!(error = %e, "route actor cannot restore; restarting shortly");
+                        // Not in a tight loop while the master is away.
+                    ctx.run_later(RESTORE_RETRY, |_, ctx| ctx.stop());
                     }
                 }),
         );

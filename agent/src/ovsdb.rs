@@ -1,14 +1,16 @@
 //! A small OVSDB client (RFC 7047 JSON-RPC over the unix socket `<ovs-rundir>/db.sock`):
 //! add and remove bridge ports carrying our external_ids, create the gateway internal port,
 //! read OpenFlow port numbers and MACs. One connection per call keeps it simple and lets
-//! concurrent attaches run in parallel; the server handles each transaction atomically.
+//! concurrent attaches run in parallel; ports added at the same time share one transaction.
 
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
+use tokio::sync::oneshot;
 
 const DB: &str = "Open_vSwitch";
 /// How long to wait for ovs-vswitchd to give a new port its number.
@@ -43,6 +45,25 @@ pub struct OvsPort {
 pub struct Ovsdb {
     socket: PathBuf,
     bridge: String,
+    batch: Arc<Mutex<Batch>>,
+}
+
+/// A port waiting to be added.
+#[derive(Debug)]
+struct PendingPort {
+    name: String,
+    kind: String,
+    external_ids: Value,
+    done: oneshot::Sender<Result<(), String>>,
+}
+
+/// Ports added by concurrent attaches go to OVSDB together: one transaction, so ovs-vswitchd
+/// reconfigures the bridge once for the whole burst instead of once per port.
+#[derive(Debug, Default)]
+struct Batch {
+    pending: Vec<PendingPort>,
+    /// A caller is draining `pending` (it transacts until it finds it empty).
+    draining: bool,
 }
 
 fn map(pairs: &BTreeMap<String, String>) -> Value {
@@ -66,6 +87,7 @@ impl Ovsdb {
         Ovsdb {
             socket,
             bridge: bridge.to_string(),
+            batch: Arc::default(),
         }
     }
 
@@ -143,18 +165,101 @@ impl Ovsdb {
         external_ids: &BTreeMap<String, String>,
     ) -> Result<u32, OvsdbError> {
         if self.select_interface(name).await?.is_none() {
-            let ids = map(external_ids);
-            self.transact(vec![
-                json!({"op": "insert", "table": "Interface", "uuid-name": "iface",
-                       "row": {"name": name, "type": kind, "external_ids": ids}}),
-                json!({"op": "insert", "table": "Port", "uuid-name": "port",
-                       "row": {"name": name, "interfaces": ["named-uuid", "iface"], "external_ids": ids}}),
-                json!({"op": "mutate", "table": "Bridge", "where": [["name", "==", self.bridge]],
-                       "mutations": [["ports", "insert", ["set", [["named-uuid", "port"]]]]]}),
-            ])
-            .await?;
+            let (done, added) = oneshot::channel();
+            let lead = {
+                let mut batch = self
+                    .batch
+                    .lock()
+                    .map_err(|_| OvsdbError::Protocol("batch lock".into()))?;
+                batch.pending.push(PendingPort {
+                    name: name.to_string(),
+                    kind: kind.to_string(),
+                    external_ids: map(external_ids),
+                    done,
+                });
+                !std::mem::replace(&mut batch.draining, true)
+            };
+            if lead {
+                self.drain().await;
+            }
+            added
+                .await
+                .map_err(|_| OvsdbError::Port(name.into(), "the batch was dropped".into()))?
+                .map_err(|e| OvsdbError::Port(name.into(), e))?;
         }
         self.ofport(name).await
+    }
+
+    /// Transacts pending ports until there are none (only one caller drains at a time).
+    async fn drain(&self) {
+        loop {
+            let ports = match self.batch.lock() {
+                Ok(mut batch) => {
+                    if batch.pending.is_empty() {
+                        batch.draining = false;
+                        return;
+                    }
+                    std::mem::take(&mut batch.pending)
+                }
+                Err(_) => return,
+            };
+            let mut ops = Vec::new();
+            let mut refs = Vec::new();
+            for (i, p) in ports.iter().enumerate() {
+                ops.push(
+                    json!({"op": "insert", "table": "Interface", "uuid-name": format!("i{i}"),
+                    "row": {"name": p.name, "type": p.kind, "external_ids": p.external_ids}}),
+                );
+                ops.push(json!({"op": "insert", "table": "Port", "uuid-name": format!("p{i}"),
+                    "row": {"name": p.name, "interfaces": ["named-uuid", format!("i{i}")], "external_ids": p.external_ids}}));
+                refs.push(json!(["named-uuid", format!("p{i}")]));
+            }
+            ops.push(
+                json!({"op": "mutate", "table": "Bridge", "where": [["name", "==", self.bridge]],
+                "mutations": [["ports", "insert", ["set", refs]]]}),
+            );
+            let result = self.transact(ops).await;
+            tracing::debug!(
+                ports = ports.len(),
+                ok = result.is_ok(),
+                "ports added in one transaction"
+            );
+            match result {
+                Ok(_) => {
+                    for p in ports {
+                        let _ = p.done.send(Ok(()));
+                    }
+                }
+                // One bad port fails the whole transaction: add them one by one instead.
+                Err(_) if ports.len() > 1 => {
+                    for p in ports {
+                        let one = self.add_one(&p).await.map_err(|e| e.to_string());
+                        let _ = p.done.send(one);
+                    }
+                }
+                Err(e) => {
+                    for p in ports {
+                        let _ = p.done.send(Err(e.to_string()));
+                    }
+                }
+            }
+        }
+    }
+
+    async fn add_one(&self, p: &PendingPort) -> Result<(), OvsdbError> {
+        if self.select_interface(&p.name).await?.is_some() {
+            return Ok(());
+        }
+        self.transact(vec![
+            json!({"op": "insert", "table": "Interface", "uuid-name": "iface",
+                   "row": {"name": p.name, "type": p.kind, "external_ids": p.external_ids}}),
+            json!({"op": "insert", "table": "Port", "uuid-name": "port",
+                   "row": {"name": p.name, "interfaces": ["named-uuid", "iface"], "external_ids": p.external_ids}}),
+            json!({"op": "mutate", "table": "Bridge", "where": [["name", "==", self.bridge]],
+                   "mutations": [["ports", "insert", ["set", [["named-uuid", "port"]]]]]}),
+        ])
+        .await
+        .map(drop)
     }
 
     /// Waits for the port's OpenFlow number.

@@ -113,9 +113,15 @@ fn failures_are_cni_errors_and_leave_nothing_behind() {
     assert_eq!(footprint(&f, "host1"), before);
 
     // An unreachable master: the agent answers "try again later" and does nothing.
+    // STATUS (CNI 1.1) says so too.
+    let v11 = serde_json::json!({"cniVersion": "1.1.0", "name": "contiv"});
+    assert!(f.cni("STATUS", "host1", "", &ns, &v11).ok);
     assert!(f.exec("host1", &["ip", "link", "set", "eth0", "down"]).0);
     let out = f.cni("ADD", "host1", "nomaster", &ns, &config());
+    let status = f.cni("STATUS", "host1", "", &ns, &v11);
     assert!(f.exec("host1", &["ip", "link", "set", "eth0", "up"]).0);
+    assert!(!status.ok);
+    assert_eq!(status.json["code"], 50, "{}", status.raw);
     assert!(!out.ok);
     assert_eq!(out.json["code"], 11, "{}", out.raw);
     assert!(
@@ -139,4 +145,23 @@ fn failures_are_cni_errors_and_leave_nothing_behind() {
         &[("CONTIV_NETPLUGIN_SOCKET", "/nonexistent/netplugin.sock")],
     );
     assert_eq!(out.json["code"], 102, "{}", out.raw);
+
+    // GC (CNI 1.1): attachments the runtime no longer lists are detached.
+    let keep_ns = f.container_netns("g1");
+    let drop_ns = f.container_netns("g2");
+    assert!(f.cni("ADD", "host1", "keep", &keep_ns, &config()).ok);
+    assert!(f.cni("ADD", "host1", "stale", &drop_ns, &config()).ok);
+    assert_eq!(f.veths("host1").len(), 2);
+    let gc = serde_json::json!({"cniVersion": "1.1.0", "name": "contiv",
+        "cni.dev/valid-attachments": [{"containerID": "keep", "ifname": common::IFNAME}]});
+    let out = f.cni("GC", "host1", "", &keep_ns, &gc);
+    assert!(out.ok, "{}", out.raw);
+    assert_eq!(f.veths("host1").len(), 1);
+    let ids: Vec<String> = f
+        .endpoints()
+        .iter()
+        .filter_map(|e| e["endpointID"].as_str().map(String::from))
+        .collect();
+    assert_eq!(ids, vec![format!("keep-{}", common::IFNAME)]);
+    assert_eq!(f.allocated("default:default-net"), allocated + 1);
 }

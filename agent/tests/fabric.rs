@@ -77,6 +77,16 @@ fn four_containers_in_two_racks_route_through_both_tors() {
         );
         ips.insert(app, Fabric::address(&out));
     }
+    // Every agent registered with the master and keeps its lease alive.
+    let hosts = fabric.get("/api/v1/agent/hosts");
+    let alive: Vec<&str> = hosts
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|h| h["alive"] == true)
+        .filter_map(|h| h["host"].as_str())
+        .collect();
+    assert_eq!(alive, ["host1", "host2", "host3", "host4"], "{hosts}");
     let record = fabric.get("/api/v1/endpoints/ctr-app2-eth1/");
     assert_eq!(record["endpointGroupKey"], "default:web", "{record}");
     assert!(

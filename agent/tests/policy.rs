@@ -7,7 +7,6 @@
 mod common;
 
 use common::{config, poll, Fabric};
-use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -79,40 +78,6 @@ fn attach(f: &Fabric, host: &str, id: &str, netns: &str, group: &str) -> String 
     );
     assert!(out.ok, "ADD {id} on {host}: {}", out.raw);
     Fabric::address(&out)
-}
-
-/// The pid and argv of the netplugin running in `host`'s namespace.
-fn agent_process(f: &Fabric, host: &str) -> Option<(i32, Vec<String>)> {
-    let out = Command::new("ip")
-        .args(["netns", "pids", &f.netns(host)])
-        .output()
-        .ok()?;
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .find_map(|p| {
-            let pid: i32 = p.parse().ok()?;
-            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
-            if comm.trim() != "netplugin" {
-                return None;
-            }
-            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-            let argv = cmdline
-                .split(|b| *b == 0)
-                .filter(|a| !a.is_empty())
-                .map(|a| String::from_utf8_lossy(a).into_owned())
-                .collect();
-            Some((pid, argv))
-        })
-}
-
-/// The restarted agent, killed when the test ends.
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[test]
@@ -243,23 +208,7 @@ fn contiv_tutorial_policy_across_racks_with_live_rule_changes_and_restart() {
     // and the policy still holds.
     let flows_before = f.flows("host3");
     assert!(!flows_before.is_empty(), "host3 has no flows");
-    let (pid, argv) = agent_process(&f, "host3").expect("netplugin runs on host3");
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL)
-        .expect("kill -9 the agent");
-    std::thread::sleep(Duration::from_millis(300));
-    let log = f.run_dir("host3").join("netplugin-policy-restart.log");
-    let log_file = std::fs::File::create(&log).expect("log");
-    let err_file = log_file.try_clone().expect("log");
-    let restarted = Command::new("ip")
-        .args(["netns", "exec", &f.netns("host3")])
-        .args(&argv)
-        .stdin(Stdio::null())
-        .stdout(log_file)
-        .stderr(err_file)
-        .process_group(0)
-        .spawn()
-        .expect("restart netplugin");
-    let _restarted = KillOnDrop(restarted);
+    let (_restarted, log) = f.kill_and_restart_agent("host3", "netplugin-policy-restart.log");
     // Let the restarted agent reconcile, then compare: no flow lost, none added.
     std::thread::sleep(Duration::from_secs(3));
     let same = poll(Duration::from_secs(30), || {

@@ -6,46 +6,12 @@
 mod common;
 
 use common::{config, poll, Fabric};
-use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 /// Probes sent (10 ms apart) and the most that may be lost.
 const PROBES: u32 = 800;
 const MAX_LOST: u32 = 5;
-
-fn agent_pid(f: &Fabric, host: &str) -> Option<(i32, Vec<String>)> {
-    let out = Command::new("ip")
-        .args(["netns", "pids", &f.netns(host)])
-        .output()
-        .ok()?;
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .find_map(|p| {
-            let pid: i32 = p.parse().ok()?;
-            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
-            if comm.trim() != "netplugin" {
-                return None;
-            }
-            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-            let argv = cmdline
-                .split(|b| *b == 0)
-                .filter(|a| !a.is_empty())
-                .map(|a| String::from_utf8_lossy(a).into_owned())
-                .collect();
-            Some((pid, argv))
-        })
-}
-
-/// The restarted agent: killed and reaped when the test ends, whatever happens.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 #[test]
 fn kill_9_of_an_agent_keeps_traffic_and_restores_exactly() {
@@ -67,7 +33,6 @@ fn kill_9_of_an_agent_keeps_traffic_and_restores_exactly() {
     let routes_before = f.routes("host1");
     assert!(routes_before.len() >= 2, "{routes_before:?}");
 
-    let (pid, argv) = agent_pid(&f, "host1").expect("netplugin runs on host1");
     let pinger = Command::new("ip")
         .args([
             "netns", "exec", &app3, "ping", "-q", "-i", "0.01", "-W", "1",
@@ -78,22 +43,7 @@ fn kill_9_of_an_agent_keeps_traffic_and_restores_exactly() {
         .spawn()
         .expect("ping");
     std::thread::sleep(Duration::from_secs(2));
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL)
-        .expect("kill -9 the agent");
-    std::thread::sleep(Duration::from_millis(300));
-    let log = f.run_dir("host1").join("netplugin-restarted.log");
-    let log_file = std::fs::File::create(&log).expect("log");
-    let err_file = log_file.try_clone().expect("log");
-    let restarted = Command::new("ip")
-        .args(["netns", "exec", &f.netns("host1")])
-        .args(&argv)
-        .stdin(Stdio::null())
-        .stdout(log_file)
-        .stderr(err_file)
-        .process_group(0)
-        .spawn()
-        .expect("restart netplugin");
-    let _restarted = KillOnDrop(restarted);
+    let (_restarted, log) = f.kill_and_restart_agent("host1", "netplugin-restarted.log");
     let out = pinger.wait_with_output().expect("ping");
     let summary = String::from_utf8_lossy(&out.stdout).into_owned();
     let received: u32 = summary

@@ -19,6 +19,8 @@ const OTHER_ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/agent/release"),
     ("put", "/api/v1/agent/endpoints/{id}"),
     ("delete", "/api/v1/agent/endpoints/{id}"),
+    ("get", "/api/v1/agent/hosts"),
+    ("put", "/api/v1/agent/hosts/{host}"),
     ("get", "/version"),
     ("get", "/info"),
     ("get", "/healthz"),

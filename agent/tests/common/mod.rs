@@ -8,6 +8,7 @@
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -418,6 +419,54 @@ impl Fabric {
         routes
     }
 
+    /// The netplugin process of a host: its pid and command line.
+    pub fn agent(&self, host: &str) -> Option<(i32, Vec<String>)> {
+        let out = Command::new("ip")
+            .args(["netns", "pids", &self.netns(host)])
+            .output()
+            .ok()?;
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .find_map(|p| {
+                let pid: i32 = p.parse().ok()?;
+                let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+                if comm.trim() != "netplugin" {
+                    return None;
+                }
+                let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+                let argv = cmdline
+                    .split(|b| *b == 0)
+                    .filter(|a| !a.is_empty())
+                    .map(|a| String::from_utf8_lossy(a).into_owned())
+                    .collect();
+                Some((pid, argv))
+            })
+    }
+
+    /// `kill -9` of a host's agent, then the same command line started again in the host's
+    /// namespace, logging to `<run dir>/<log_name>`. The restarted agent dies with the test.
+    pub fn kill_and_restart_agent(&self, host: &str, log_name: &str) -> (KillOnDrop, PathBuf) {
+        let (pid, argv) = self
+            .agent(host)
+            .unwrap_or_else(|| panic!("no netplugin runs on {host}"));
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL)
+            .expect("kill -9 the agent");
+        std::thread::sleep(Duration::from_millis(300));
+        let log = self.run_dir(host).join(log_name);
+        let log_file = std::fs::File::create(&log).expect("agent log");
+        let err_file = log_file.try_clone().expect("agent log");
+        let restarted = Command::new("ip")
+            .args(["netns", "exec", &self.netns(host)])
+            .args(&argv)
+            .stdin(Stdio::null())
+            .stdout(log_file)
+            .stderr(err_file)
+            .process_group(0)
+            .spawn()
+            .expect("restart netplugin");
+        (KillOnDrop(restarted), log)
+    }
+
     /// The host's veths towards containers (our naming: cv...).
     pub fn veths(&self, host: &str) -> Vec<String> {
         let (_, out) = self.exec(host, &["ip", "-o", "link", "show"]);
@@ -426,6 +475,16 @@ impl Fabric {
             .map(|n| n.split('@').next().unwrap_or(n).to_string())
             .filter(|n| n.starts_with("cv"))
             .collect()
+    }
+}
+
+/// A process the test started: killed and reaped when the test ends, whatever happens.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 

@@ -201,6 +201,20 @@ fn other_paths(paths: &mut Map<String, Value>, err: &Value) {
                 "responses": {"200": ok(json!({"type": "object"}))}}}),
     );
     paths.insert(
+        "/api/v1/agent/hosts".into(),
+        json!({"get": {"summary": "Registered agents, with whether their lease is live",
+            "responses": {"200": ok(json!({"type": "array", "items": {"type": "object", "required": ["host", "alive"], "properties": {
+                "host": {"type": "string"}, "alive": {"type": "boolean"}, "secondsSinceHeartbeat": {"type": "integer"}}}}))}}}),
+    );
+    paths.insert(
+        "/api/v1/agent/hosts/{host}".into(),
+        json!({"parameters": [{"name": "host", "in": "path", "required": true, "schema": {"type": "string"}}],
+            "put": {"summary": "Register an agent or renew its lease (a heartbeat)",
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["leaseSecs"],
+                    "properties": {"leaseSecs": {"type": "integer", "minimum": 1, "maximum": 3600}}}}}},
+                "responses": {"200": ok(json!({"type": "object"})), "400": err}}}),
+    );
+    paths.insert(
         "/version".into(),
         json!({"get": {"responses": {"200": ok(json!({"type": "object", "properties": {
             "Version": {"type": "string"}, "GitCommit": {"type": "string"}, "BuildTime": {"type": "string"}}}))}}}),
