@@ -79,7 +79,8 @@ pub enum Cmd {
         #[arg(long)]
         out_dir: Option<PathBuf>,
     },
-    /// Benchmarks: `rest` (netmaster's REST API on both stores), `bgp` (our speaker vs BIRD).
+    /// Benchmarks: `rest` (netmaster's REST API on both stores), `bgp` (our speaker vs BIRD),
+    /// `attach` (container-to-routable latency, ours vs a Calico-style baseline).
     Bench {
         #[command(subcommand)]
         what: crate::bench::BenchCmd,

@@ -264,7 +264,8 @@ impl Fabric {
 
     /// tor1's (BIRD) routes for /32s in the container subnet: prefix → next hops.
     pub fn tor1_routes(&self) -> BTreeMap<String, Vec<String>> {
-        let (_, out) = self.exec("tor1", &["birdc", "-s", &self.bird_ctl(), "show", "route"]);
+        // birdc needs only BIRD's control socket, not the namespace.
+        let (_, out) = sh(Command::new("birdc").args(["-s", &self.bird_ctl(), "show", "route"]));
         let mut routes = BTreeMap::new();
         let mut current: Option<String> = None;
         for line in out.lines() {

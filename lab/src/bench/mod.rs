@@ -1,6 +1,8 @@
 //! `lab bench`: the benchmarks. `rest` times netmaster's REST API on both stores side by side;
-//! `bgp` runs the BGP speaker's benchmark against BIRD (`bgp-bench`) with the arguments given.
+//! `bgp` runs the BGP speaker's benchmark against BIRD (`bgp-bench`) with the arguments given;
+//! `attach` times container-to-routable latency, our agent against a Calico-style baseline.
 
+mod attach;
 mod daemon;
 mod rest;
 
@@ -16,6 +18,11 @@ pub enum BenchCmd {
     /// Create N policy+rule pairs through netmaster's REST API, embedded store and etcd side by
     /// side, over one keep-alive connection and over several; prints objects/s and the ratio.
     Rest(rest::RestArgs),
+    /// Container-to-routable latency on a lab (two-rack plus a baseline host): N containers
+    /// attached 10 at a time through our CNI plugin and through a Calico-style script with
+    /// BIRD; ADD -> /32 in the ToR's RIB and -> first ping from the other rack, p50/p99, ratio.
+    /// Needs root, bird2, frr, openvswitch-switch and the release binaries next to lab.
+    Attach(attach::AttachArgs),
     /// Run `bgp-bench` (our BGP speaker against BIRD), passing every argument through,
     /// e.g. `lab bench bgp --n 100000`; `--help` is bgp-bench's. Needs root, bird2 and gobgpd.
     #[command(disable_help_flag = true)]
@@ -28,6 +35,7 @@ pub enum BenchCmd {
 pub fn run(cmd: BenchCmd) -> Result<i32> {
     match cmd {
         BenchCmd::Rest(args) => rest::run(&args),
+        BenchCmd::Attach(args) => attach::run(&args),
         BenchCmd::Bgp { args } => {
             let bin = own_binary("bgp-bench").context(
                 "bgp-bench not found next to lab or on PATH: cargo build --release -p fabric-bgp --bins",

@@ -1,0 +1,266 @@
+//! `lab bench attach`: container-to-routable latency, ours against a Calico-style baseline in
+//! one run on the bench-attach lab. Ours: `contivk8s` ADD on a rack-1 host's agent; baseline:
+//! a script of `ip` commands on host5 with BIRD exporting kernel routes. For each container:
+//! from the attach call's start to its /32 in tor1's RIB and to the first ping answered from a
+//! container on host3 (the other rack); p50/p99 of both, the ratios and the total time.
+
+mod baseline;
+mod fabric;
+mod ours;
+mod probe;
+mod report;
+mod stats;
+
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use ipnet::Ipv4Net;
+
+use fabric::{Fabric, Namespaces, BASELINE_SUBNET, OURS_SUBNET};
+use stats::Sample;
+
+#[derive(Args, Debug)]
+pub struct AttachArgs {
+    /// Containers attached per side (at most 200: the subnets are /24s).
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u16).range(1..=200))]
+    pub n: u16,
+    /// Attaches in flight at once (a batch; the next starts when the batch is reachable).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=50))]
+    pub concurrency: u16,
+    /// The rack-1 agent host our containers are attached on.
+    #[arg(long, default_value = "host1", value_parser = ["host1", "host2"])]
+    pub host: String,
+    /// Milliseconds between two polls of tor1's RIB.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub poll_ms: u64,
+    /// Seconds a container may take to reach the RIB and answer pings before it counts as lost.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=120))]
+    pub timeout: u64,
+}
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+/// True once SIGINT or SIGTERM arrived: every loop of the bench ends and cleanup runs.
+pub fn stopping() -> bool {
+    STOP.load(Ordering::Relaxed)
+}
+
+/// Turns SIGINT/SIGTERM into [`stopping`] instead of death, so the guards clean up.
+fn watch_signals() -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        runtime.block_on(async move {
+            use tokio::signal::unix::{signal, SignalKind};
+            let (Ok(mut int), Ok(mut term)) = (
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::terminate()),
+            ) else {
+                let _ = ready_tx.send(false);
+                return;
+            };
+            let _ = ready_tx.send(true);
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+            eprintln!("lab bench attach: interrupted, cleaning up");
+            STOP.store(true, Ordering::Relaxed);
+        })
+    });
+    match ready_rx.recv_timeout(Duration::from_secs(5)) {
+        Ok(true) => Ok(()),
+        _ => bail!("cannot install the SIGINT/SIGTERM handlers"),
+    }
+}
+
+fn preflight() -> Result<[std::path::PathBuf; 3]> {
+    if !nix::unistd::geteuid().is_root() {
+        bail!("lab bench attach needs root (network namespaces, OVS, BGP routers)");
+    }
+    for (tool, package) in [
+        ("ip", "iproute2"),
+        ("ping", "iputils-ping"),
+        ("bird", "bird2"),
+        ("vtysh", "frr"),
+        ("ovs-vswitchd", "openvswitch-switch"),
+    ] {
+        super::system_program(tool, package)?;
+    }
+    let find = |name: &str| {
+        super::own_binary(name).with_context(|| {
+            format!(
+                "{name} not found next to lab or on PATH: cargo build --release --workspace --bins"
+            )
+        })
+    };
+    Ok([find("netmaster")?, find("netplugin")?, find("contivk8s")?])
+}
+
+pub fn run(args: &AttachArgs) -> Result<i32> {
+    let [_, _, contivk8s] = preflight()?;
+    watch_signals()?;
+    let (n, batch) = (usize::from(args.n), usize::from(args.concurrency));
+    let timeout = Duration::from_secs(args.timeout);
+    eprintln!("lab bench attach: deploying {}", fabric::LAB);
+    let fabric = Fabric::deploy()?;
+    let namespaces = Namespaces::default();
+    check_stop()?;
+    fabric.configure()?;
+    fabric.wait_sessions(Duration::from_secs(60))?;
+
+    // The observer in the other rack: a container on host3, attached through our agent.
+    let cni = |host: &str| ours::Cni {
+        plugin: contivk8s.clone(),
+        socket: fabric.run_dir(host).join("netplugin.sock"),
+    };
+    let pinger = namespaces.add(&format!("{}-pinger", fabric::LAB))?;
+    let pinger_ip = cni("host3").add("pinger", &pinger)?;
+    eprintln!("lab bench attach: pinger {pinger_ip} on host3");
+
+    let subnets: Vec<Ipv4Net> = [OURS_SUBNET, BASELINE_SUBNET]
+        .iter()
+        .map(|s| s.parse())
+        .collect::<Result<_, _>>()?;
+    let poller = probe::RibPoller::start(
+        &fabric.bird_ctl("tor1"),
+        &subnets,
+        Duration::from_millis(args.poll_ms),
+    )?;
+    let ctx = Ctx {
+        poller: &poller,
+        pinger: &pinger,
+        namespaces: &namespaces,
+        timeout,
+    };
+
+    eprintln!(
+        "lab bench attach: ours: {n} containers on {}, {batch} at a time",
+        args.host
+    );
+    let host_cni = cni(&args.host);
+    let ours = ctx.side("o", n, batch, |id, ns, _| host_cni.add(id, ns))?;
+
+    eprintln!("lab bench attach: baseline: {n} containers on host5, {batch} at a time");
+    let host5 = fabric.netns("host5");
+    let pool = subnets[1];
+    let base = ctx.side("b", n, batch, |_, ns, i| {
+        let ip = baseline_ip(pool, i)?;
+        baseline::attach(&host5, ns, i, ip)?;
+        Ok(ip)
+    })?;
+    let cost = poller.stop()?;
+    report::print(&report::Setup {
+        n,
+        batch,
+        host: &args.host,
+        poll_every: Duration::from_millis(args.poll_ms),
+        cost,
+        ours: &ours,
+        baseline: &base,
+    });
+    Ok(0)
+}
+
+fn check_stop() -> Result<()> {
+    if stopping() {
+        bail!("interrupted");
+    }
+    Ok(())
+}
+
+/// The baseline's i-th address: from .10 on in its pool.
+fn baseline_ip(pool: Ipv4Net, i: usize) -> Result<Ipv4Addr> {
+    let offset = u32::try_from(i + 10)?;
+    let ip = Ipv4Addr::from(u32::from(pool.network()) + offset);
+    if !pool.contains(&ip) || ip == pool.broadcast() {
+        bail!("the baseline pool {pool} has no address number {offset}");
+    }
+    Ok(ip)
+}
+
+/// One side's results and its wall time.
+pub struct Side {
+    pub samples: Vec<Sample>,
+    pub failures: Vec<String>,
+    pub total: Duration,
+}
+
+struct Ctx<'a> {
+    poller: &'a probe::RibPoller,
+    pinger: &'a str,
+    namespaces: &'a Namespaces,
+    timeout: Duration,
+}
+
+impl Ctx<'_> {
+    /// Attaches `n` containers `batch` at a time with `attach(id, netns, index)`, measuring
+    /// each from the call's start to its /32 in the RIB and to its first answered ping.
+    fn side(
+        &self,
+        tag: &str,
+        n: usize,
+        batch: usize,
+        attach: impl Fn(&str, &str, usize) -> Result<Ipv4Addr> + Sync,
+    ) -> Result<Side> {
+        let names: Vec<String> = (0..n)
+            .map(|i| self.namespaces.add(&format!("{}-{tag}{i}", fabric::LAB)))
+            .collect::<Result<_>>()?;
+        let (mut samples, mut failures) = (Vec::new(), Vec::new());
+        let started = Instant::now();
+        for (b, chunk) in names.chunks(batch).enumerate() {
+            check_stop()?;
+            let results: Vec<Result<Sample>> = std::thread::scope(|s| {
+                let handles: Vec<_> = chunk
+                    .iter()
+                    .enumerate()
+                    .map(|(j, ns)| {
+                        let i = b * batch + j;
+                        let attach = &attach;
+                        s.spawn(move || self.one(&format!("{tag}{i}"), ns, i, attach))
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_else(|_| bail!("attach thread panicked")))
+                    .collect()
+            });
+            for r in results {
+                match r {
+                    Ok(s) => samples.push(s),
+                    Err(e) => failures.push(format!("{e:#}")),
+                }
+            }
+        }
+        check_stop()?;
+        Ok(Side {
+            samples,
+            failures,
+            total: started.elapsed(),
+        })
+    }
+
+    fn one(
+        &self,
+        id: &str,
+        ns: &str,
+        i: usize,
+        attach: &(impl Fn(&str, &str, usize) -> Result<Ipv4Addr> + Sync),
+    ) -> Result<Sample> {
+        let t0 = Instant::now();
+        let ip = attach(id, ns, i)?;
+        let call = t0.elapsed();
+        let deadline = t0 + self.timeout;
+        let ping = probe::first_ping(self.pinger, ip, deadline)?.map(|at| at - t0);
+        let rib = self
+            .poller
+            .wait_for(ip, deadline)
+            .map(|at| at.saturating_duration_since(t0));
+        Ok(Sample { call, rib, ping })
+    }
+}
