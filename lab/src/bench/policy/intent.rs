@@ -62,7 +62,7 @@ pub struct RuleSpec {
 }
 
 pub fn rule(g: usize, i: usize, groups: usize) -> (RuleSpec, Write) {
-    let inbound = i % 2 == 0;
+    let inbound = i.is_multiple_of(2);
     let peer = (i < 6).then_some((g + i + 1) % groups);
     let mut body = json!({
         "direction": if inbound { "in" } else { "out" },
