@@ -37,7 +37,8 @@ pub struct Poller {
 }
 
 impl Poller {
-    pub fn start(mgmt: PathBuf, limit: Duration) -> Poller {
+    /// Polls every `pause` after the previous poll returned (zero: a tight loop).
+    pub fn start(mgmt: PathBuf, pause: Duration, limit: Duration) -> Poller {
         let stop = Arc::new(AtomicBool::new(false));
         let changes = Arc::new(Mutex::new(Vec::new()));
         let (s, c) = (stop.clone(), changes.clone());
@@ -45,6 +46,9 @@ impl Poller {
             let until = Instant::now() + limit;
             let (mut last, mut polls) = (None, 0);
             while !s.load(Ordering::Relaxed) && Instant::now() < until {
+                if !pause.is_zero() {
+                    std::thread::sleep(pause);
+                }
                 let n = count(&mgmt)?;
                 let at = Instant::now();
                 polls += 1;

@@ -55,6 +55,10 @@ pub struct PolicyArgs {
     /// Milliseconds the flow count must stay unchanged to count as installed.
     #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(100..=60000))]
     pub quiet_ms: u64,
+    /// Milliseconds between two flow-count polls (0: a tight loop, which takes CPU from
+    /// ovs-vswitchd on a small machine).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=1000))]
+    pub poll_ms: u64,
 }
 
 fn preflight() -> Result<std::path::PathBuf> {
@@ -108,7 +112,11 @@ pub fn run(args: &PolicyArgs) -> Result<i32> {
     cni.add_in_group("client", &client_ns, Some(&intent::group(1)))?;
     let _server = probe::Server::start(&server_ns, intent::PROBE_PORT)?;
     let quiet = Duration::from_millis(args.quiet_ms);
-    let poller = flows::Poller::start(mgmt.clone(), Duration::from_secs(900));
+    let poller = flows::Poller::start(
+        mgmt.clone(),
+        Duration::from_millis(args.poll_ms),
+        Duration::from_secs(900),
+    );
     let (_, before) = poller.settle(Instant::now(), quiet, Duration::from_secs(120))?;
     say(&format!(
         "{} endpoints attached in {:.1} s; {before} flows before the rules",
