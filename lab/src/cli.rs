@@ -80,7 +80,8 @@ pub enum Cmd {
         out_dir: Option<PathBuf>,
     },
     /// Benchmarks: `rest` (netmaster's REST API on both stores), `bgp` (our speaker vs BIRD),
-    /// `attach` (container-to-routable latency, ours vs a Calico-style baseline).
+    /// `attach` (container-to-routable latency, ours vs a Calico-style baseline), `policy`
+    /// (policy from the REST API to a real host's flows).
     Bench {
         #[command(subcommand)]
         what: crate::bench::BenchCmd,

@@ -1,9 +1,11 @@
 //! `lab bench`: the benchmarks. `rest` times netmaster's REST API on both stores side by side;
 //! `bgp` runs the BGP speaker's benchmark against BIRD (`bgp-bench`) with the arguments given;
-//! `attach` times container-to-routable latency, our agent against a Calico-style baseline.
+//! `attach` times container-to-routable latency, our agent against a Calico-style baseline;
+//! `policy` times group-based policy from the REST API to a real host's OVS flows.
 
 mod attach;
 mod daemon;
+mod policy;
 mod rest;
 
 use std::path::PathBuf;
@@ -23,6 +25,12 @@ pub enum BenchCmd {
     /// BIRD; ADD -> /32 in the ToR's RIB and -> first ping from the other rack, p50/p99, ratio.
     /// Needs root, bird2, frr, openvswitch-switch and the release binaries next to lab.
     Attach(attach::AttachArgs),
+    /// Policy to flows on a real host: G groups with a policy each, N endpoints attached
+    /// through contivk8s, R rules per policy written through the REST API; first write -> last
+    /// flow installed, then a deny rule added/removed between two containers: p50/p99 until a
+    /// TCP probe's answer changes. Needs root, openvswitch-switch, busybox and the release
+    /// binaries next to lab.
+    Policy(policy::PolicyArgs),
     /// Run `bgp-bench` (our BGP speaker against BIRD), passing every argument through,
     /// e.g. `lab bench bgp --n 100000`; `--help` is bgp-bench's. Needs root, bird2 and gobgpd.
     #[command(disable_help_flag = true)]
@@ -36,6 +44,7 @@ pub fn run(cmd: BenchCmd) -> Result<i32> {
     match cmd {
         BenchCmd::Rest(args) => rest::run(&args),
         BenchCmd::Attach(args) => attach::run(&args),
+        BenchCmd::Policy(args) => policy::run(&args),
         BenchCmd::Bgp { args } => {
             let bin = own_binary("bgp-bench").context(
                 "bgp-bench not found next to lab or on PATH: cargo build --release -p fabric-bgp --bins",

@@ -69,15 +69,24 @@ fn progress(m: &str) {
 impl Fabric {
     /// Deploys the lab (after destroying a leftover of an earlier run).
     pub fn deploy() -> Result<Fabric> {
+        Fabric::deploy_files(&FILES)
+    }
+
+    /// Deploys the topology of `files` (the first one; the others are the configs it binds,
+    /// by the relative paths it names) from a temporary directory.
+    pub fn deploy_files(files: &[(&str, &str)]) -> Result<Fabric> {
         let dir = tempfile::tempdir().context("creating a temporary directory")?;
-        for (rel, text) in FILES {
+        for &(rel, text) in files {
             let path = dir.path().join(rel);
             if let Some(parent) = path.parent() {
                 std::fs::create_dir_all(parent)?;
             }
             std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
         }
-        let file = dir.path().join(FILES[0].0);
+        let Some(&(top, _)) = files.first() else {
+            bail!("no topology file given");
+        };
+        let file = dir.path().join(top);
         let topo = Topology::load(&file)?;
         let run_root = programs::run_root();
         destroy::destroy(&run_root, &topo.name, Some(&topo), &mut progress)?;
@@ -88,7 +97,7 @@ impl Fabric {
             &programs::discover(false),
             &mut progress,
         )
-        .context("deploying the bench-attach lab")?;
+        .with_context(|| format!("deploying the {} lab", fabric.topo.name))?;
         Ok(fabric)
     }
 

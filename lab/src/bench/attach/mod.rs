@@ -5,11 +5,11 @@
 //! container on host3 (the other rack); p50/p99 of both, the ratios and the total time.
 
 mod baseline;
-mod fabric;
-mod ours;
+pub(super) mod fabric;
+pub(super) mod ours;
 mod probe;
 mod report;
-mod stats;
+pub(super) mod stats;
 
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -49,7 +49,7 @@ pub fn stopping() -> bool {
 }
 
 /// Turns SIGINT/SIGTERM into [`stopping`] instead of death, so the guards clean up.
-fn watch_signals() -> Result<()> {
+pub(super) fn watch_signals() -> Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -80,16 +80,31 @@ fn watch_signals() -> Result<()> {
 }
 
 fn preflight() -> Result<[std::path::PathBuf; 3]> {
+    preflight_for(
+        "attach",
+        "network namespaces, OVS, BGP routers",
+        &[
+            ("ip", "iproute2"),
+            ("ping", "iputils-ping"),
+            ("bird", "bird2"),
+            ("vtysh", "frr"),
+            ("ovs-vswitchd", "openvswitch-switch"),
+        ],
+    )
+}
+
+/// Root, the system `tools` (program, Debian package) and our netmaster, netplugin and
+/// contivk8s binaries, or an error naming what is missing; `lab bench <bench>` needs root for
+/// `why`.
+pub(super) fn preflight_for(
+    bench: &str,
+    why: &str,
+    tools: &[(&str, &str)],
+) -> Result<[std::path::PathBuf; 3]> {
     if !nix::unistd::geteuid().is_root() {
-        bail!("lab bench attach needs root (network namespaces, OVS, BGP routers)");
+        bail!("lab bench {bench} needs root ({why})");
     }
-    for (tool, package) in [
-        ("ip", "iproute2"),
-        ("ping", "iputils-ping"),
-        ("bird", "bird2"),
-        ("vtysh", "frr"),
-        ("ovs-vswitchd", "openvswitch-switch"),
-    ] {
+    for &(tool, package) in tools {
         super::system_program(tool, package)?;
     }
     let find = |name: &str| {
@@ -167,7 +182,7 @@ pub fn run(args: &AttachArgs) -> Result<i32> {
     Ok(0)
 }
 
-fn check_stop() -> Result<()> {
+pub(super) fn check_stop() -> Result<()> {
     if stopping() {
         bail!("interrupted");
     }
@@ -182,6 +197,29 @@ fn baseline_ip(pool: Ipv4Net, i: usize) -> Result<Ipv4Addr> {
         bail!("the baseline pool {pool} has no address number {offset}");
     }
     Ok(ip)
+}
+
+/// Runs `f(index, netns)` for each namespace of `chunk` on its own thread (indices from
+/// `first`); the results in order.
+pub(super) fn run_batch<T: Send>(
+    chunk: &[String],
+    first: usize,
+    f: impl Fn(usize, &str) -> Result<T> + Sync,
+) -> Vec<Result<T>> {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = chunk
+            .iter()
+            .enumerate()
+            .map(|(j, ns)| {
+                let f = &f;
+                s.spawn(move || f(first + j, ns))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| bail!("attach thread panicked")))
+            .collect()
+    })
 }
 
 /// One side's results and its wall time.
@@ -215,20 +253,8 @@ impl Ctx<'_> {
         let started = Instant::now();
         for (b, chunk) in names.chunks(batch).enumerate() {
             check_stop()?;
-            let results: Vec<Result<Sample>> = std::thread::scope(|s| {
-                let handles: Vec<_> = chunk
-                    .iter()
-                    .enumerate()
-                    .map(|(j, ns)| {
-                        let i = b * batch + j;
-                        let attach = &attach;
-                        s.spawn(move || self.one(&format!("{tag}{i}"), ns, i, attach))
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| h.join().unwrap_or_else(|_| bail!("attach thread panicked")))
-                    .collect()
+            let results = run_batch(chunk, b * batch, |i, ns| {
+                self.one(&format!("{tag}{i}"), ns, i, &attach)
             });
             for r in results {
                 match r {

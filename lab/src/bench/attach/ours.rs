@@ -21,14 +21,32 @@ pub struct Cni {
 impl Cni {
     /// ADD of `container_id` in the named namespace; the address the plugin returned.
     pub fn add(&self, container_id: &str, netns: &str) -> Result<Ipv4Addr> {
+        self.add_in_group(container_id, netns, None)
+    }
+
+    /// ADD with Contiv's group label in CNI_ARGS when `group` is given, as a runtime passes
+    /// pod labels.
+    pub fn add_in_group(
+        &self,
+        container_id: &str,
+        netns: &str,
+        group: Option<&str>,
+    ) -> Result<Ipv4Addr> {
         let config = serde_json::json!({
             "cniVersion": "1.0.0",
             "name": "contiv",
             "type": "contivk8s",
         });
         let cni_path = self.plugin.parent().unwrap_or(Path::new("/"));
-        let mut child = Command::new(&self.plugin)
-            .env_clear()
+        let mut cmd = Command::new(&self.plugin);
+        cmd.env_clear();
+        if let Some(group) = group {
+            cmd.env(
+                "CNI_ARGS",
+                format!("IgnoreUnknown=1;K8S_POD_NAME={container_id};io.contiv.net-group={group}"),
+            );
+        }
+        let mut child = cmd
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("CNI_COMMAND", "ADD")
             .env("CNI_CONTAINERID", container_id)

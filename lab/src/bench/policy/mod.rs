@@ -1,0 +1,368 @@
+//! `lab bench policy`: how fast group-based policy reaches a real host's OVS. On the
+//! bench-policy lab (real netmaster, one real netplugin host with its OVS): G groups each with
+//! its own policy, N endpoints attached through `contivk8s` with the group label, then R rules
+//! per policy written through the REST API over several connections; the time from the first
+//! rule write to the last flow installed (the host's flow count polled until stable), the REST
+//! time alone, the flows installed and a rules × endpoints expansion's count. Then, between a
+//! client and an echo server, a deny rule added and removed repeatedly: the time until the
+//! probe's answer changes, p50/p99.
+
+mod flows;
+mod intent;
+mod probe;
+
+use std::net::Ipv4Addr;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+
+use super::attach::fabric::{in_netns, Fabric, Namespaces};
+use super::attach::stats::{ms, summarize};
+use super::attach::{check_stop, ours, preflight_for, run_batch, watch_signals};
+
+const FILES: [(&str, &str); 1] = [(
+    "bench-policy.clab.yml",
+    include_str!("../../../topologies/bench-policy.clab.yml"),
+)];
+const LAB: &str = "bench-policy";
+const HOST: &str = "host1";
+/// Targets of issue 6.
+const FULL_TARGET: Duration = Duration::from_secs(1);
+const CHANGE_TARGET: Duration = Duration::from_millis(100);
+
+#[derive(Args, Debug)]
+pub struct PolicyArgs {
+    /// Local endpoints on the host (spread over the groups round-robin).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u16).range(2..=2000))]
+    pub endpoints: u16,
+    /// Groups, each with its own policy.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u16).range(2..=500))]
+    pub groups: u16,
+    /// Rules per policy.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=50))]
+    pub rules: u16,
+    /// Concurrent `contivk8s` ADDs.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=50))]
+    pub batch: u16,
+    /// Keep-alive connections writing the rules.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub conns: u16,
+    /// Deny rule add/remove rounds of the one-rule change.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub changes: u16,
+    /// Milliseconds the flow count must stay unchanged to count as installed.
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(100..=60000))]
+    pub quiet_ms: u64,
+    /// Milliseconds between two flow-count polls (0: a tight loop, which takes CPU from
+    /// ovs-vswitchd on a small machine).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=1000))]
+    pub poll_ms: u64,
+}
+
+fn preflight() -> Result<std::path::PathBuf> {
+    let [_, _, contivk8s] = preflight_for(
+        "policy",
+        "network namespaces, OVS",
+        &[
+            ("ip", "iproute2"),
+            ("busybox", "busybox-static"),
+            ("ovs-vswitchd", "openvswitch-switch"),
+            ("ovs-ofctl", "openvswitch-switch"),
+        ],
+    )?;
+    Ok(contivk8s)
+}
+
+fn say(m: &str) {
+    eprintln!("lab bench policy: {m}");
+}
+
+pub fn run(args: &PolicyArgs) -> Result<i32> {
+    let contivk8s = preflight()?;
+    watch_signals()?;
+    let (n, groups, per) = (
+        usize::from(args.endpoints),
+        usize::from(args.groups),
+        usize::from(args.rules),
+    );
+    say(&format!("deploying {LAB}"));
+    let fabric = Fabric::deploy_files(&FILES)?;
+    let namespaces = Namespaces::default();
+    let master = fabric.netns("master1");
+    let mgmt = fabric.run_dir(HOST).join("ovs/br-int.mgmt");
+    check_stop()?;
+    intent::write_all(&master, &intent::setup(groups), 1).context("writing groups")?;
+    let cni = ours::Cni {
+        plugin: contivk8s,
+        socket: fabric.run_dir(HOST).join("netplugin.sock"),
+    };
+
+    say(&format!(
+        "attaching {n} endpoints in {groups} groups, {} at a time",
+        args.batch
+    ));
+    let t = Instant::now();
+    attach_all(&cni, &namespaces, n, groups, usize::from(args.batch))?;
+    let attach_time = t.elapsed();
+    let server_ns = namespaces.add(&format!("{LAB}-server"))?;
+    let server_ip = cni.add_in_group("server", &server_ns, Some(&intent::group(0)))?;
+    let client_ns = namespaces.add(&format!("{LAB}-client"))?;
+    cni.add_in_group("client", &client_ns, Some(&intent::group(1)))?;
+    let _server = probe::Server::start(&server_ns, intent::PROBE_PORT)?;
+    let quiet = Duration::from_millis(args.quiet_ms);
+    let poller = flows::Poller::start(
+        mgmt.clone(),
+        Duration::from_millis(args.poll_ms),
+        Duration::from_secs(900),
+    );
+    let (_, before) = poller.settle(Instant::now(), quiet, Duration::from_secs(120))?;
+    say(&format!(
+        "{} endpoints attached in {:.1} s; {before} flows before the rules",
+        n + 2,
+        attach_time.as_secs_f64()
+    ));
+
+    // 1. Full program.
+    let mut specs = Vec::new();
+    let mut writes = Vec::new();
+    for g in 0..groups {
+        for i in 0..per {
+            let (spec, write) = intent::rule(g, i, groups);
+            specs.push(spec);
+            writes.push(write);
+        }
+    }
+    say(&format!(
+        "writing {} rules over {} connections",
+        writes.len(),
+        args.conns
+    ));
+    let first = intent::write_all(&master, &writes, usize::from(args.conns))?;
+    let written = first.elapsed();
+    let (last, after) = poller.settle(Instant::now(), quiet, Duration::from_secs(300))?;
+    let full = last.saturating_duration_since(first);
+    drop(poller.stop());
+    // Endpoints per group: round-robin, plus the server in g0 and the client in g1.
+    let members = |g: usize| -> u64 {
+        let base = n / groups + usize::from(g < n % groups);
+        (base + usize::from(g < 2)) as u64
+    };
+    let expansion = intent::expansion(&specs, members);
+
+    // 2. One-rule change.
+    say(&format!(
+        "one-rule change: {} rounds of deny on {}:{} and its removal",
+        args.changes,
+        server_ip,
+        intent::PROBE_PORT
+    ));
+    let changes = one_rule_changes(&master, &client_ns, server_ip, usize::from(args.changes))?;
+
+    let after_changes = flows::count(&mgmt)?;
+    report(&Report {
+        n,
+        groups,
+        rules: writes.len(),
+        conns: args.conns,
+        written,
+        full,
+        before,
+        after,
+        after_changes,
+        expansion,
+        quiet,
+        changes: &changes,
+    });
+    Ok(0)
+}
+
+/// Attaches `n` endpoints, `batch` ADDs in flight, endpoint i in group i mod `groups`.
+fn attach_all(
+    cni: &ours::Cni,
+    namespaces: &Namespaces,
+    n: usize,
+    groups: usize,
+    batch: usize,
+) -> Result<()> {
+    let names: Vec<String> = (0..n)
+        .map(|i| namespaces.add(&format!("{LAB}-e{i}")))
+        .collect::<Result<_>>()?;
+    for (b, chunk) in names.chunks(batch.max(1)).enumerate() {
+        check_stop()?;
+        let results = run_batch(chunk, b * batch, |i, ns| {
+            cni.add_in_group(&format!("e{i}"), ns, Some(&intent::group(i % groups)))
+        });
+        for r in results {
+            r?;
+        }
+    }
+    Ok(())
+}
+
+/// One round's times from the REST write's start until the probe's answer changed.
+struct Change {
+    deny: Option<Duration>,
+    allow: Option<Duration>,
+    rest: Duration,
+}
+
+/// Adds and removes the deny rule `rounds` times; a probe thread in the client's namespace
+/// answers each "wait until answered == want" request with the instant its deciding probe
+/// started.
+fn one_rule_changes(
+    master: &str,
+    client_ns: &str,
+    server: Ipv4Addr,
+    rounds: usize,
+) -> Result<Vec<Change>> {
+    let port = intent::PROBE_PORT;
+    let limit = Duration::from_secs(5);
+    let (req_tx, req_rx) = mpsc::channel::<bool>();
+    let (ans_tx, ans_rx) = mpsc::channel::<Option<Instant>>();
+    std::thread::scope(|s| {
+        let prober = s.spawn(move || {
+            in_netns(client_ns, move || {
+                while let Ok(want) = req_rx.recv() {
+                    let seen = probe::until(server, port, want, Instant::now() + limit);
+                    if ans_tx.send(seen).is_err() {
+                        break;
+                    }
+                }
+            })
+        });
+        // Owns the request sender: the probe thread ends when this closure does.
+        let result = in_netns(master, move || -> Result<Vec<Change>> {
+            let client = intent::Client::new();
+            client.warm()?;
+            let ask = |want: bool| -> Result<Option<Instant>> {
+                req_tx.send(want).context("probe thread gone")?;
+                ans_rx.recv().context("probe thread gone")
+            };
+            if ask(true)?.is_none() {
+                bail!("the client never reached {server}:{port} before the deny rule");
+            }
+            let deny = intent::probe_deny(0);
+            let mut out = Vec::with_capacity(rounds);
+            for _ in 0..rounds {
+                check_stop()?;
+                let t0 = Instant::now();
+                client.post(&deny)?;
+                let rest = t0.elapsed();
+                let denied = ask(false)?.map(|at| at.saturating_duration_since(t0));
+                let t1 = Instant::now();
+                client.delete(&deny.path)?;
+                let allowed = ask(true)?.map(|at| at.saturating_duration_since(t1));
+                out.push(Change {
+                    deny: denied,
+                    allow: allowed,
+                    rest,
+                });
+                if denied.is_none() || allowed.is_none() {
+                    break; // the state is unknown; later rounds would measure nothing
+                }
+            }
+            Ok(out)
+        });
+        let probed = prober
+            .join()
+            .unwrap_or_else(|_| bail!("the probe thread panicked"));
+        let out = result??;
+        probed?;
+        Ok(out)
+    })
+}
+
+struct Report<'a> {
+    n: usize,
+    groups: usize,
+    rules: usize,
+    conns: u16,
+    written: Duration,
+    full: Duration,
+    before: u64,
+    after: u64,
+    after_changes: u64,
+    expansion: u64,
+    quiet: Duration,
+    changes: &'a [Change],
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok {
+        "meets"
+    } else {
+        "misses"
+    }
+}
+
+fn report(r: &Report) {
+    let cores = std::thread::available_parallelism().map_or(0, |c| c.get());
+    println!(
+        "lab bench policy: {} groups, {} local endpoints (+ client and server) on one host, \
+         {} rules; {cores} CPU(s) visible",
+        r.groups, r.n, r.rules
+    );
+    println!("Full program (from the first rule write to the last flow installed):");
+    println!(
+        "  REST writes        {:>9.1} ms  ({} rules over {} connections, {:.0} rules/s)",
+        ms(r.written),
+        r.rules,
+        r.conns,
+        r.rules as f64 / r.written.as_secs_f64().max(1e-9)
+    );
+    println!(
+        "  last flow          {:>9.1} ms  target < {} ms: {}",
+        ms(r.full),
+        FULL_TARGET.as_millis(),
+        verdict(r.full < FULL_TARGET)
+    );
+    println!(
+        "  flows              {} before the rules, {} after ({:+}); last flow = the last change \
+         of br-int's flow count before it stayed unchanged for {} ms",
+        r.before,
+        r.after,
+        r.after as i64 - r.before as i64,
+        r.quiet.as_millis()
+    );
+    println!(
+        "  expansion          {} flows for rules x endpoints (pipeline-bench's formula)",
+        r.expansion
+    );
+    let deny = summarize(r.changes.iter().filter_map(|c| c.deny));
+    let allow = summarize(r.changes.iter().filter_map(|c| c.allow));
+    let rest = summarize(r.changes.iter().map(|c| c.rest));
+    let lost = r
+        .changes
+        .iter()
+        .filter(|c| c.deny.is_none() || c.allow.is_none())
+        .count();
+    println!(
+        "One-rule change ({} rounds, {lost} not seen within 5 s; time from the REST write's start \
+         to the start of the first probe with the new answer):",
+        r.changes.len()
+    );
+    for (name, s) in [
+        ("deny rule added", deny),
+        ("deny rule removed", allow),
+        ("REST write alone", rest),
+    ] {
+        match s {
+            Some(s) => println!(
+                "  {name:<18} p50 {:>7.1} ms  p99 {:>7.1} ms",
+                ms(s.p50),
+                ms(s.p99)
+            ),
+            None => println!("  {name:<18} no samples"),
+        }
+    }
+    if let Some(d) = deny {
+        println!(
+            "  target p99 < {} ms (rule added): {}",
+            CHANGE_TARGET.as_millis(),
+            verdict(d.p99 < CHANGE_TARGET && lost == 0)
+        );
+    }
+    println!("  flows after the changes: {}", r.after_changes);
+}
