@@ -259,16 +259,21 @@ pub struct Remove(pub String);
 #[rtype(result = "Result<(), String>")]
 pub struct Reset(pub HostInput);
 
-/// The master's intent changed.
+/// The master's intent changed. Answered once the change is recorded, not once its flows are
+/// in: the master link sends changes one by one in revision order, and waiting for each sync
+/// would serialise a burst of rule writes into one full sync per rule instead of letting
+/// them coalesce. Sync failures are logged by the writer and retried on the next change.
 #[derive(Message)]
 #[rtype(result = "Result<(), String>")]
 pub struct SetIntent(pub Intent);
 
 impl<C: Compiler> Handler<SetIntent> for FlowWriter<C> {
-    type Result = ResponseFuture<Result<(), String>>;
+    type Result = Result<(), String>;
 
     fn handle(&mut self, msg: SetIntent, ctx: &mut Context<Self>) -> Self::Result {
-        self.change_and_wait(ctx, |i| i.intent = msg.0, None)
+        self.core.change(|i| i.intent = msg.0);
+        self.kick(ctx);
+        Ok(())
     }
 }
 
