@@ -51,6 +51,17 @@ fn global(cache: &Cache) -> Global {
         .unwrap_or_default()
 }
 
+/// Records `owner` as the holder of `tag`, only if nobody holds it when the transaction commits.
+fn claim_tag(kind: TagKind, tag: u32, owner: &str, txn: &mut Txn) {
+    let key = keys::tag(kind, tag);
+    txn.compares
+        .push(fabric_store::Compare::Absent(key.clone()));
+    txn.success.push(fabric_store::Op::Put {
+        key,
+        value: owner.as_bytes().to_vec(),
+    });
+}
+
 fn release_tag(cache: &Cache, kind: TagKind, tag: u32, owner: &str, txn: &mut Txn) {
     if cache
         .tags_of(kind)
@@ -124,13 +135,7 @@ impl Intent for Network {
             })?
         };
         self.pkt_tag = i64::from(tag);
-        let key = keys::tag(kind, tag);
-        txn.compares
-            .push(fabric_store::Compare::Absent(key.clone()));
-        txn.success.push(fabric_store::Op::Put {
-            key,
-            value: self.key().into_bytes(),
-        });
+        claim_tag(kind, tag, &self.key(), txn);
         Ok(())
     }
 
@@ -163,13 +168,7 @@ impl Intent for EndpointGroup {
                 cache.tags_of(TagKind::Group),
             )
             .ok_or_else(|| ApiError::conflict(self.display_id(), None, "no free group id"))?;
-        let key = keys::tag(TagKind::Group, id);
-        txn.compares
-            .push(fabric_store::Compare::Absent(key.clone()));
-        txn.success.push(fabric_store::Op::Put {
-            key,
-            value: self.key().into_bytes(),
-        });
+        claim_tag(TagKind::Group, id, &self.key(), txn);
         Ok(())
     }
 

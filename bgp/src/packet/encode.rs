@@ -157,16 +157,7 @@ impl Packer {
         let room = self.ctx.max_len - overhead;
         let mut rest = prefixes;
         while !rest.is_empty() {
-            let mut used = 0;
-            let mut count = 0;
-            for p in rest {
-                let l = nlri_len(p);
-                if used + l > room {
-                    break;
-                }
-                used += l;
-                count += 1;
-            }
+            let (count, used) = fitting(rest, room);
             let (batch, tail) = rest.split_at(count.max(1));
             rest = tail;
             let start = frame::begin(out, msg_type::UPDATE);
@@ -198,16 +189,7 @@ impl Packer {
         let room = self.ctx.max_len - overhead;
         let mut rest = prefixes;
         while !rest.is_empty() {
-            let mut used = 0;
-            let mut count = 0;
-            for p in rest {
-                let l = nlri_len(p);
-                if used + l > room {
-                    break;
-                }
-                used += l;
-                count += 1;
-            }
+            let (count, used) = fitting(rest, room);
             let (batch, tail) = rest.split_at(count.max(1));
             rest = tail;
             let start = frame::begin(out, msg_type::UPDATE);
@@ -241,4 +223,19 @@ impl Packer {
         }
         self.close(out, start);
     }
+}
+
+/// How many of `prefixes`, from the front, fit in `room` bytes of NLRI, and the bytes they take.
+fn fitting(prefixes: &[Prefix], room: usize) -> (usize, usize) {
+    let mut used = 0;
+    let mut count = 0;
+    for p in prefixes {
+        let l = nlri_len(p);
+        if used + l > room {
+            break;
+        }
+        used += l;
+        count += 1;
+    }
+    (count, used)
 }
