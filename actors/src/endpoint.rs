@@ -1,10 +1,10 @@
 //! The endpoint actor: attach and detach containers as a sequence of undoable steps.
 //!
-//! [`Saga`] holds the logic: attach runs allocate, then wire (veth, netns, address, routes) →
-//! OVS port → flows → route (kernel + BGP) while the endpoint is recorded in the master
-//! alongside; a failing step undoes the steps already done, newest first (the record first),
-//! so nothing is left behind. Detach runs every undo, tolerating
-//! what is already gone. The steps themselves are an [`AttachOps`] implementation (the agent's
+//! [`Saga`] holds the logic: attach runs allocate, then wire (veth, netns, address, routes),
+//! then OVS port → flows alongside the route (kernel + BGP), while the endpoint is recorded in
+//! the master alongside all of it; a failing step undoes the steps already attempted, itself included,
+//! newest first (the record first), so nothing is left behind. Detach runs every undo, tolerating what is
+//! already gone. The steps themselves are an [`AttachOps`] implementation (the agent's
 //! drivers), so the saga is unit-tested with a fake.
 
 use crate::types::{AttachRequest, Endpoint};
@@ -120,7 +120,7 @@ pub trait AttachOps: Send + Sync + 'static {
 pub struct Saga;
 
 impl Saga {
-    /// Runs every step; on a failure undoes the completed ones, newest first.
+    /// Runs every step; on a failure undoes the attempted ones, newest first.
     pub async fn attach(ops: &dyn AttachOps, req: &AttachRequest) -> Result<Endpoint, AttachError> {
         let started = std::time::Instant::now();
         let ep = ops.allocate(req).await.map_err(|error| AttachError {
@@ -141,17 +141,11 @@ impl Saga {
             futures::join!(Self::data_plane(ops, ep), record);
         timings.extend(chain_timings);
         timings.push((Step::Record, record_time));
+        // The record is undone also when it failed: a write that timed out may have landed.
         let mut done = vec![Step::Allocate];
         done.extend(chain_done);
-        let error = match (chain_error, recorded) {
-            (None, Ok(())) => None,
-            (Some(e), Ok(())) => {
-                done.push(Step::Record);
-                Some(e)
-            }
-            (Some(e), Err(_)) => Some(e),
-            (None, Err(e)) => Some((Step::Record, e)),
-        };
+        done.push(Step::Record);
+        let error = chain_error.or(recorded.err().map(|e| (Step::Record, e)));
         if let Some((step, error)) = error {
             let undo_errors = Self::undo(ops, &ep, &done).await;
             return Err(AttachError {
@@ -168,7 +162,14 @@ impl Saga {
         Ok(ep)
     }
 
-    /// Wire → port → flows → route, stopping at the first failure.
+    /// Wire, then port → flows alongside route; nothing after a failed wire.
+    ///
+    /// The route (kernel /32 and BGP announcement) does not wait for the OVS port and flows:
+    /// until they are in, a packet for the new address from the fabric meets the pipeline's
+    /// table miss (the gateway port only admits local destinations) and is dropped, never
+    /// forwarded around policy, and the runtime learns the address only when ADD returns,
+    /// after all of them. Calico makes the same trade (the route exists before Felix has
+    /// programmed the workload's policy); it takes the OVS work off the time to routable.
     #[allow(clippy::type_complexity)]
     async fn data_plane(
         ops: &dyn AttachOps,
@@ -179,24 +180,51 @@ impl Saga {
         Vec<(Step, std::time::Duration)>,
         Option<(Step, StepError)>,
     ) {
-        let mut done = Vec::new();
-        let mut timings = Vec::new();
-        for step in [Step::Wire, Step::Port, Step::Flows, Step::Route] {
-            let t = std::time::Instant::now();
-            let result = match step {
-                Step::Wire => ops.wire(&ep).await,
-                Step::Port => ops.add_port(&ep).await.map(|port| ep.ofport = port),
-                Step::Flows => ops.add_flows(&ep).await,
-                Step::Route => ops.add_route(&ep).await,
-                Step::Allocate | Step::Record => Ok(()),
-            };
-            timings.push((step, t.elapsed()));
-            match result {
-                Ok(()) => done.push(step),
-                Err(e) => return (ep, done, timings, Some((step, e))),
-            }
+        let t = std::time::Instant::now();
+        let wired = ops.wire(&ep).await;
+        let mut timings = vec![(Step::Wire, t.elapsed())];
+        // A failed step is undone too: it may have half-happened (a veth without its address,
+        // a port without its number), and every undo tolerates what is not there.
+        let mut done = vec![Step::Wire];
+        if let Err(e) = wired {
+            return (ep, done, timings, Some((Step::Wire, e)));
         }
-        (ep, done, timings, None)
+        let switch = async {
+            let t = std::time::Instant::now();
+            let port = match ops.add_port(&ep).await {
+                Ok(port) => port,
+                Err(e) => return (None, vec![(Step::Port, t.elapsed())], Some((Step::Port, e))),
+            };
+            let mut timings = vec![(Step::Port, t.elapsed())];
+            let with_port = Endpoint {
+                ofport: port,
+                ..ep.clone()
+            };
+            let t = std::time::Instant::now();
+            let flows = ops.add_flows(&with_port).await;
+            timings.push((Step::Flows, t.elapsed()));
+            (Some(port), timings, flows.err().map(|e| (Step::Flows, e)))
+        };
+        let route = async {
+            let t = std::time::Instant::now();
+            (ops.add_route(&ep).await, t.elapsed())
+        };
+        let ((port, switch_timings, switch_error), (routed, route_time)) =
+            futures::join!(switch, route);
+        timings.extend(switch_timings);
+        timings.push((Step::Route, route_time));
+        done.push(Step::Port);
+        if let Some(port) = port {
+            ep.ofport = port;
+            done.push(Step::Flows);
+        }
+        done.push(Step::Route);
+        (
+            ep,
+            done,
+            timings,
+            switch_error.or(routed.err().map(|e| (Step::Route, e))),
+        )
     }
 
     /// Undoes every step of an attachment; returns the undos that failed.

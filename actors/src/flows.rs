@@ -132,9 +132,14 @@ impl<C: Compiler> FlowWriter<C> {
         let Some((generation, input)) = self.core.start() else {
             return;
         };
-        let flows = self.compiler.compile(&input);
+        let compiler = self.compiler.clone();
         let sink = self.sink.clone();
+        // Compiling a thousand endpoints and rules takes milliseconds: off the actor thread,
+        // so attaches and watch events are not held up behind it.
         let sync = async move {
+            let flows = tokio::task::spawn_blocking(move || compiler.compile(&input))
+                .await
+                .map_err(|e| format!("compile task: {e}"))?;
             match flows {
                 Ok(flows) => sink.sync(&flows).await,
                 Err(e) => Err(format!("compile: {e}")),

@@ -13,7 +13,7 @@ use actix::prelude::*;
 use async_trait::async_trait;
 use fabric_model::objects::Bgp;
 use futures::stream::BoxStream;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
@@ -57,6 +57,8 @@ pub struct Cursor {
     bgp: Option<Bgp>,
     view: IntentView,
     intent: Option<Intent>,
+    /// The view changed since the intent was last built.
+    dirty: bool,
 }
 
 impl Cursor {
@@ -68,10 +70,12 @@ impl Cursor {
             bgp: None,
             view: IntentView::new(host),
             intent: None,
+            dirty: false,
         }
     }
 
     fn update_intent(&mut self) -> Vec<Effect> {
+        self.dirty = false;
         let intent = self.view.intent();
         if self.intent.as_ref() == Some(&intent) {
             return Vec::new();
@@ -109,6 +113,34 @@ impl Cursor {
     /// Applies one watch line. Lines of revisions already complete are skipped; the lines of
     /// the revision in progress are applied again after a reconnect (applying is idempotent).
     pub fn event(&mut self, line: &Value) -> Result<Vec<Effect>, Resync> {
+        let (effects, outcome) = self.events(std::slice::from_ref(line));
+        outcome.map(|()| effects)
+    }
+
+    /// Applies watch lines in order and builds the intent once at the end: a burst of rule
+    /// writes costs one intent (and one flow compile) instead of one per line, which at a
+    /// thousand rules and endpoints is what keeps the agent up with the master. The effects of
+    /// the lines before a [`Resync`] are returned with it: they happened.
+    pub fn events(&mut self, lines: &[Value]) -> (Vec<Effect>, Result<(), Resync>) {
+        let mut effects = Vec::new();
+        let mut outcome = Ok(());
+        for line in lines {
+            match self.apply(line) {
+                Ok(more) => effects.extend(more),
+                Err(resync) => {
+                    outcome = Err(resync);
+                    break;
+                }
+            }
+        }
+        if self.dirty {
+            effects.extend(self.update_intent());
+        }
+        (effects, outcome)
+    }
+
+    /// One line; an intent change only marks the intent to rebuild.
+    fn apply(&mut self, line: &Value) -> Result<Vec<Effect>, Resync> {
         match line["type"].as_str() {
             Some("compacted") | Some("error") => return Err(Resync),
             Some("put") | Some("delete") => {}
@@ -125,7 +157,8 @@ impl Cursor {
             self.current = revision;
         }
         if self.view.event(line) {
-            return Ok(self.update_intent());
+            self.dirty = true;
+            return Ok(Vec::new());
         }
         let is_bgp = line["collection"]
             .as_str()
@@ -140,6 +173,9 @@ impl Cursor {
         Ok(Vec::new())
     }
 }
+
+/// At most this many watch lines are applied before the intent is rebuilt.
+const BATCH_LINES: usize = 4096;
 
 /// The actor.
 pub struct MasterLink {
@@ -225,19 +261,32 @@ async fn follow(host: String, api: Arc<dyn MasterApi>, to: Targets) {
         }
         match api.watch(cursor.revision).await {
             Ok(mut stream) => {
-                while let Some(item) = stream.next().await {
-                    match item {
-                        Ok(line) => match cursor.event(&line) {
-                            Ok(effects) => deliver(&to, effects).await,
-                            Err(Resync) => {
-                                need_snapshot = true;
+                // Every line already received is applied before the intent is rebuilt.
+                'stream: while let Some(first) = stream.next().await {
+                    let mut lines = Vec::new();
+                    let mut broken = None;
+                    let mut item = Some(first);
+                    while let Some(next) = item.take() {
+                        match next {
+                            Ok(line) => lines.push(line),
+                            Err(e) => {
+                                broken = Some(e);
                                 break;
                             }
-                        },
-                        Err(e) => {
-                            tracing::warn!(error = %e, "watch stream broke");
-                            break;
                         }
+                        if lines.len() < BATCH_LINES {
+                            item = stream.next().now_or_never().flatten();
+                        }
+                    }
+                    let (effects, outcome) = cursor.events(&lines);
+                    deliver(&to, effects).await;
+                    if outcome.is_err() {
+                        need_snapshot = true;
+                        break 'stream;
+                    }
+                    if let Some(e) = broken {
+                        tracing::warn!(error = %e, "watch stream broke");
+                        break 'stream;
                     }
                 }
             }
@@ -336,6 +385,35 @@ mod tests {
             matches!(&c.event(&net).unwrap()[..], [Effect::Intent(i)] if i.networks.len() == 1)
         );
         assert_eq!(c.revision, 10);
+    }
+
+    #[test]
+    fn a_batch_of_lines_builds_the_intent_once_and_keeps_effects_before_a_resync() {
+        let mut c = Cursor::new("host1");
+        c.snapshot(&json!({"revision": 10, "objects": {}}));
+        let tenant = |rev: u64, name: &str| {
+            json!({"revision": rev, "type": "put", "collection": "tenants", "key": name,
+                   "object": {"key": name, "tenantName": name}})
+        };
+        let (effects, outcome) = c.events(&[tenant(11, "a"), tenant(12, "b"), tenant(13, "c")]);
+        assert_eq!(outcome, Ok(()));
+        assert!(
+            matches!(&effects[..], [Effect::Intent(i)] if i.tenants.len() == 3),
+            "{effects:?}"
+        );
+        let bgp = json!({"revision": 14, "type": "put", "collection": "bgps", "key": "host1",
+                         "object": bgp_json("host1", "65211")});
+        let (effects, outcome) = c.events(&[
+            bgp,
+            tenant(15, "d"),
+            json!({"type": "compacted", "requested": 1, "oldest": 5}),
+            tenant(16, "e"),
+        ]);
+        assert_eq!(outcome, Err(Resync));
+        assert!(
+            matches!(&effects[..], [Effect::Bgp(Some(_)), Effect::Intent(i)] if i.tenants.len() == 4),
+            "{effects:?}"
+        );
     }
 
     #[test]

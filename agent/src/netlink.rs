@@ -3,7 +3,7 @@
 //! MTU, address and default route, offloads off on both ends, removal, and the CHECK probe.
 
 use crate::ethtool::offloads_off;
-use crate::netns::{run_in, NsResult};
+use crate::netns::{enter, run_in, NsResult};
 use fabric_actors::types::Endpoint;
 use futures::TryStreamExt;
 use rtnetlink::packet_route::address::AddressAttribute;
@@ -37,6 +37,7 @@ pub async fn wire(ep: &Endpoint) -> NsResult<()> {
     let ns_file =
         std::fs::File::open(&netns).map_err(|e| format!("network namespace {netns}: {e}"))?;
     let (host_if, if_name, mac, mtu) = (ep.host_if.clone(), ep.if_name.clone(), ep.mac, ep.mtu);
+    let (ip, prefix_len, gateway) = (ep.ip, ep.prefix_len, ep.gateway);
     run_in(None, move |handle| async move {
         if index_of(&handle, &host_if).await?.is_some() {
             // A leftover of an attach that died half-way: start clean.
@@ -48,6 +49,8 @@ pub async fn wire(ep: &Endpoint) -> NsResult<()> {
                 .await
                 .map_err(|e| format!("delete stale {host_if}: {e}"))?;
         }
+        // The host end is created up. The container end cannot be: the kernel configures it
+        // before the pair is linked, and a veth without its peer refuses to come up.
         let peer = LinkUnspec::new_with_name(&if_name)
             .setns_by_fd(ns_file.as_raw_fd())
             .address(mac.to_vec())
@@ -55,6 +58,7 @@ pub async fn wire(ep: &Endpoint) -> NsResult<()> {
             .build();
         let msg = LinkVeth::new(&host_if, &if_name)
             .mtu(mtu)
+            .up()
             .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
             .build();
         handle
@@ -63,18 +67,9 @@ pub async fn wire(ep: &Endpoint) -> NsResult<()> {
             .execute()
             .await
             .map_err(|e| format!("create veth {host_if}/{if_name}: {e}"))?;
-        let index = must_index(&handle, &host_if).await?;
-        handle
-            .link()
-            .set(LinkUnspec::new_with_index(index).up().build())
-            .execute()
-            .await
-            .map_err(|e| format!("set {host_if} up: {e}"))?;
-        offloads_off(&host_if)
-    })
-    .await?;
-    let (if_name, ip, prefix_len, gateway) = (ep.if_name.clone(), ep.ip, ep.prefix_len, ep.gateway);
-    run_in(Some(&netns), move |handle| async move {
+        offloads_off(&host_if)?;
+        // The container side on the same thread: one thread hand-off per attach, not two.
+        let handle = enter(&ns_file)?;
         if let Some(lo) = index_of(&handle, "lo").await? {
             let _ = handle
                 .link()

@@ -140,17 +140,30 @@ fn attach_runs_every_step_in_order() {
 }
 
 #[test]
-fn a_failure_undoes_exactly_the_completed_steps_newest_first() {
+fn a_failure_undoes_exactly_the_attempted_steps_newest_first() {
+    // A failed step is undone too (it may have half-happened); the route runs alongside the
+    // port and flows, so it is attempted even when they fail.
     let cases: [(&str, &[&str]); 6] = [
         ("allocate", &["allocate"]),
         (
             "wire",
-            &["allocate", "wire", "record", "unrecord", "release"],
+            &[
+                "allocate", "wire", "record", "unrecord", "unwire", "release",
+            ],
         ),
         (
             "add_port",
             &[
-                "allocate", "wire", "add_port", "record", "unrecord", "unwire", "release",
+                "allocate",
+                "wire",
+                "add_port",
+                "add_route",
+                "record",
+                "unrecord",
+                "del_route",
+                "del_port",
+                "unwire",
+                "release",
             ],
         ),
         (
@@ -160,8 +173,11 @@ fn a_failure_undoes_exactly_the_completed_steps_newest_first() {
                 "wire",
                 "add_port",
                 "add_flows",
+                "add_route",
                 "record",
                 "unrecord",
+                "del_route",
+                "del_flows",
                 "del_port",
                 "unwire",
                 "release",
@@ -177,6 +193,7 @@ fn a_failure_undoes_exactly_the_completed_steps_newest_first() {
                 "add_route",
                 "record",
                 "unrecord",
+                "del_route",
                 "del_flows",
                 "del_port",
                 "unwire",
@@ -192,6 +209,7 @@ fn a_failure_undoes_exactly_the_completed_steps_newest_first() {
                 "add_flows",
                 "add_route",
                 "record",
+                "unrecord",
                 "del_route",
                 "del_flows",
                 "del_port",
