@@ -19,7 +19,9 @@ use std::time::{Duration, Instant};
 use common::{config, Fabric};
 use truth::model::Dir::{In, Out};
 use truth::model::Peer::{self, Group, Ip, Network};
-use truth::model::{rule, tcp, udp, Ctr, Intent, Probe, Rule, Verdict, ALLOW, ANY, DENY, ICMP};
+use truth::model::{
+    protocol, rule, tcp, udp, Ctr, Intent, Probe, Rule, Verdict, ALLOW, ANY, DENY, ICMP,
+};
 use truth::probe::{run_all, Job, Servers};
 
 const NET: &str = "default-net";
@@ -73,8 +75,8 @@ fn first_intent() -> Intent {
     i.attached.insert(A, vec!["pol-a"]);
     i.attached.insert(B, vec!["pol-b"]);
     i.attached.insert(C, vec!["pol-c", "shared"]);
-    // A's address pool, as a range of the last octet.
-    let a_range = || Ip("10.1.2.10-19".into());
+    // A's address pool, as a range of the last octet (Contiv ignores a length after a range).
+    let a_range = || Ip("10.1.2.10-19/24".into());
     for r in [
         // A may not ping anything on net2 (C, x2), at A's hosts.
         rule("pol-a", "1", Out, 3, ICMP, Network(NET2), DENY),
@@ -86,14 +88,23 @@ fn first_intent() -> Intent {
         // Contiv's tutorial on B: TCP denied but 8888.
         rule("pol-b", "1", In, 1, tcp(0), Peer::Any, DENY),
         rule("pol-b", "2", In, 10, tcp(8888), Peer::Any, ALLOW),
-        // A → B over UDP denied; udp/53 allowed at the same priority: deny wins the tie.
-        rule("pol-b", "3", In, 5, udp(0), Group(A), DENY),
+        // A → B over UDP (protocol 17) denied; udp/53 allowed at the same priority: deny wins
+        // the tie.
+        rule("pol-b", "3", In, 5, protocol(17, 0), Group(A), DENY),
         rule("pol-b", "4", In, 5, udp(53), Group(A), ALLOW),
         // Nothing from default-net reaches C but tcp/8888 from A's address range; C sends no
-        // UDP to default-net's CIDR.
+        // UDP to default-net's CIDR (written from an address inside it).
         rule("pol-c", "1", In, 2, ANY, Network(NET), DENY),
         rule("pol-c", "2", In, 7, tcp(8888), a_range(), ALLOW),
-        rule("pol-c", "3", Out, 4, udp(0), Ip("10.1.2.0/24".into()), DENY),
+        rule(
+            "pol-c",
+            "3",
+            Out,
+            4,
+            udp(0),
+            Ip("10.1.2.77/24".into()),
+            DENY,
+        ),
         // shared, on C: B may ping C; C may not reach A's 8888.
         rule("shared", "1", In, 9, ICMP, Group(B), ALLOW),
         rule("shared", "2", Out, 3, tcp(8888), Group(A), DENY),
@@ -118,7 +129,15 @@ fn change_steps(ctrs: &[Ctr]) -> Vec<Step> {
         (
             "pol-b:5 above pol-b:2: net2 no longer reaches B's 8888",
             Box::new(|i: &mut Intent| {
-                i.put(rule("pol-b", "5", In, 20, tcp(0), Network(NET2), DENY))
+                i.put(rule(
+                    "pol-b",
+                    "5",
+                    In,
+                    20,
+                    protocol(6, 8888),
+                    Network(NET2),
+                    DENY,
+                ))
             }),
         ),
         (

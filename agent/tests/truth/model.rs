@@ -20,6 +20,8 @@ pub enum Proto {
     Tcp,
     Udp,
     Icmp,
+    /// An IP protocol number, as Contiv also accepts.
+    Number(u8),
 }
 
 /// What a rule matches at the other end: `from*` of an `in` rule, `to*` of an `out` rule.
@@ -57,6 +59,9 @@ pub const fn tcp(port: u16) -> (Proto, u16) {
 }
 pub const fn udp(port: u16) -> (Proto, u16) {
     (Proto::Udp, port)
+}
+pub const fn protocol(number: u8, port: u16) -> (Proto, u16) {
+    (Proto::Number(number), port)
 }
 
 /// `rule("pol-b", "2", Dir::In, 10, tcp(8888), Peer::Any, ALLOW)`.
@@ -101,6 +106,7 @@ impl Rule {
             Proto::Tcp => args.push("-protocol=tcp".into()),
             Proto::Udp => args.push("-protocol=udp".into()),
             Proto::Icmp => args.push("-protocol=icmp".into()),
+            Proto::Number(n) => args.push(format!("-protocol={n}")),
         }
         if self.port != 0 {
             args.push(format!("-port={}", self.port));
@@ -116,13 +122,18 @@ impl Rule {
     }
 
     fn matches(&self, peer: &Ctr, probe: Probe) -> bool {
-        let proto = matches!(
-            (self.proto, probe),
-            (Proto::Any, _)
-                | (Proto::Tcp, Probe::Tcp(_))
-                | (Proto::Udp, Probe::Udp(_))
-                | (Proto::Icmp, Probe::Ping)
-        );
+        let number = match probe {
+            Probe::Tcp(_) => 6,
+            Probe::Udp(_) => 17,
+            Probe::Ping => 1,
+        };
+        let proto = match self.proto {
+            Proto::Any => true,
+            Proto::Tcp => number == 6,
+            Proto::Udp => number == 17,
+            Proto::Icmp => number == 1,
+            Proto::Number(n) => number == n,
+        };
         let port = match probe {
             Probe::Tcp(p) | Probe::Udp(p) => self.port == 0 || self.port == p,
             Probe::Ping => self.port == 0,
@@ -294,6 +305,9 @@ mod tests {
         assert!(address_matches("10.1.2.10-19", ip("10.1.2.19")));
         assert!(!address_matches("10.1.2.10-19", ip("10.1.2.20")));
         assert!(!address_matches("10.1.2.10-19", ip("10.1.3.12")));
+        assert!(address_matches("10.1.2.77/24", ip("10.1.2.3")));
+        assert!(address_matches("10.1.2.10-19/8", ip("10.1.2.11")));
+        assert!(!address_matches("10.1.2.10-19/8", ip("10.1.2.9")));
     }
 
     #[test]
