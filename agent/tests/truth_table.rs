@@ -1,8 +1,9 @@
 //! Issue 6's truth table, end to end on two-rack (real netmaster, agents, OVS, BIRD and FRR):
 //! groups A, B and C on two networks, with members on several hosts of both racks and two
 //! containers on every host; policies with allow and deny rules at several priorities, `in` and
-//! `out`, over TCP and UDP ports, ICMP and any protocol, matching groups, networks, CIDRs,
-//! address ranges and single addresses, all created through netctl before any container.
+//! `out`, over TCP and UDP ports (also by protocol number), ICMP and any protocol, matching
+//! groups, networks, CIDRs, address ranges and single addresses, all created through netctl
+//! before any container.
 //! Every source × destination × probe (TCP connect and echo, UDP echo, ping) is compared with
 //! the independent model of `truth::model`. Then the rules change (rules above existing ones,
 //! rules removed, a policy attached to a group and one detached), and after each change the
