@@ -137,18 +137,26 @@ impl<C: Compiler> FlowWriter<C> {
         // Compiling a thousand endpoints and rules takes milliseconds: off the actor thread,
         // so attaches and watch events are not held up behind it.
         let sync = async move {
+            let started = std::time::Instant::now();
             let flows = tokio::task::spawn_blocking(move || compiler.compile(&input))
                 .await
-                .map_err(|e| format!("compile task: {e}"))?;
-            match flows {
-                Ok(flows) => sink.sync(&flows).await,
-                Err(e) => Err(format!("compile: {e}")),
-            }
+                .map_err(|e| format!("compile task: {e}"))?
+                .map_err(|e| format!("compile: {e}"))?;
+            let compiled = started.elapsed();
+            let changes = sink.sync(&flows).await?;
+            Ok::<_, String>((changes, flows.len(), compiled, started.elapsed() - compiled))
         };
         ctx.spawn(sync.into_actor(self).map(move |result, act, ctx| {
             let answer = match result {
-                Ok(changes) => {
-                    tracing::debug!(generation, changes, "flows synced");
+                Ok((changes, flows, compiled, synced)) => {
+                    tracing::info!(
+                        generation,
+                        changes,
+                        flows,
+                        compile_ms = compiled.as_millis() as u64,
+                        sync_ms = synced.as_millis() as u64,
+                        "flows synced"
+                    );
                     Ok(())
                 }
                 Err(e) => {

@@ -13,7 +13,7 @@ use actix::prelude::*;
 use async_trait::async_trait;
 use fabric_model::objects::Bgp;
 use futures::stream::BoxStream;
-use futures::{FutureExt, StreamExt};
+use futures::StreamExt;
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
@@ -176,6 +176,17 @@ impl Cursor {
 
 /// At most this many watch lines are applied before the intent is rebuilt.
 const BATCH_LINES: usize = 4096;
+/// Watch lines read ahead of the intent builder.
+const QUEUED_LINES: usize = 65_536;
+
+/// The task reading the watch stream ahead; stopped when the link lets go of the stream.
+struct Pump(tokio::task::JoinHandle<()>);
+
+impl Drop for Pump {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
 
 /// The actor.
 pub struct MasterLink {
@@ -260,9 +271,19 @@ async fn follow(host: String, api: Arc<dyn MasterApi>, to: Targets) {
             }
         }
         match api.watch(cursor.revision).await {
-            Ok(mut stream) => {
-                // Every line already received is applied before the intent is rebuilt.
-                'stream: while let Some(first) = stream.next().await {
+            Ok(stream) => {
+                // A pump task reads the stream ahead into a queue: the HTTP body yields one
+                // chunk per poll, so only a queue shows how many lines are already here.
+                let (tx, mut rx) = tokio::sync::mpsc::channel(QUEUED_LINES);
+                let pump = Pump(tokio::spawn(async move {
+                    let mut stream = stream;
+                    while let Some(item) = stream.next().await {
+                        if tx.send(item).await.is_err() {
+                            break;
+                        }
+                    }
+                }));
+                'stream: while let Some(first) = rx.recv().await {
                     let mut lines = Vec::new();
                     let mut broken = None;
                     let mut item = Some(first);
@@ -275,7 +296,7 @@ async fn follow(host: String, api: Arc<dyn MasterApi>, to: Targets) {
                             }
                         }
                         if lines.len() < BATCH_LINES {
-                            item = stream.next().now_or_never().flatten();
+                            item = rx.try_recv().ok();
                         }
                     }
                     let (effects, outcome) = cursor.events(&lines);
@@ -289,6 +310,7 @@ async fn follow(host: String, api: Arc<dyn MasterApi>, to: Targets) {
                         break 'stream;
                     }
                 }
+                drop(pump);
             }
             Err(e) => tracing::warn!(error = %e, "watch failed"),
         }

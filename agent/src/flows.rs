@@ -84,22 +84,23 @@ impl PipelineCompiler {
                 },
             );
         }
-        input.local_endpoints = local.into_values().collect();
+        // Every endpoint of this host, with a port or not yet, is not remote.
+        let on_host: BTreeSet<(&str, std::net::Ipv4Addr)> = host
+            .endpoints
+            .values()
+            .map(|e| (e.tenant.as_str(), e.ip))
+            .collect();
         input.remote_endpoints = intent
             .remote
             .iter()
-            .filter(|(ip, (t, _))| {
-                !host
-                    .endpoints
-                    .values()
-                    .any(|e| e.ip == **ip && &e.tenant == t)
-            })
+            .filter(|(ip, (t, _))| !on_host.contains(&(t.as_str(), **ip)))
             .map(|(ip, (tenant, group))| RemoteEndpoint {
                 ipv4: *ip,
                 tenant: tenant.clone(),
                 group: *group,
             })
             .collect();
+        input.local_endpoints = local.into_values().collect();
         input
     }
 }

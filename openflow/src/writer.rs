@@ -204,6 +204,7 @@ impl FlowWriter {
         &mut self,
         desired: impl IntoIterator<Item = Flow>,
     ) -> Result<SyncStats, WriterError> {
+        let started = std::time::Instant::now();
         let desired = self.check(desired)?;
         if self.installed.is_none() {
             self.refresh().await?;
@@ -214,6 +215,7 @@ impl FlowWriter {
             self.installed = Some(installed);
             return Ok(stats);
         }
+        let planned = started.elapsed();
         let result = match self.atomicity {
             Atomicity::Bundle => self.conn.send_bundle(mods).await,
             Atomicity::BarrierBatch => self.conn.send_batch(mods).await,
@@ -225,6 +227,8 @@ impl FlowWriter {
                     added = stats.added,
                     modified = stats.modified,
                     deleted = stats.deleted,
+                    plan_ms = planned.as_millis() as u64,
+                    switch_ms = (started.elapsed() - planned).as_millis() as u64,
                     "flows synced"
                 );
                 self.installed = Some(desired);
