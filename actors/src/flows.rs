@@ -35,11 +35,12 @@ pub trait Compiler: Send + Sync + 'static {
     fn compile(&self, input: &HostInput) -> Result<BTreeSet<Self::Flow>, String>;
 }
 
-/// Installs a desired flow set, touching only what differs (and only flows it owns).
+/// Installs a desired flow set, touching only what differs (and only flows it owns). It takes
+/// the set, so it can keep it and diff the next one against it.
 #[async_trait]
 pub trait FlowSink<F>: Send + Sync + 'static {
     /// Returns the number of flows added, changed or removed.
-    async fn sync(&self, desired: &BTreeSet<F>) -> Result<usize, String>;
+    async fn sync(&self, desired: BTreeSet<F>) -> Result<usize, String>;
 }
 
 type Waiter = (u64, oneshot::Sender<Result<(), String>>);
@@ -143,8 +144,9 @@ impl<C: Compiler> FlowWriter<C> {
                 .map_err(|e| format!("compile task: {e}"))?
                 .map_err(|e| format!("compile: {e}"))?;
             let compiled = started.elapsed();
-            let changes = sink.sync(&flows).await?;
-            Ok::<_, String>((changes, flows.len(), compiled, started.elapsed() - compiled))
+            let count = flows.len();
+            let changes = sink.sync(flows).await?;
+            Ok::<_, String>((changes, count, compiled, started.elapsed() - compiled))
         };
         ctx.spawn(sync.into_actor(self).map(move |result, act, ctx| {
             let answer = match result {
@@ -381,9 +383,10 @@ mod tests {
     struct Recorder(Mutex<Vec<BTreeSet<String>>>);
     #[async_trait]
     impl FlowSink<String> for Recorder {
-        async fn sync(&self, desired: &BTreeSet<String>) -> Result<usize, String> {
-            self.0.lock().unwrap().push(desired.clone());
-            Ok(desired.len())
+        async fn sync(&self, desired: BTreeSet<String>) -> Result<usize, String> {
+            let n = desired.len();
+            self.0.lock().unwrap().push(desired);
+            Ok(n)
         }
     }
 

@@ -118,42 +118,63 @@ impl Compiler for PipelineCompiler {
 }
 
 /// Installs flow sets through `openflow::FlowWriter` on the bridge's management socket,
-/// connecting on first use and again after a failure.
+/// connecting on first use and again after a failure. It keeps the last set installed and
+/// hands the writer only the difference to the next one.
 pub struct OpenFlowSink {
     target: PathBuf,
-    writer: Mutex<Option<FlowWriter>>,
+    state: Mutex<SinkState>,
+}
+
+#[derive(Default)]
+struct SinkState {
+    writer: Option<FlowWriter>,
+    /// The last desired set the switch took, while the writer knows what is installed.
+    last: Option<BTreeSet<Flow>>,
 }
 
 impl OpenFlowSink {
     pub fn new(target: PathBuf) -> OpenFlowSink {
         OpenFlowSink {
             target,
-            writer: Mutex::new(None),
+            state: Mutex::default(),
         }
     }
 }
 
 #[async_trait]
 impl FlowSink<Flow> for OpenFlowSink {
-    async fn sync(&self, desired: &BTreeSet<Flow>) -> Result<usize, String> {
-        let mut slot = self.writer.lock().await;
-        if slot.is_none() {
+    async fn sync(&self, desired: BTreeSet<Flow>) -> Result<usize, String> {
+        let mut state = self.state.lock().await;
+        if state.writer.is_none() {
             let conn = Connection::connect(&self.target)
                 .await
                 .map_err(|e| format!("openflow {}: {e}", self.target.display()))?;
             let writer = FlowWriter::new(Arc::new(conn), COOKIE, u64::MAX)
                 .await
                 .map_err(|e| format!("flow-writer: {e}"))?;
-            *slot = Some(writer);
+            state.writer = Some(writer);
+            state.last = None;
         }
-        let Some(writer) = slot.as_mut() else {
+        let last = state.last.take();
+        let Some(writer) = state.writer.as_mut() else {
             return Err("no flow-writer".into());
         };
-        match writer.sync(desired.iter().cloned()).await {
-            Ok(stats) => Ok(stats.total()),
+        let result = match &last {
+            Some(last) => {
+                let added = desired.difference(last).cloned();
+                let removed = last.difference(&desired).cloned();
+                writer.apply(added, removed).await
+            }
+            None => writer.sync(desired.iter().cloned()).await,
+        };
+        match result {
+            Ok(stats) => {
+                state.last = Some(desired);
+                Ok(stats.total())
+            }
             Err(e) => {
                 // Reconnect next time; the writer reads the switch again then.
-                *slot = None;
+                state.writer = None;
                 Err(format!("flow sync: {e}"))
             }
         }

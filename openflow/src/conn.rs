@@ -384,23 +384,16 @@ impl Connection {
                 flags,
             })
         };
-        self.expect_ctrl(ctrl(BundleCtrlType::OpenRequest), BundleCtrlType::OpenReply)
-            .await?;
+        // No OPEN_REQUEST: the first BUNDLE_ADD opens the bundle (OpenFlow 1.4 allows an
+        // implicit open and OVS does one), which saves a round trip to a busy switch.
         let sink: ErrorSink = Arc::default();
-        let encoded = self.encode_silent(&mods, &sink, |fm| {
+        let (bytes, xids) = self.encode_silent(&mods, &sink, |fm| {
             Message::BundleAdd(BundleAdd {
                 bundle_id,
                 flags,
                 message: Box::new(Message::FlowMod(fm.clone())),
             })
-        });
-        let (bytes, xids) = match encoded {
-            Ok(x) => x,
-            Err(e) => {
-                self.discard(bundle_id, flags).await;
-                return Err(e);
-            }
-        };
+        })?;
         // Errors found while adding (a match or action the switch refuses) arrive before the
         // barrier's reply; with any of them the bundle is discarded, not committed.
         if let Err(e) = self.fenced(bytes, &xids).await {
