@@ -2,6 +2,7 @@
 //! speaker settings, and the plan to go from the running settings to new ones live.
 
 use fabric_model::objects::Bgp;
+use ipnet::Ipv4Net;
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 
@@ -14,6 +15,10 @@ pub const RESTART_TIME: u16 = 120;
 pub struct BgpSettings {
     pub local_as: u32,
     pub router_ip: Ipv4Addr,
+    /// The router address's subnet (its link to a ToR). A neighbour on it is reached from the
+    /// router address; another one (the second ToR of a dual-homed host) from the host's own
+    /// address on the link towards it, which is also the next hop it gets from us.
+    pub router_net: Ipv4Net,
     pub neighbor_as: u32,
     pub neighbors: BTreeSet<Ipv4Addr>,
 }
@@ -30,17 +35,17 @@ impl BgpSettings {
                 bgp.hostname, bgp.neighbor_as
             )
         })?;
-        let router_ip = bgp
+        let router_net = bgp
             .router_ip()
-            .ok_or_else(|| format!("bgp {}: bad routerip '{}'", bgp.hostname, bgp.routerip))?
-            .addr();
+            .ok_or_else(|| format!("bgp {}: bad routerip '{}'", bgp.hostname, bgp.routerip))?;
         let neighbors: BTreeSet<Ipv4Addr> = bgp.neighbors().into_iter().collect();
         if neighbors.is_empty() {
             return Err(format!("bgp {}: no neighbor", bgp.hostname));
         }
         Ok(BgpSettings {
             local_as,
-            router_ip,
+            router_ip: router_net.addr(),
+            router_net: router_net.trunc(),
             neighbor_as,
             neighbors,
         })
@@ -60,7 +65,10 @@ impl BgpSettings {
 
     pub fn peer_config(&self, neighbor: Ipv4Addr) -> fabric_bgp::PeerConfig {
         let mut peer = fabric_bgp::PeerConfig::new(neighbor.into(), Some(self.neighbor_as));
-        peer.local_address = Some(self.router_ip.into());
+        peer.local_address = self
+            .router_net
+            .contains(&neighbor)
+            .then_some(self.router_ip.into());
         peer.families = vec![fabric_bgp::packet::Afi::Ipv4];
         peer
     }
@@ -72,7 +80,7 @@ pub enum BgpPlan {
     Keep,
     Start(BgpSettings),
     Stop,
-    /// The AS or router address changed: a new speaker.
+    /// The AS or router address (or its subnet) changed: a new speaker.
     Restart(BgpSettings),
     /// Only neighbours changed: add and remove peers on the running speaker.
     Peers {
@@ -87,7 +95,11 @@ pub fn plan(current: Option<&BgpSettings>, new: Option<&BgpSettings>) -> BgpPlan
         (None, Some(n)) => BgpPlan::Start(n.clone()),
         (Some(_), None) => BgpPlan::Stop,
         (Some(c), Some(n)) if c == n => BgpPlan::Keep,
-        (Some(c), Some(n)) if c.local_as != n.local_as || c.router_ip != n.router_ip => {
+        (Some(c), Some(n))
+            if c.local_as != n.local_as
+                || c.router_ip != n.router_ip
+                || c.router_net != n.router_net =>
+        {
             BgpPlan::Restart(n.clone())
         }
         (Some(c), Some(n)) if c.neighbor_as != n.neighbor_as => BgpPlan::Peers {
@@ -125,6 +137,31 @@ mod tests {
         assert_eq!(s.neighbors.len(), 2);
         assert!(BgpSettings::from_model(&bgp("x", "10.254.1.1/31", "10.254.1.0")).is_err());
         assert!(BgpSettings::from_model(&bgp("1", "10.254.1.1", "10.254.1.0")).is_err());
+    }
+
+    #[test]
+    fn a_second_tor_is_reached_from_the_address_on_its_own_link() {
+        let s = BgpSettings::from_model(&bgp("65211", "10.254.1.1/31", "10.254.1.0,10.254.3.0"))
+            .unwrap();
+        assert_eq!(s.router_net, "10.254.1.0/31".parse().unwrap());
+        let first = s.peer_config(Ipv4Addr::new(10, 254, 1, 0));
+        assert_eq!(
+            first.local_address,
+            Some(Ipv4Addr::new(10, 254, 1, 1).into())
+        );
+        assert_eq!(first.peer_as, Some(65101));
+        // Not on the router address's link: the kernel picks the source (and so our next hop).
+        let second = s.peer_config(Ipv4Addr::new(10, 254, 3, 0));
+        assert_eq!(second.local_address, None);
+        assert_eq!(second.peer_as, Some(65101));
+        // A wider subnet changes which neighbours are on it: a new speaker.
+        let wide = BgpSettings::from_model(&bgp("65211", "10.254.1.1/16", "10.254.1.0,10.254.3.0"))
+            .unwrap();
+        assert_eq!(
+            wide.peer_config(Ipv4Addr::new(10, 254, 3, 0)).local_address,
+            Some(Ipv4Addr::new(10, 254, 1, 1).into())
+        );
+        assert_eq!(plan(Some(&s), Some(&wide)), BgpPlan::Restart(wide.clone()));
     }
 
     #[test]

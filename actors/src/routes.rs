@@ -71,18 +71,7 @@ impl RouteTable {
         &self,
         installed: &BTreeMap<Ipv4Net, KernelRoute>,
     ) -> (Vec<(Ipv4Net, KernelRoute)>, Vec<(Ipv4Net, KernelRoute)>) {
-        let desired = self.desired();
-        let replace = desired
-            .iter()
-            .filter(|(p, r)| installed.get(p) != Some(r))
-            .map(|(p, r)| (*p, r.clone()))
-            .collect();
-        let delete = installed
-            .iter()
-            .filter(|(p, _)| !desired.contains_key(p))
-            .map(|(p, r)| (*p, r.clone()))
-            .collect();
-        (replace, delete)
+        route_changes(&self.desired(), installed)
     }
 
     /// Keeps the learned routes found in the kernel, marked stale.
@@ -133,6 +122,61 @@ impl RouteTable {
                 self.learned.insert(prefix, (hops, false));
             }
         }
+    }
+}
+
+/// (routes to add or replace, routes to delete) to turn `installed` into `desired`.
+#[allow(clippy::type_complexity)]
+pub fn route_changes(
+    desired: &BTreeMap<Ipv4Net, KernelRoute>,
+    installed: &BTreeMap<Ipv4Net, KernelRoute>,
+) -> (Vec<(Ipv4Net, KernelRoute)>, Vec<(Ipv4Net, KernelRoute)>) {
+    let replace = desired
+        .iter()
+        .filter(|(p, r)| installed.get(p) != Some(r))
+        .map(|(p, r)| (*p, r.clone()))
+        .collect();
+    let delete = installed
+        .iter()
+        .filter(|(p, _)| !desired.contains_key(p))
+        .map(|(p, r)| (*p, r.clone()))
+        .collect();
+    (replace, delete)
+}
+
+/// Makes our routes in the kernel equal to `desired`; the number of changes. A route the
+/// kernel refuses does not hold up the others (a multipath route with a next hop behind an
+/// uplink that is administratively down is refused, "Nexthop has invalid gateway", until BGP
+/// drops that session); every refusal is reported.
+pub async fn sync_kernel(
+    kernel: &dyn Kernel,
+    desired: &BTreeMap<Ipv4Net, KernelRoute>,
+) -> Result<usize, String> {
+    let installed = kernel.list().await?;
+    let (replace, delete) = route_changes(desired, &installed);
+    let mut done = 0;
+    let mut errors = Vec::new();
+    for (p, r) in &replace {
+        match kernel.replace(*p, r).await {
+            Ok(()) => done += 1,
+            Err(e) => errors.push(e),
+        }
+    }
+    for (p, r) in &delete {
+        match kernel.delete(*p, r).await {
+            Ok(()) => done += 1,
+            Err(e) => errors.push(e),
+        }
+    }
+    if errors.is_empty() {
+        Ok(done)
+    } else {
+        Err(format!(
+            "{} of {} route changes failed: {}",
+            errors.len(),
+            replace.len() + delete.len(),
+            errors.join("; ")
+        ))
     }
 }
 
@@ -311,28 +355,12 @@ impl RouteActor {
         let kernel = self.kernel.clone();
         let table_now = self.table.desired();
         ctx.wait(
-            async move {
-                let installed = kernel.list().await?;
-                let mut changes = 0;
-                for (p, r) in &table_now {
-                    if installed.get(p) != Some(r) {
-                        kernel.replace(*p, r).await?;
-                        changes += 1;
-                    }
-                }
-                for (p, r) in &installed {
-                    if !table_now.contains_key(p) {
-                        kernel.delete(*p, r).await?;
-                        changes += 1;
-                    }
-                }
-                Ok::<usize, String>(changes)
-            }
-            .into_actor(self)
-            .map(|result, _, _| match result {
-                Ok(n) => tracing::debug!(changes = n, "kernel routes reconciled"),
-                Err(e) => tracing::error!(error = %e, "kernel route reconcile failed"),
-            }),
+            async move { sync_kernel(kernel.as_ref(), &table_now).await }
+                .into_actor(self)
+                .map(|result, _, _| match result {
+                    Ok(n) => tracing::debug!(changes = n, "kernel routes reconciled"),
+                    Err(e) => tracing::error!(error = %e, "kernel route reconcile failed"),
+                }),
         );
     }
 }
@@ -575,6 +603,69 @@ mod tests {
         installed.remove(&net("10.1.2.9/32"));
         installed.insert(replace[0].0, replace[0].1.clone());
         assert_eq!(t.diff(&installed), (vec![], vec![]));
+    }
+
+    /// A kernel that refuses routes through one next hop (as Linux refuses a next hop whose
+    /// interface is down).
+    struct FakeKernel {
+        routes: std::sync::Mutex<BTreeMap<Ipv4Net, KernelRoute>>,
+        unreachable: Ipv4Addr,
+    }
+
+    #[async_trait]
+    impl Kernel for FakeKernel {
+        async fn list(&self) -> Result<BTreeMap<Ipv4Net, KernelRoute>, String> {
+            Ok(self.routes.lock().unwrap().clone())
+        }
+        async fn replace(&self, prefix: Ipv4Net, route: &KernelRoute) -> Result<(), String> {
+            if matches!(route, KernelRoute::Via(hops) if hops.contains(&self.unreachable)) {
+                return Err(format!("route {prefix}: Nexthop has invalid gateway"));
+            }
+            self.routes.lock().unwrap().insert(prefix, route.clone());
+            Ok(())
+        }
+        async fn delete(&self, prefix: Ipv4Net, _: &KernelRoute) -> Result<(), String> {
+            self.routes.lock().unwrap().remove(&prefix);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_route_the_kernel_refuses_does_not_hold_up_the_others() {
+        let tor1: Ipv4Addr = "10.254.1.0".parse().unwrap();
+        let tor2: Ipv4Addr = "10.254.3.0".parse().unwrap();
+        let kernel = FakeKernel {
+            routes: std::sync::Mutex::new(
+                [(net("10.1.2.99/32"), KernelRoute::Local)]
+                    .into_iter()
+                    .collect(),
+            ),
+            unreachable: tor2,
+        };
+        let mut t = RouteTable::default();
+        t.local.insert("10.1.2.5".parse().unwrap());
+        t.learn(&[
+            change("10.1.2.7/32", &[Some("10.254.1.0"), Some("10.254.3.0")]),
+            change("10.1.2.8/32", &[Some("10.254.1.0")]),
+        ]);
+        let desired = t.desired();
+        let result = actix::System::new().block_on(sync_kernel(&kernel, &desired));
+        let err = result.unwrap_err();
+        assert!(err.starts_with("1 of 4 route changes failed"), "{err}");
+        assert!(err.contains("10.1.2.7/32"), "{err}");
+        // Everything else went in, and the route no longer wanted went out.
+        let now = kernel.routes.lock().unwrap().clone();
+        assert_eq!(
+            now.keys().copied().collect::<Vec<_>>(),
+            vec![net("10.1.2.5/32"), net("10.1.2.8/32")]
+        );
+        assert_eq!(now[&net("10.1.2.8/32")], KernelRoute::Via([tor1].into()));
+        // Once BGP drops the path through the dead uplink, the route goes in with the other.
+        t.learn(&[change("10.1.2.7/32", &[Some("10.254.1.0")])]);
+        let desired = t.desired();
+        let result = actix::System::new().block_on(sync_kernel(&kernel, &desired));
+        assert_eq!(result, Ok(1));
+        assert_eq!(kernel.routes.lock().unwrap().clone(), desired);
     }
 
     #[test]

@@ -84,8 +84,12 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(args: Args, host: String) -> anyhow::Result<()> {
-    if let Err(e) = std::fs::write("/proc/sys/net/ipv4/ip_forward", "1") {
-        tracing::warn!(error = %e, "cannot enable IPv4 forwarding");
+    // Forwarding; and a next hop whose uplink has lost its link is skipped at once (ECMP over
+    // two ToRs: traffic moves to the other uplink before BGP notices, within the hold time).
+    for sysctl in ["ip_forward", "conf/all/ignore_routes_with_linkdown"] {
+        if let Err(e) = std::fs::write(format!("/proc/sys/net/ipv4/{sysctl}"), "1") {
+            tracing::warn!(error = %e, "cannot set net.ipv4.{sysctl}");
+        }
     }
     let ovs = Ovsdb::new(args.ovs_rundir.join("db.sock"), &args.bridge);
     let gw_port = ovs

@@ -259,9 +259,20 @@ fn topologies_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("topologies")
 }
 
+/// A shipped topology and its nodes' kinds by name.
+fn shipped_kinds(file: &str) -> (Topology, BTreeMap<String, Kind>) {
+    let t = Topology::load(&topologies_dir().join(file)).unwrap();
+    let kinds = t.nodes.iter().map(|n| (n.name.clone(), n.kind)).collect();
+    (t, kinds)
+}
+
 #[test]
 fn shipped_topologies_load_and_stay_portable() {
-    for file in ["two-rack.clab.yml", "bgp-only.clab.yml"] {
+    for file in [
+        "two-rack.clab.yml",
+        "bgp-only.clab.yml",
+        "dual-homed.clab.yml",
+    ] {
         let t = Topology::load(&topologies_dir().join(file)).unwrap();
         for node in &t.nodes {
             // containerlab only knows `linux`; our kinds travel in the lab.kind label.
@@ -273,12 +284,7 @@ fn shipped_topologies_load_and_stay_portable() {
             );
         }
     }
-    let two = Topology::load(&topologies_dir().join("two-rack.clab.yml")).unwrap();
-    let kinds: BTreeMap<&str, Kind> = two
-        .nodes
-        .iter()
-        .map(|n| (n.name.as_str(), n.kind))
-        .collect();
+    let (two, kinds) = shipped_kinds("two-rack.clab.yml");
     assert_eq!(kinds["tor1"], Kind::Bird);
     assert_eq!(kinds["tor2"], Kind::Frr);
     assert_eq!(kinds["master1"], Kind::Netmaster);
@@ -289,6 +295,22 @@ fn shipped_topologies_load_and_stay_portable() {
             .count(),
         4
     );
+    // dual-homed: host1 has a link to each ToR of rack 1 (BIRD and FRR).
+    let (dual, kinds) = shipped_kinds("dual-homed.clab.yml");
+    assert_eq!(kinds["tor1"], Kind::Bird);
+    assert_eq!(kinds["tor2"], Kind::Frr);
+    assert_eq!(kinds["tor3"], Kind::Bird);
+    assert_eq!(kinds["host1"], Kind::Netplugin);
+    let mut uplinks: Vec<String> = dual
+        .links
+        .iter()
+        .filter_map(|l| match (l.a.node.as_str(), l.b.node.as_str()) {
+            ("host1", other) | (other, "host1") => Some(other.to_string()),
+            _ => None,
+        })
+        .collect();
+    uplinks.sort();
+    assert_eq!(uplinks, ["tor1", "tor2"]);
 }
 
 #[test]

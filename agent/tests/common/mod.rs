@@ -1,7 +1,8 @@
-//! Harness of the agent's end-to-end tests: lab's two-rack fabric with the real netmaster,
-//! netplugin (four agents), OVS, BIRD (tor1) and FRR (tor2), plus containers; the CNI plugin
-//! invoked exactly as a runtime does; readers for the ToRs' RIBs and the hosts' state. Every
-//! lab, namespace and process is removed by Drop guards, also when a test fails.
+//! Harness of the agent's end-to-end tests: lab's two-rack fabric (or another shipped
+//! topology, see [`Layout`]) with the real netmaster, netplugin agents, OVS, BIRD and FRR ToRs,
+//! plus containers; the CNI plugin invoked exactly as a runtime does; readers for the ToRs'
+//! RIBs and the hosts' state. Every lab, namespace and process is removed by Drop guards, also
+//! when a test fails.
 
 #![allow(dead_code)]
 
@@ -21,6 +22,59 @@ pub const HOSTS: [(&str, &str, u32, &str, u32); 4] = [
     ("host4", "10.254.2.3", 65214, "10.254.2.2", 65102),
 ];
 pub const MASTER_URL: &str = "http://172.20.20.10:9999";
+
+/// A shipped topology the harness deploys: its file under lab/topologies, the `name:` in it,
+/// every agent's `netctl bgp create` arguments after the host name, and its routers (every
+/// BGP session of theirs must be up before a test starts).
+pub struct Layout {
+    pub file: &'static str,
+    pub name: &'static str,
+    pub bgp: &'static [(&'static str, &'static str)],
+    pub bird: &'static [&'static str],
+    pub frr: &'static [&'static str],
+}
+
+/// two-rack: tor1 (BIRD) over host1/host2, tor2 (FRR) over host3/host4 (as [`HOSTS`]).
+pub const TWO_RACK: Layout = Layout {
+    file: "two-rack.clab.yml",
+    name: "two-rack",
+    bgp: &[
+        (
+            "host1",
+            "--router-ip 10.254.1.1/31 --as 65211 --neighbor-as 65101 --neighbor 10.254.1.0",
+        ),
+        (
+            "host2",
+            "--router-ip 10.254.1.3/31 --as 65212 --neighbor-as 65101 --neighbor 10.254.1.2",
+        ),
+        (
+            "host3",
+            "--router-ip 10.254.2.1/31 --as 65213 --neighbor-as 65102 --neighbor 10.254.2.0",
+        ),
+        (
+            "host4",
+            "--router-ip 10.254.2.3/31 --as 65214 --neighbor-as 65102 --neighbor 10.254.2.2",
+        ),
+    ],
+    bird: &["tor1"],
+    frr: &["tor2"],
+};
+
+/// dual-homed: host1 under both tor1 (BIRD) and tor2 (FRR), rack 1's ToR pair (one AS);
+/// host2 under tor3 (BIRD) in rack 2.
+pub const DUAL_HOMED: Layout = Layout {
+    file: "dual-homed.clab.yml",
+    name: "dual-homed",
+    bgp: &[
+        (
+            "host1",
+            "--router-ip 10.254.1.1/31 --as 65211 --neighbor-as 65101 --neighbor 10.254.1.0,10.254.3.0",
+        ),
+        ("host2", "--router-ip 10.254.2.1/31 --as 65212 --neighbor-as 65103 --neighbor 10.254.2.0"),
+    ],
+    bird: &["tor1", "tor3"],
+    frr: &["tor2"],
+};
 pub const SUBNET: &str = "10.1.2.0/24";
 pub const IFNAME: &str = "eth1";
 
@@ -110,19 +164,27 @@ pub struct CniOutput {
     pub raw: String,
 }
 
-/// The two-rack fabric under a unique lab name, destroyed on drop.
+/// A fabric (two-rack unless deployed with [`Fabric::up_on`]) under a unique lab name,
+/// destroyed on drop.
 pub struct Fabric {
     pub name: String,
     pub file: PathBuf,
     _dir: tempfile::TempDir,
     /// Namespaces the test created itself (removed on drop).
     extra_netns: std::sync::Mutex<Vec<String>>,
+    bird: &'static [&'static str],
+    frr: &'static [&'static str],
 }
 
 impl Fabric {
     /// Deploys two-rack plus `extra_nodes` (YAML node entries, indented for `nodes:`), creates
     /// the network `default-net` and every host's Bgp object, and waits for the eBGP sessions.
     pub fn up(tag: &str, extra_nodes: &str) -> Fabric {
+        Fabric::up_on(&TWO_RACK, tag, extra_nodes)
+    }
+
+    /// [`Fabric::up`] on another shipped topology.
+    pub fn up_on(layout: &Layout, tag: &str, extra_nodes: &str) -> Fabric {
         require_root_and_tools();
         let dir = tempfile::tempdir().expect("tempdir");
         let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../lab/topologies");
@@ -135,21 +197,23 @@ impl Fabric {
             .unwrap_or(false);
         assert!(ok, "cannot copy the topologies");
         let name = format!("a{}{tag}", std::process::id());
-        let file = dir.path().join("two-rack.clab.yml");
-        let topo = std::fs::read_to_string(&file).expect("two-rack topology");
+        let file = dir.path().join(layout.file);
+        let topo = std::fs::read_to_string(&file).expect("topology file");
         // The master's exec lines create the network and every host's Bgp object before the
         // agents and containers start, so lab can attach labelled containers at deploy time.
         let netctl = format!("{} --netmaster {MASTER_URL}", bin("netctl").display());
         let mut exec = format!(
             "      exec:\n        - {netctl} net create --subnet {SUBNET} --gateway 10.1.2.1 default-net\n"
         );
-        for (host, ip, asn, tor, tor_as) in HOSTS {
-            exec.push_str(&format!(
-                "        - {netctl} bgp create {host} --router-ip {ip}/31 --as {asn} --neighbor-as {tor_as} --neighbor {tor}\n"
-            ));
+        for (host, args) in layout.bgp {
+            exec.push_str(&format!("        - {netctl} bgp create {host} {args}\n"));
         }
         let topo = topo
-            .replacen("name: two-rack\n", &format!("name: {name}\n"), 1)
+            .replacen(
+                &format!("name: {}\n", layout.name),
+                &format!("name: {name}\n"),
+                1,
+            )
             .replacen(
                 "        lab.kind: netmaster\n",
                 &format!("        lab.kind: netmaster\n{exec}"),
@@ -162,6 +226,8 @@ impl Fabric {
             file,
             _dir: dir,
             extra_netns: Default::default(),
+            bird: layout.bird,
+            frr: layout.frr,
         };
         let out = fabric.lab(&["deploy", "-t", &fabric.file_str(), "--reconfigure"]);
         assert!(out.status.success(), "deploy failed: {}", text(&out));
@@ -230,43 +296,76 @@ impl Fabric {
             .unwrap_or_default()
     }
 
+    /// Waits until every BGP session of every router is established.
     fn wait_sessions(&self) {
+        let mut down = Vec::new();
         let ok = poll(Duration::from_secs(40), || {
-            let (_, bird) = self.exec(
-                "tor1",
-                &["birdc", "-s", &self.bird_ctl(), "show", "protocols"],
-            );
-            let up1 = ["host1", "host2"].iter().all(|h| {
-                bird.lines()
-                    .any(|l| l.starts_with(h) && l.contains("Established"))
-            });
-            let frr = self.vtysh("show bgp ipv4 unicast summary json");
-            let peers = &frr["peers"];
-            let up2 = ["10.254.2.1", "10.254.2.3"]
-                .iter()
-                .all(|p| peers[p]["state"] == "Established");
-            (up1 && up2).then_some(())
+            down.clear();
+            for node in self.bird {
+                let out = self.birdc(node, &["show", "protocols"]);
+                let bgp: Vec<&str> = out
+                    .lines()
+                    .filter(|l| l.split_whitespace().nth(1) == Some("BGP"))
+                    .collect();
+                if bgp.is_empty() {
+                    down.push(format!("{node}: no BGP protocol listed"));
+                }
+                for line in bgp.iter().filter(|l| !l.contains("Established")) {
+                    down.push(format!("{node}: {}", line.trim()));
+                }
+            }
+            for node in self.frr {
+                let summary = self.vtysh_on(node, "show bgp ipv4 unicast summary json");
+                let peers = summary["peers"].as_object().cloned().unwrap_or_default();
+                if peers.is_empty() {
+                    down.push(format!("{node}: no BGP peer listed"));
+                }
+                for (peer, state) in peers {
+                    if state["state"] != "Established" {
+                        down.push(format!("{node}: {peer} {}", state["state"]));
+                    }
+                }
+            }
+            down.is_empty().then_some(())
         });
         assert!(
             ok.is_some(),
-            "the agents' BGP sessions to the ToRs did not come up in 40 s"
+            "the BGP sessions (agents to ToRs, ToR to ToR) did not all come up in 40 s: {down:#?}"
         );
     }
 
-    fn bird_ctl(&self) -> String {
-        self.run_dir("tor1").join("bird.ctl").display().to_string()
+    fn bird_ctl_of(&self, node: &str) -> String {
+        self.run_dir(node).join("bird.ctl").display().to_string()
+    }
+
+    /// A birdc command on a BIRD node (needs only its control socket, not the namespace).
+    pub fn birdc(&self, node: &str, args: &[&str]) -> String {
+        sh(Command::new("birdc")
+            .args(["-s", &self.bird_ctl_of(node)])
+            .args(args))
+        .1
     }
 
     pub fn vtysh(&self, cmd: &str) -> Value {
-        let instance = self.netns("tor2");
-        let (_, out) = self.exec("tor2", &["vtysh", "-N", &instance, "-c", cmd]);
+        self.vtysh_on("tor2", cmd)
+    }
+
+    /// A vtysh command on an FRR node, its JSON answer (Null when it is not JSON).
+    pub fn vtysh_on(&self, node: &str, cmd: &str) -> Value {
+        let instance = self.netns(node);
+        let (_, out) = self.exec(node, &["vtysh", "-N", &instance, "-c", cmd]);
         serde_json::from_str(&out).unwrap_or(Value::Null)
     }
 
     /// tor1's (BIRD) routes for /32s in the container subnet: prefix → next hops.
     pub fn tor1_routes(&self) -> BTreeMap<String, Vec<String>> {
-        // birdc needs only BIRD's control socket, not the namespace.
-        let (_, out) = sh(Command::new("birdc").args(["-s", &self.bird_ctl(), "show", "route"]));
+        self.bird_routes("tor1")
+    }
+
+    /// A BIRD node's routes for /32s in the container subnet: prefix → next hops (of every
+    /// path, best first).
+    pub fn bird_routes(&self, node: &str) -> BTreeMap<String, Vec<String>> {
+        let out = self.birdc(node, &["show", "route"]);
         let mut routes = BTreeMap::new();
         let mut current: Option<String> = None;
         for line in out.lines() {
@@ -287,7 +386,12 @@ impl Fabric {
 
     /// tor2's (FRR) best routes for container /32s: prefix → next hops.
     pub fn tor2_routes(&self) -> BTreeMap<String, Vec<String>> {
-        let rib = self.vtysh("show bgp ipv4 unicast json");
+        self.frr_routes("tor2")
+    }
+
+    /// An FRR node's best (and multipath) routes for container /32s: prefix → next hops.
+    pub fn frr_routes(&self, node: &str) -> BTreeMap<String, Vec<String>> {
+        let rib = self.vtysh_on(node, "show bgp ipv4 unicast json");
         let mut routes = BTreeMap::new();
         if let Some(map) = rib["routes"].as_object() {
             for (prefix, paths) in map {
