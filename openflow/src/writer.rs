@@ -292,9 +292,10 @@ impl FlowWriter {
             return Ok(stats);
         }
         let planned = started.elapsed();
+        // One FLOW_MOD is atomic by itself: a bundle would only add a round trip.
         let result = match self.atomicity {
-            Atomicity::Bundle => self.conn.send_bundle(mods).await,
-            Atomicity::BarrierBatch => self.conn.send_batch(mods).await,
+            Atomicity::Bundle if mods.len() > 1 => self.conn.send_bundle(mods).await,
+            Atomicity::Bundle | Atomicity::BarrierBatch => self.conn.send_batch(mods).await,
         };
         match result {
             Ok(()) => {
