@@ -1,7 +1,8 @@
 //! Stateless restart: `kill -9` of an agent while a container on it is pinged from the other
 //! rack every 10 ms loses only a handful of probes (OVS keeps forwarding, the kernel keeps its
-//! routes, the ToRs keep ours through BGP graceful restart); after the restart the flows and
-//! routes are exactly what they were, and the agent still knows its containers.
+//! routes, the ToRs keep ours through BGP graceful restart, checked while the agent is away);
+//! after the restart the flows and routes are exactly what they were, and the agent still
+//! knows its containers.
 
 mod common;
 
@@ -43,7 +44,25 @@ fn kill_9_of_an_agent_keeps_traffic_and_restores_exactly() {
         .spawn()
         .expect("ping");
     std::thread::sleep(Duration::from_secs(2));
-    let (_restarted, log) = f.kill_and_restart_agent("host1", "netplugin-restarted.log");
+    let argv = f.kill_agent("host1");
+    // While the agent is away: tor1 has lost the session (the kernel closed its socket) and
+    // keeps app1's /32 as stale under graceful restart, and tor2 still has it through tor1.
+    let session_down = poll(Duration::from_secs(5), || {
+        let state = f.birdc("tor1", &["show", "protocols", "host1"]);
+        (!state.contains("Established")).then_some(state)
+    });
+    let held = (
+        f.tor1_routes().contains_key(&format!("{ip1}/32")),
+        f.tor2_routes().contains_key(&format!("{ip1}/32")),
+    );
+    let (_restarted, log) = f.start_agent("host1", &argv, "netplugin-restarted.log");
+    let session_down =
+        session_down.expect("tor1 still shows host1's session Established 5 s after kill -9");
+    assert_eq!(
+        held,
+        (true, true),
+        "graceful restart: app1's /32 in (tor1, tor2) while the agent was away; tor1's session: {session_down}"
+    );
     let out = pinger.wait_with_output().expect("ping");
     let summary = String::from_utf8_lossy(&out.stdout).into_owned();
     let received: u32 = summary

@@ -550,18 +550,34 @@ impl Fabric {
     /// `kill -9` of a host's agent, then the same command line started again in the host's
     /// namespace, logging to `<run dir>/<log_name>`. The restarted agent dies with the test.
     pub fn kill_and_restart_agent(&self, host: &str, log_name: &str) -> (KillOnDrop, PathBuf) {
+        let argv = self.kill_agent(host);
+        std::thread::sleep(Duration::from_millis(300));
+        self.start_agent(host, &argv, log_name)
+    }
+
+    /// `kill -9` of the host's agent; returns its command line for [`Self::start_agent`].
+    pub fn kill_agent(&self, host: &str) -> Vec<String> {
         let (pid, argv) = self
             .agent(host)
             .unwrap_or_else(|| panic!("no netplugin runs on {host}"));
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL)
             .expect("kill -9 the agent");
-        std::thread::sleep(Duration::from_millis(300));
+        argv
+    }
+
+    /// Starts an agent on `host` with `argv`, logging to `log_name` in the host's run dir.
+    pub fn start_agent(
+        &self,
+        host: &str,
+        argv: &[String],
+        log_name: &str,
+    ) -> (KillOnDrop, PathBuf) {
         let log = self.run_dir(host).join(log_name);
         let log_file = std::fs::File::create(&log).expect("agent log");
         let err_file = log_file.try_clone().expect("agent log");
         let restarted = Command::new("ip")
             .args(["netns", "exec", &self.netns(host)])
-            .args(&argv)
+            .args(argv)
             .stdin(Stdio::null())
             .stdout(log_file)
             .stderr(err_file)
