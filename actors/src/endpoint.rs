@@ -95,10 +95,11 @@ pub trait AttachOps: Send + Sync + 'static {
     /// veth pair, container end moved into the netns with address, MTU, MAC, default route.
     async fn wire(&self, ep: &Endpoint) -> Result<(), StepError>;
     async fn unwire(&self, ep: &Endpoint) -> Result<(), StepError>;
-    /// Adds the host end to the bridge; returns its OpenFlow port number.
+    /// Adds the host end to the bridge; returns its OpenFlow port number (possibly before the
+    /// switch has finished adding the port: `add_flows` then confirms it).
     async fn add_port(&self, ep: &Endpoint) -> Result<u32, StepError>;
     async fn del_port(&self, ep: &Endpoint) -> Result<(), StepError>;
-    /// Returns once the endpoint's flows are installed.
+    /// Returns once the endpoint's flows are installed and its port is in the switch.
     async fn add_flows(&self, ep: &Endpoint) -> Result<(), StepError>;
     async fn del_flows(&self, ep: &Endpoint) -> Result<(), StepError>;
     /// Kernel route and BGP announcement.

@@ -249,8 +249,10 @@ impl AttachOps for AgentOps {
             ("contiv-network".to_string(), ep.network.clone()),
             ("attached-mac".to_string(), mac_string(&ep.mac)),
         ]);
+        // The number is ours as soon as OVSDB commits; ovs-vswitchd adds the port while the
+        // flows go in, and `add_flows` confirms the number.
         self.ovs
-            .add_port(&ep.host_if, "", &ids)
+            .insert_port(&ep.host_if, "", &ids)
             .await
             .map_err(dataplane)
     }
@@ -260,11 +262,22 @@ impl AttachOps for AgentOps {
     }
 
     async fn add_flows(&self, ep: &Endpoint) -> Result<(), StepError> {
-        self.flows
-            .send(Upsert(ep.clone()))
-            .await
-            .map_err(mailbox)?
-            .map_err(dataplane)
+        let flows = async {
+            self.flows
+                .send(Upsert(ep.clone()))
+                .await
+                .map_err(mailbox)?
+                .map_err(dataplane)
+        };
+        let port = async {
+            self.ovs
+                .confirm(&ep.host_if, ep.ofport)
+                .await
+                .map_err(dataplane)
+        };
+        let (flows, port) = futures::join!(flows, port);
+        port?;
+        flows
     }
 
     async fn del_flows(&self, ep: &Endpoint) -> Result<(), StepError> {

@@ -4,6 +4,9 @@
 //! concurrent attaches run in parallel; ports added at the same time share one transaction.
 
 use serde_json::{json, Value};
+mod port_numbers;
+
+use port_numbers::PortNumbers;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -46,6 +49,7 @@ pub struct Ovsdb {
     socket: PathBuf,
     bridge: String,
     batch: Arc<Mutex<Batch>>,
+    numbers: Arc<Mutex<PortNumbers>>,
 }
 
 /// A port waiting to be added.
@@ -54,6 +58,7 @@ struct PendingPort {
     name: String,
     kind: String,
     external_ids: Value,
+    ofport_request: u32,
     done: oneshot::Sender<Result<(), String>>,
 }
 
@@ -88,6 +93,7 @@ impl Ovsdb {
             socket,
             bridge: bridge.to_string(),
             batch: Arc::default(),
+            numbers: Arc::default(),
         }
     }
 
@@ -164,30 +170,107 @@ impl Ovsdb {
         kind: &str,
         external_ids: &BTreeMap<String, String>,
     ) -> Result<u32, OvsdbError> {
-        if self.select_interface(name).await?.is_none() {
-            let (done, added) = oneshot::channel();
-            let lead = {
-                let mut batch = self
-                    .batch
-                    .lock()
-                    .map_err(|_| OvsdbError::Protocol("batch lock".into()))?;
-                batch.pending.push(PendingPort {
-                    name: name.to_string(),
-                    kind: kind.to_string(),
-                    external_ids: map(external_ids),
-                    done,
-                });
-                !std::mem::replace(&mut batch.draining, true)
-            };
-            if lead {
-                self.drain().await;
-            }
-            added
-                .await
-                .map_err(|_| OvsdbError::Port(name.into(), "the batch was dropped".into()))?
-                .map_err(|e| OvsdbError::Port(name.into(), e))?;
+        let n = self.insert_port(name, kind, external_ids).await?;
+        self.confirm(name, n).await
+    }
+
+    /// Adds port `name` as [`add_port`](Self::add_port) does, asking OVS for a number of our
+    /// choosing, and returns that number as soon as the transaction commits, before
+    /// ovs-vswitchd has added the port; [`confirm`](Self::confirm) waits for that. A port that
+    /// exists already gives its assigned number.
+    pub async fn insert_port(
+        &self,
+        name: &str,
+        kind: &str,
+        external_ids: &BTreeMap<String, String>,
+    ) -> Result<u32, OvsdbError> {
+        if self.select_interface(name).await?.is_some() {
+            return self.ofport(name).await;
         }
-        self.ofport(name).await
+        let ofport_request = self.reserve(name).await?;
+        let (done, added) = oneshot::channel();
+        let lead = {
+            let mut batch = self
+                .batch
+                .lock()
+                .map_err(|_| OvsdbError::Protocol("batch lock".into()))?;
+            batch.pending.push(PendingPort {
+                name: name.to_string(),
+                kind: kind.to_string(),
+                external_ids: map(external_ids),
+                ofport_request,
+                done,
+            });
+            !std::mem::replace(&mut batch.draining, true)
+        };
+        if lead {
+            self.drain().await;
+        }
+        let added = added
+            .await
+            .map_err(|_| OvsdbError::Port(name.into(), "the batch was dropped".into()))
+            .and_then(|r| r.map_err(|e| OvsdbError::Port(name.into(), e)));
+        if added.is_err() {
+            self.release(name);
+        }
+        added.map(|()| ofport_request)
+    }
+
+    /// Waits until ovs-vswitchd has added port `name` with number `expected`.
+    pub async fn confirm(&self, name: &str, expected: u32) -> Result<u32, OvsdbError> {
+        let got = self.ofport(name).await?;
+        if got != expected {
+            return Err(OvsdbError::Port(
+                name.into(),
+                format!("ovs-vswitchd gave it port {got}, not the {expected} requested"),
+            ));
+        }
+        Ok(got)
+    }
+
+    /// A free OpenFlow port number for `name` (every number OVS has is read once first).
+    async fn reserve(&self, name: &str) -> Result<u32, OvsdbError> {
+        let loaded = self.lock_numbers()?.loaded();
+        if !loaded {
+            let results = self
+                .transact(vec![
+                    json!({"op": "select", "table": "Interface", "where": [],
+                    "columns": ["name", "ofport", "ofport_request"]}),
+                ])
+                .await?;
+            let rows: Vec<(String, Vec<u32>)> = results
+                .first()
+                .and_then(|r| r["rows"].as_array())
+                .into_iter()
+                .flatten()
+                .map(|row| {
+                    let name = row["name"].as_str().unwrap_or_default().to_string();
+                    let numbers = [&row["ofport"], &row["ofport_request"]]
+                        .into_iter()
+                        .filter_map(|v| v.as_i64())
+                        .filter_map(|n| u32::try_from(n).ok())
+                        .filter(|n| *n > 0)
+                        .collect();
+                    (name, numbers)
+                })
+                .collect();
+            self.lock_numbers()?.load(rows);
+        }
+        self.lock_numbers()?
+            .take(name)
+            .ok_or_else(|| OvsdbError::Port(name.into(), "no free OpenFlow port number".into()))
+    }
+
+    fn release(&self, name: &str) {
+        if let Ok(mut numbers) = self.numbers.lock() {
+            numbers.free(name);
+        }
+    }
+
+    fn lock_numbers(&self) -> Result<std::sync::MutexGuard<'_, PortNumbers>, OvsdbError> {
+        self.numbers
+            .lock()
+            .map_err(|_| OvsdbError::Protocol("port number lock".into()))
     }
 
     /// Transacts pending ports until there are none (only one caller drains at a time).
@@ -208,7 +291,8 @@ impl Ovsdb {
             for (i, p) in ports.iter().enumerate() {
                 ops.push(
                     json!({"op": "insert", "table": "Interface", "uuid-name": format!("i{i}"),
-                    "row": {"name": p.name, "type": p.kind, "external_ids": p.external_ids}}),
+                    "row": {"name": p.name, "type": p.kind, "external_ids": p.external_ids,
+                            "ofport_request": p.ofport_request}}),
                 );
                 ops.push(json!({"op": "insert", "table": "Port", "uuid-name": format!("p{i}"),
                     "row": {"name": p.name, "interfaces": ["named-uuid", format!("i{i}")], "external_ids": p.external_ids}}));
@@ -252,7 +336,8 @@ impl Ovsdb {
         }
         self.transact(vec![
             json!({"op": "insert", "table": "Interface", "uuid-name": "iface",
-                   "row": {"name": p.name, "type": p.kind, "external_ids": p.external_ids}}),
+                   "row": {"name": p.name, "type": p.kind, "external_ids": p.external_ids,
+                           "ofport_request": p.ofport_request}}),
             json!({"op": "insert", "table": "Port", "uuid-name": "port",
                    "row": {"name": p.name, "interfaces": ["named-uuid", "iface"], "external_ids": p.external_ids}}),
             json!({"op": "mutate", "table": "Bridge", "where": [["name", "==", self.bridge]],
@@ -315,12 +400,14 @@ impl Ovsdb {
             .map(|row| row["_uuid"].clone())
             .collect();
         if uuids.is_empty() {
+            self.release(name);
             return Ok(());
         }
         self.transact(vec![json!({"op": "mutate", "table": "Bridge",
             "where": [["name", "==", self.bridge]],
             "mutations": [["ports", "delete", ["set", uuids]]]})])
             .await?;
+        self.release(name);
         Ok(())
     }
 
