@@ -1,11 +1,12 @@
 //! The endpoint actor: attach and detach containers as a sequence of undoable steps.
 //!
-//! [`Saga`] holds the logic: attach runs allocate, then wire (veth, netns, address, routes),
-//! then OVS port → flows alongside the route (kernel + BGP), while the endpoint is recorded in
-//! the master alongside all of it; a failing step undoes the steps already attempted, itself included,
-//! newest first (the record first), so nothing is left behind. Detach runs every undo, tolerating what is
-//! already gone. The steps themselves are an [`AttachOps`] implementation (the agent's
-//! drivers), so the saga is unit-tested with a fake.
+//! [`Saga`] holds the logic: attach makes the veth pair while the master allocates the
+//! address, then wires the container end (address, MAC, routes in the netns), then adds the
+//! OVS port → flows alongside the route (kernel + BGP), and records the endpoint in the master
+//! alongside all of it. A failing step undoes the steps already attempted, itself included,
+//! newest first (the record first), so nothing is left behind. Detach runs every undo,
+//! tolerating what is already gone. The steps themselves are an [`AttachOps`] implementation
+//! (the agent's drivers), so the saga is unit-tested with a fake.
 
 use crate::types::{AttachRequest, Endpoint};
 use actix::prelude::*;
@@ -92,7 +93,12 @@ pub trait AttachOps: Send + Sync + 'static {
     /// interface name and group id filled in (ofport 0).
     async fn allocate(&self, req: &AttachRequest) -> Result<Endpoint, StepError>;
     async fn release(&self, ep: &Endpoint) -> Result<(), StepError>;
-    /// veth pair, container end moved into the netns with address, MTU, MAC, default route.
+    /// What the veth pair needs before the address is known, done while the address is
+    /// being allocated: the pair, its container end in the netns. Undone by `unwire`, or by
+    /// `sweep` when allocation failed.
+    async fn prewire(&self, req: &AttachRequest) -> Result<(), StepError>;
+    /// The veth pair (made if `prewire` did not), its container end given address, MAC and
+    /// default route.
     async fn wire(&self, ep: &Endpoint) -> Result<(), StepError>;
     async fn unwire(&self, ep: &Endpoint) -> Result<(), StepError>;
     /// Adds the host end to the bridge; returns its OpenFlow port number (possibly before the
@@ -124,12 +130,31 @@ impl Saga {
     /// Runs every step; on a failure undoes the attempted ones, newest first.
     pub async fn attach(ops: &dyn AttachOps, req: &AttachRequest) -> Result<Endpoint, AttachError> {
         let started = std::time::Instant::now();
-        let ep = ops.allocate(req).await.map_err(|error| AttachError {
-            step: Step::Allocate,
-            error,
-            undo_errors: Vec::new(),
-        })?;
+        // The veth pair needs no address: it is made while the master allocates one.
+        let (allocated, prewired) = futures::join!(ops.allocate(req), ops.prewire(req));
+        let ep = match allocated {
+            Ok(ep) => ep,
+            Err(error) => {
+                let undo_errors = match ops.sweep(&req.endpoint_id()).await {
+                    Ok(()) => Vec::new(),
+                    Err(e) => vec![(Step::Wire, e)],
+                };
+                return Err(AttachError {
+                    step: Step::Allocate,
+                    error,
+                    undo_errors,
+                });
+            }
+        };
         let mut timings = vec![(Step::Allocate, started.elapsed())];
+        if let Err(error) = prewired {
+            let undo_errors = Self::undo(ops, &ep, &[Step::Allocate, Step::Wire]).await;
+            return Err(AttachError {
+                step: Step::Wire,
+                error,
+                undo_errors,
+            });
+        }
         // The master's record needs nothing the data plane produces, so it is written while
         // the data plane is wired: the runtime's answer waits for the slower of the two, and
         // the /32 reaches the ToRs without waiting for the store.

@@ -24,24 +24,16 @@ pub async fn index_of(handle: &Handle, name: &str) -> NsResult<Option<u32>> {
     }
 }
 
-async fn must_index(handle: &Handle, name: &str) -> NsResult<u32> {
-    index_of(handle, name)
-        .await?
-        .ok_or_else(|| format!("no interface {name}"))
-}
-
-/// Creates the veth pair and configures the container end. Fails if the container already
-/// has an interface of that name.
-pub async fn wire(ep: &Endpoint) -> NsResult<()> {
-    let netns = ep.netns.clone();
+/// Creates the veth pair: the host end up with its offloads off, the container end moved into
+/// `netns` with its offloads off, and the namespace's loopback up. A host end left by an
+/// attach that died half-way is replaced. Fails if the container already has an interface
+/// named `if_name`. Needs no address, so it runs while the master allocates one.
+pub async fn prewire(host_if: &str, if_name: &str, netns: &str, mtu: u32) -> NsResult<()> {
     let ns_file =
-        std::fs::File::open(&netns).map_err(|e| format!("network namespace {netns}: {e}"))?;
-    let (host_if, if_name, mac, mtu) = (ep.host_if.clone(), ep.if_name.clone(), ep.mac, ep.mtu);
-    let (ip, prefix_len, gateway) = (ep.ip, ep.prefix_len, ep.gateway);
+        std::fs::File::open(netns).map_err(|e| format!("network namespace {netns}: {e}"))?;
+    let (host_if, if_name) = (host_if.to_string(), if_name.to_string());
     run_in(None, move |handle| async move {
-        if index_of(&handle, &host_if).await?.is_some() {
-            // A leftover of an attach that died half-way: start clean.
-            let index = must_index(&handle, &host_if).await?;
+        if let Some(index) = index_of(&handle, &host_if).await? {
             handle
                 .link()
                 .del(index)
@@ -53,7 +45,6 @@ pub async fn wire(ep: &Endpoint) -> NsResult<()> {
         // before the pair is linked, and a veth without its peer refuses to come up.
         let peer = LinkUnspec::new_with_name(&if_name)
             .setns_by_fd(ns_file.as_raw_fd())
-            .address(mac.to_vec())
             .mtu(mtu)
             .build();
         let msg = LinkVeth::new(&host_if, &if_name)
@@ -68,7 +59,7 @@ pub async fn wire(ep: &Endpoint) -> NsResult<()> {
             .await
             .map_err(|e| format!("create veth {host_if}/{if_name}: {e}"))?;
         offloads_off(&host_if)?;
-        // The container side on the same thread: one thread hand-off per attach, not two.
+        // The container side on the same thread: one thread hand-off, not two.
         let handle = enter(&ns_file)?;
         if let Some(lo) = index_of(&handle, "lo").await? {
             let _ = handle
@@ -77,19 +68,48 @@ pub async fn wire(ep: &Endpoint) -> NsResult<()> {
                 .execute()
                 .await;
         }
-        let index = must_index(&handle, &if_name).await?;
+        offloads_off(&if_name)
+    })
+    .await
+}
+
+/// Configures the container end made by [`prewire`] (made here if it is missing): MAC, up,
+/// address, default route via the gateway.
+pub async fn wire(ep: &Endpoint) -> NsResult<()> {
+    if !configure(ep).await? {
+        prewire(&ep.host_if, &ep.if_name, &ep.netns, ep.mtu).await?;
+        if !configure(ep).await? {
+            return Err(format!("container interface {} is missing", ep.if_name));
+        }
+    }
+    Ok(())
+}
+
+/// The container end's MAC, up, address and default route; false if it is not there.
+async fn configure(ep: &Endpoint) -> NsResult<bool> {
+    let (if_name, mac) = (ep.if_name.clone(), ep.mac);
+    let (ip, prefix_len, gateway) = (ep.ip, ep.prefix_len, ep.gateway);
+    run_in(Some(&ep.netns), move |handle| async move {
+        let Some(index) = index_of(&handle, &if_name).await? else {
+            return Ok(false);
+        };
+        handle
+            .link()
+            .set(
+                LinkUnspec::new_with_index(index)
+                    .address(mac.to_vec())
+                    .up()
+                    .build(),
+            )
+            .execute()
+            .await
+            .map_err(|e| format!("set {if_name}'s MAC and up: {e}"))?;
         handle
             .address()
             .add(index, IpAddr::V4(ip), prefix_len)
             .execute()
             .await
             .map_err(|e| format!("address {ip}/{prefix_len} on {if_name}: {e}"))?;
-        handle
-            .link()
-            .set(LinkUnspec::new_with_index(index).up().build())
-            .execute()
-            .await
-            .map_err(|e| format!("set {if_name} up: {e}"))?;
         if let Some(gw) = gateway {
             let route = RouteMessageBuilder::<Ipv4Addr>::new()
                 .gateway(gw)
@@ -103,7 +123,7 @@ pub async fn wire(ep: &Endpoint) -> NsResult<()> {
                 .await
                 .map_err(|e| format!("default route via {gw}: {e}"))?;
         }
-        offloads_off(&if_name)
+        Ok(true)
     })
     .await
 }

@@ -41,6 +41,17 @@ impl AgentOps {
     }
 }
 
+/// A namespace path that is not there is the request's fault, not the data plane's.
+fn netns_exists(netns: &str) -> Result<(), StepError> {
+    if std::path::Path::new(netns).exists() {
+        return Ok(());
+    }
+    Err(StepError::new(
+        ErrorKind::Invalid,
+        format!("network namespace {netns} does not exist"),
+    ))
+}
+
 fn dataplane(e: impl std::fmt::Display) -> StepError {
     StepError::new(ErrorKind::Dataplane, e.to_string())
 }
@@ -228,13 +239,17 @@ impl AttachOps for AgentOps {
         self.master.release(&ep.network, IpAddr::V4(ep.ip)).await
     }
 
+    async fn prewire(&self, req: &AttachRequest) -> Result<(), StepError> {
+        netns_exists(&req.netns)?;
+        let host_if = host_if_name(&req.endpoint_id());
+        let mtu = req.mtu.unwrap_or(DEFAULT_MTU);
+        netlink::prewire(&host_if, &req.if_name, &req.netns, mtu)
+            .await
+            .map_err(dataplane)
+    }
+
     async fn wire(&self, ep: &Endpoint) -> Result<(), StepError> {
-        if !std::path::Path::new(&ep.netns).exists() {
-            return Err(StepError::new(
-                ErrorKind::Invalid,
-                format!("network namespace {} does not exist", ep.netns),
-            ));
-        }
+        netns_exists(&ep.netns)?;
         netlink::wire(ep).await.map_err(dataplane)
     }
 

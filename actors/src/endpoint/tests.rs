@@ -108,6 +108,9 @@ impl AttachOps for Fake {
     async fn sweep(&self, _: &str) -> Result<(), StepError> {
         self.step("sweep")
     }
+    async fn prewire(&self, _: &AttachRequest) -> Result<(), StepError> {
+        self.step("prewire")
+    }
     async fn restore(&self) -> Result<Vec<Endpoint>, StepError> {
         Ok(Vec::new())
     }
@@ -130,6 +133,7 @@ fn attach_runs_every_step_in_order() {
         fake.log(),
         [
             "allocate",
+            "prewire",
             "wire",
             "add_port",
             "add_flows",
@@ -143,18 +147,21 @@ fn attach_runs_every_step_in_order() {
 fn a_failure_undoes_exactly_the_attempted_steps_newest_first() {
     // A failed step is undone too (it may have half-happened); the route runs alongside the
     // port and flows, so it is attempted even when they fail.
-    let cases: [(&str, &[&str]); 6] = [
-        ("allocate", &["allocate"]),
+    let cases: [(&str, &[&str]); 7] = [
+        // The pair made alongside a failed allocation is swept by the endpoint's name.
+        ("allocate", &["allocate", "prewire", "sweep"]),
+        ("prewire", &["allocate", "prewire", "unwire", "release"]),
         (
             "wire",
             &[
-                "allocate", "wire", "record", "unrecord", "unwire", "release",
+                "allocate", "prewire", "wire", "record", "unrecord", "unwire", "release",
             ],
         ),
         (
             "add_port",
             &[
                 "allocate",
+                "prewire",
                 "wire",
                 "add_port",
                 "add_route",
@@ -170,6 +177,7 @@ fn a_failure_undoes_exactly_the_attempted_steps_newest_first() {
             "add_flows",
             &[
                 "allocate",
+                "prewire",
                 "wire",
                 "add_port",
                 "add_flows",
@@ -187,6 +195,7 @@ fn a_failure_undoes_exactly_the_attempted_steps_newest_first() {
             "add_route",
             &[
                 "allocate",
+                "prewire",
                 "wire",
                 "add_port",
                 "add_flows",
@@ -204,6 +213,7 @@ fn a_failure_undoes_exactly_the_attempted_steps_newest_first() {
             "record",
             &[
                 "allocate",
+                "prewire",
                 "wire",
                 "add_port",
                 "add_flows",
