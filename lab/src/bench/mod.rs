@@ -5,6 +5,7 @@
 
 mod attach;
 mod daemon;
+mod h2;
 mod policy;
 mod rest;
 
