@@ -6,7 +6,7 @@
 //! Each run checks on the master's side (`netmaster_http_connections_total`) that it used
 //! exactly the connections it claims.
 
-use std::io::Write as _;
+use std::io::{IsTerminal as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -329,6 +329,12 @@ const TARGET_RATE: f64 = 2000.0;
 const TARGET_HOLD: f64 = 0.9;
 
 pub fn run(args: &RestArgs) -> Result<i32> {
+    let mut ns: Vec<usize> = Vec::new();
+    for &n in &args.n {
+        if !ns.contains(&n) {
+            ns.push(n);
+        }
+    }
     let netmaster = match &args.netmaster {
         Some(path) => path.clone(),
         None => super::own_binary("netmaster").context(
@@ -368,9 +374,46 @@ pub fn run(args: &RestArgs) -> Result<i32> {
         "Each run: a fresh netmaster on a fresh store, N policies and N rules (2N objects) created \
          over `conns` keep-alive connections with `flight` requests in flight (each worker: a \
          policy, then its rule).\nCells: objects/s (request latency p50/p99 ms), the median of \
-         {} run(s).",
+         {} run(s); the runs of a way and store alternate between the Ns.",
         args.repeat.max(1)
     );
+    // Each way and store measured in turn, its repeats cycling through the Ns (1,000, 3,000,
+    // 1,000, ...): the machine's other load drifts over minutes, and alternating lets the drift
+    // weigh on every N alike instead of on whichever N came last.
+    let repeat = args.repeat.max(1);
+    let progress = std::io::stderr().is_terminal();
+    let mut cells: Vec<(usize, Variant, StoreKind, Measure)> = Vec::new();
+    for &v in &variants {
+        for &s in &stores {
+            let etcd_bin = (s == StoreKind::Etcd).then_some(etcd.as_deref()).flatten();
+            let mut runs: Vec<(usize, Measure)> = Vec::new();
+            for r in 0..repeat {
+                for &n in &ns {
+                    let what = format!(
+                        "{} store, N={n}, {}",
+                        format!("{s:?}").to_lowercase(),
+                        v.describe()
+                    );
+                    if progress {
+                        eprint!("\rmeasuring {what} (run {}/{repeat})\x1b[K", r + 1);
+                    }
+                    runs.push((n, measure(&netmaster, etcd_bin, n, v).context(what)?));
+                }
+            }
+            for &n in &ns {
+                let mut at_n: Vec<Measure> = runs
+                    .extract_if(.., |(rn, _)| *rn == n)
+                    .map(|(_, m)| m)
+                    .collect();
+                at_n.sort_by(|a, b| a.rate().total_cmp(&b.rate()));
+                let median = at_n.swap_remove(at_n.len() / 2);
+                cells.push((n, v, s, median));
+            }
+        }
+    }
+    if progress {
+        eprint!("\r\x1b[K");
+    }
     print!(
         "{:>6} {:>8} {:>5} {:>6}",
         "N", "protocol", "conns", "flight"
@@ -382,8 +425,7 @@ pub fn run(args: &RestArgs) -> Result<i32> {
         print!(" {:>14}", "embedded/etcd");
     }
     println!();
-    let mut rates: Vec<(usize, Variant, StoreKind, f64)> = Vec::new();
-    for &n in &args.n {
+    for &n in &ns {
         for &v in &variants {
             print!(
                 "{n:>6} {:>8} {:>5} {:>6}",
@@ -391,29 +433,28 @@ pub fn run(args: &RestArgs) -> Result<i32> {
                 v.connections(),
                 v.in_flight()
             );
-            let mut row = Vec::new();
-            for &s in &stores {
-                let etcd_bin = (s == StoreKind::Etcd).then_some(etcd.as_deref()).flatten();
-                std::io::stdout().flush().ok();
-                let mut runs = Vec::new();
-                for _ in 0..args.repeat.max(1) {
-                    runs.push(
-                        measure(&netmaster, etcd_bin, n, v)
-                            .with_context(|| format!("{s:?} store, N={n}, {}", v.describe()))?,
-                    );
-                }
-                runs.sort_by(|a, b| a.rate().total_cmp(&b.rate()));
-                let m = &runs[runs.len() / 2];
+            let row: Vec<&Measure> = stores
+                .iter()
+                .filter_map(|&s| {
+                    cells
+                        .iter()
+                        .find(|c| c.0 == n && c.1 == v && c.2 == s)
+                        .map(|c| &c.3)
+                })
+                .collect();
+            for m in &row {
                 print!(" {:>24}", m.cell());
-                rates.push((n, v, s, m.rate()));
-                row.push(m.rate());
             }
             if let [embedded, etcd] = row[..] {
-                print!(" {:>14.2}", embedded / etcd);
+                print!(" {:>14.2}", embedded.rate() / etcd.rate());
             }
             println!();
         }
     }
+    let rates: Vec<(usize, Variant, StoreKind, f64)> = cells
+        .iter()
+        .map(|(n, v, s, m)| (*n, *v, *s, m.rate()))
+        .collect();
     // Does the rate hold as the store grows? Each N against the smallest.
     let rate_of = |n: usize, v: Variant, s: StoreKind| {
         rates
@@ -421,8 +462,8 @@ pub fn run(args: &RestArgs) -> Result<i32> {
             .find(|r| r.0 == n && r.1 == v && r.2 == s)
             .map(|r| r.3)
     };
-    let first = args.n.first().copied();
-    for &n in args.n.iter().skip(1) {
+    let first = ns.first().copied();
+    for &n in ns.iter().skip(1) {
         for &(_, v, s, base_rate) in rates.iter().filter(|r| Some(r.0) == first) {
             if let (Some(first), Some(rate)) = (first, rate_of(n, v, s)) {
                 println!(
@@ -435,12 +476,10 @@ pub fn run(args: &RestArgs) -> Result<i32> {
         }
     }
     // The issue's target, for the one-connection variants on etcd.
-    if let (true, Some(first), Some(&last)) =
-        (stores.contains(&StoreKind::Etcd), first, args.n.last())
+    if let (true, Some(first), Some(&last)) = (stores.contains(&StoreKind::Etcd), first, ns.last())
     {
         for &v in variants.iter().filter(|v| v.connections() == 1) {
-            let at: Vec<f64> = args
-                .n
+            let at: Vec<f64> = ns
                 .iter()
                 .filter_map(|&n| rate_of(n, v, StoreKind::Etcd))
                 .collect();
