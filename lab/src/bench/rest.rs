@@ -27,8 +27,9 @@ pub struct RestArgs {
     /// Requests in flight on the one HTTP/2 connection of the HTTP/2 variant; 0 leaves it out.
     #[arg(long, default_value_t = 16)]
     streams: usize,
-    /// Measure each cell this many times and show the run with the median rate (the machine's
-    /// other load makes single runs noisy: a durable write costs about one fsync).
+    /// Measure each cell this many times, in rounds that each measure every cell once, and show
+    /// the run with the median rate (the machine's other load makes single runs noisy: a
+    /// durable write costs about one fsync).
     #[arg(long, default_value_t = 1)]
     repeat: usize,
     /// Run one store only.
@@ -374,20 +375,19 @@ pub fn run(args: &RestArgs) -> Result<i32> {
         "Each run: a fresh netmaster on a fresh store, N policies and N rules (2N objects) created \
          over `conns` keep-alive connections with `flight` requests in flight (each worker: a \
          policy, then its rule).\nCells: objects/s (request latency p50/p99 ms), the median of \
-         {} run(s); the runs of a way and store alternate between the Ns.",
+         {} round(s) (each round measures every cell once).",
         args.repeat.max(1)
     );
-    // Each way and store measured in turn, its repeats cycling through the Ns (1,000, 3,000,
-    // 1,000, ...): the machine's other load drifts over minutes, and alternating lets the drift
-    // weigh on every N alike instead of on whichever N came last.
+    // Round after round, each round measuring every way, store and N once: the machine's other
+    // load drifts over the minutes of a run, and interleaving lets the drift weigh on every
+    // cell alike instead of on whichever came last. Each cell shows its median round.
     let repeat = args.repeat.max(1);
     let progress = std::io::stderr().is_terminal();
-    let mut cells: Vec<(usize, Variant, StoreKind, Measure)> = Vec::new();
-    for &v in &variants {
-        for &s in &stores {
-            let etcd_bin = (s == StoreKind::Etcd).then_some(etcd.as_deref()).flatten();
-            let mut runs: Vec<(usize, Measure)> = Vec::new();
-            for r in 0..repeat {
+    let mut runs: Vec<(usize, Variant, StoreKind, Measure)> = Vec::new();
+    for r in 0..repeat {
+        for &v in &variants {
+            for &s in &stores {
+                let etcd_bin = (s == StoreKind::Etcd).then_some(etcd.as_deref()).flatten();
                 for &n in &ns {
                     let what = format!(
                         "{} store, N={n}, {}",
@@ -395,18 +395,23 @@ pub fn run(args: &RestArgs) -> Result<i32> {
                         v.describe()
                     );
                     if progress {
-                        eprint!("\rmeasuring {what} (run {}/{repeat})\x1b[K", r + 1);
+                        eprint!("\rmeasuring {what} (round {}/{repeat})\x1b[K", r + 1);
                     }
-                    runs.push((n, measure(&netmaster, etcd_bin, n, v).context(what)?));
+                    runs.push((n, v, s, measure(&netmaster, etcd_bin, n, v).context(what)?));
                 }
             }
+        }
+    }
+    let mut cells: Vec<(usize, Variant, StoreKind, Measure)> = Vec::new();
+    for &v in &variants {
+        for &s in &stores {
             for &n in &ns {
-                let mut at_n: Vec<Measure> = runs
-                    .extract_if(.., |(rn, _)| *rn == n)
-                    .map(|(_, m)| m)
+                let mut cell: Vec<Measure> = runs
+                    .extract_if(.., |r| (r.0, r.1, r.2) == (n, v, s))
+                    .map(|r| r.3)
                     .collect();
-                at_n.sort_by(|a, b| a.rate().total_cmp(&b.rate()));
-                let median = at_n.swap_remove(at_n.len() / 2);
+                cell.sort_by(|a, b| a.rate().total_cmp(&b.rate()));
+                let median = cell.swap_remove(cell.len() / 2);
                 cells.push((n, v, s, median));
             }
         }
