@@ -1,4 +1,5 @@
-//! Prometheus metrics: requests and latencies by route and status code, write conflicts.
+//! Prometheus metrics: requests and latencies by route and status code, accepted connections,
+//! write conflicts.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -20,6 +21,8 @@ pub struct Metrics {
     pub requests: Family<RequestLabels, Counter>,
     pub latency: LatencyFamily,
     pub write_conflicts: Counter,
+    /// TCP connections the REST listener accepted (HTTP/1.1 and HTTP/2 alike).
+    pub connections: Counter,
 }
 
 fn latency_histogram() -> Histogram {
@@ -35,6 +38,7 @@ impl Default for Metrics {
         let requests = Family::<RequestLabels, Counter>::default();
         let latency: LatencyFamily = Family::new_with_constructor(latency_histogram);
         let write_conflicts = Counter::default();
+        let connections = Counter::default();
         registry.register(
             "netmaster_http_requests",
             "HTTP requests by route and status code",
@@ -50,11 +54,17 @@ impl Default for Metrics {
             "Writes re-planned because another writer changed a compared key",
             write_conflicts.clone(),
         );
+        registry.register(
+            "netmaster_http_connections",
+            "TCP connections accepted by the REST listener",
+            connections.clone(),
+        );
         Metrics {
             registry,
             requests,
             latency,
             write_conflicts,
+            connections,
         }
     }
 }

@@ -5,6 +5,7 @@
 
 mod attach;
 mod daemon;
+mod h2;
 mod policy;
 mod rest;
 
@@ -18,7 +19,8 @@ use lab::{programs, sys};
 #[derive(Subcommand, Debug)]
 pub enum BenchCmd {
     /// Create N policy+rule pairs through netmaster's REST API, embedded store and etcd side by
-    /// side, over one keep-alive connection and over several; prints objects/s and the ratio.
+    /// side, over one keep-alive HTTP/1.1 connection, over several, and over one HTTP/2
+    /// connection with many requests in flight; prints objects/s and the ratio.
     Rest(rest::RestArgs),
     /// Container-to-routable latency on a lab (two-rack plus a baseline host): N containers
     /// attached 10 at a time through our CNI plugin and through a Calico-style script with

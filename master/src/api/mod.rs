@@ -14,11 +14,36 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post, put};
+use axum::serve::ListenerExt as _;
 use axum::Router;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
 pub type AppState = Arc<Master>;
+
+/// Serves the API on `listener` until `shutdown` resolves. HTTP/1.1 and HTTP/2 over cleartext
+/// with prior knowledge (h2c) share the port: hyper-util's auto builder tells them apart by the
+/// HTTP/2 connection preface, so existing HTTP/1.1 clients work unchanged and an HTTP/2 client
+/// keeps many requests in flight on one connection. Each accepted connection is counted
+/// (`netmaster_http_connections_total`) and gets TCP_NODELAY: HTTP/2 answers many streams with
+/// small frames, which Nagle's algorithm would hold back until the client's delayed ACK.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    master: Arc<Master>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let connections = master.metrics.connections.clone();
+    let listener = listener.tap_io(move |tcp| {
+        connections.inc();
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%error, "setting TCP_NODELAY on an accepted connection");
+        }
+    });
+    axum::serve(listener, router(master))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
 
 pub fn router(master: Arc<Master>) -> Router {
     let object = get(objects::get_one)

@@ -66,9 +66,9 @@ impl Fixture {
             .await
             .expect("bind loopback");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
-        let app = api::router(master.clone());
+        let serving = api::serve(listener, master.clone(), std::future::pending());
         let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
+            let _ = serving.await;
         });
         TestMaster {
             base,
