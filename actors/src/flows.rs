@@ -23,9 +23,10 @@ pub struct HostInput {
     /// The gateway internal port towards the host kernel.
     pub gw_port: u32,
     pub gw_mac: Mac,
-    pub endpoints: BTreeMap<String, Endpoint>,
+    /// Shared with the running compile; a change copies the map only while one runs.
+    pub endpoints: Arc<BTreeMap<String, Endpoint>>,
     /// Tenants, networks, groups, rules and remote endpoints from the master.
-    pub intent: Intent,
+    pub intent: Arc<Intent>,
 }
 
 /// Turns the host's state into its whole desired flow set (pure). An error leaves the switch
@@ -213,7 +214,8 @@ impl<C: Compiler> Actor for FlowWriter<C> {
             .map(|result, act, ctx| match result {
                 Ok((list, intent)) => {
                     let mut input = act.core.input.clone();
-                    input.endpoints = list.into_iter().map(|e| (e.id.clone(), e)).collect();
+                    input.endpoints =
+                        Arc::new(list.into_iter().map(|e| (e.id.clone(), e)).collect());
                     input.intent = intent;
                     tracing::info!(
                         endpoints = input.endpoints.len(),
@@ -249,7 +251,7 @@ impl<C: Compiler> Supervised for FlowWriter<C> {
     fn restarting(&mut self, _: &mut Context<Self>) {
         // Waiters of the failed incarnation get an error; the state is rebuilt by a Reset.
         let base = HostInput {
-            endpoints: BTreeMap::new(),
+            endpoints: Arc::default(),
             ..self.core.input.clone()
         };
         self.core = Coalescer {
@@ -280,7 +282,7 @@ pub struct Reset(pub HostInput);
 /// them coalesce. Sync failures are logged by the writer and retried on the next change.
 #[derive(Message)]
 #[rtype(result = "Result<(), String>")]
-pub struct SetIntent(pub Intent);
+pub struct SetIntent(pub Arc<Intent>);
 
 impl<C: Compiler> Handler<SetIntent> for FlowWriter<C> {
     type Result = Result<(), String>;
@@ -305,7 +307,7 @@ impl<C: Compiler> Handler<Upsert> for FlowWriter<C> {
         self.change_and_wait(
             ctx,
             |i| {
-                i.endpoints.insert(ep.id.clone(), ep);
+                Arc::make_mut(&mut i.endpoints).insert(ep.id.clone(), ep);
             },
             None,
         )
@@ -319,7 +321,9 @@ impl<C: Compiler> Handler<Remove> for FlowWriter<C> {
         self.change_and_wait(
             ctx,
             |i| {
-                i.endpoints.remove(&msg.0);
+                if i.endpoints.contains_key(&msg.0) {
+                    Arc::make_mut(&mut i.endpoints).remove(&msg.0);
+                }
             },
             None,
         )

@@ -38,7 +38,7 @@ pub enum Effect {
     /// This host's BGP settings changed (None: removed).
     Bgp(Option<Bgp>),
     /// The intent the pipeline compiles changed.
-    Intent(Box<Intent>),
+    Intent(Arc<Intent>),
 }
 
 /// The watch stream says its history is gone: reload the snapshot.
@@ -56,9 +56,6 @@ pub struct Cursor {
     current: u64,
     bgp: Option<Bgp>,
     view: IntentView,
-    intent: Option<Intent>,
-    /// The view changed since the intent was last built.
-    dirty: bool,
 }
 
 impl Cursor {
@@ -69,19 +66,15 @@ impl Cursor {
             current: 0,
             bgp: None,
             view: IntentView::new(host),
-            intent: None,
-            dirty: false,
         }
     }
 
     fn update_intent(&mut self) -> Vec<Effect> {
-        self.dirty = false;
-        let intent = self.view.intent();
-        if self.intent.as_ref() == Some(&intent) {
-            return Vec::new();
-        }
-        self.intent = Some(intent.clone());
-        vec![Effect::Intent(Box::new(intent))]
+        self.view
+            .take_change()
+            .map(Effect::Intent)
+            .into_iter()
+            .collect()
     }
 
     fn set_bgp(&mut self, bgp: Option<Bgp>) -> Vec<Effect> {
@@ -117,9 +110,9 @@ impl Cursor {
         outcome.map(|()| effects)
     }
 
-    /// Applies watch lines in order and builds the intent once at the end: a burst of rule
-    /// writes costs one intent (and one flow compile) instead of one per line, which at a
-    /// thousand rules and endpoints is what keeps the agent up with the master. The effects of
+    /// Applies watch lines in order and hands the intent on once at the end: a burst of rule
+    /// writes costs one flow compile instead of one per line, which at a thousand rules and
+    /// endpoints is what keeps the agent up with the master. The effects of
     /// the lines before a [`Resync`] are returned with it: they happened.
     pub fn events(&mut self, lines: &[Value]) -> (Vec<Effect>, Result<(), Resync>) {
         let mut effects = Vec::new();
@@ -133,9 +126,7 @@ impl Cursor {
                 }
             }
         }
-        if self.dirty {
-            effects.extend(self.update_intent());
-        }
+        effects.extend(self.update_intent());
         (effects, outcome)
     }
 
@@ -157,7 +148,6 @@ impl Cursor {
             self.current = revision;
         }
         if self.view.event(line) {
-            self.dirty = true;
             return Ok(Vec::new());
         }
         let is_bgp = line["collection"]
@@ -225,7 +215,7 @@ async fn deliver(to: &Targets, effects: Vec<Effect>) {
                     "intent from the master"
                 );
                 if let Some(target) = &to.intent {
-                    match target.send(SetIntent(*intent)).await {
+                    match target.send(SetIntent(intent)).await {
                         Ok(Ok(())) => {}
                         Ok(Err(e)) => tracing::error!(error = %e, "flows for the new intent"),
                         Err(e) => tracing::error!(error = %e, "flow-writer gone"),

@@ -12,8 +12,8 @@ pub trait StateSource: Send + Sync + 'static {
     async fn endpoints(&self) -> Result<Vec<Endpoint>, String>;
 
     /// The master's intent the pipeline needs (none by default).
-    async fn intent(&self) -> Result<crate::intent::Intent, String> {
-        Ok(crate::intent::Intent::default())
+    async fn intent(&self) -> Result<std::sync::Arc<crate::intent::Intent>, String> {
+        Ok(std::sync::Arc::default())
     }
 }
 

@@ -145,7 +145,7 @@ async fn run(args: Args, host: String) -> anyhow::Result<()> {
         router_mac: ROUTER_MAC,
         gw_port,
         gw_mac,
-        endpoints: BTreeMap::new(),
+        endpoints: Default::default(),
         intent: Default::default(),
     };
     let target = args.ovs_rundir.join(format!("{}.mgmt", args.bridge));

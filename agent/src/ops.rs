@@ -119,7 +119,7 @@ impl StateSource for Desired {
         self.desired().await.map_err(|e| e.message)
     }
 
-    async fn intent(&self) -> Result<fabric_actors::intent::Intent, String> {
+    async fn intent(&self) -> Result<std::sync::Arc<fabric_actors::intent::Intent>, String> {
         let state = self.master.get_state().await.map_err(|e| e.message)?;
         let mut view = fabric_actors::intent::IntentView::new(&self.host);
         view.snapshot(&state);
