@@ -15,7 +15,7 @@ use actix::prelude::*;
 use async_trait::async_trait;
 use fabric_bgp::packet::{AsPath, Origin, PathAttrs};
 use fabric_bgp::rib::BestChange;
-use fabric_bgp::Speaker;
+use fabric_bgp::{RibEvent, Speaker};
 use ipnet::{IpNet, Ipv4Net};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
@@ -314,7 +314,10 @@ impl RouteActor {
                     match speaker.subscribe() {
                         Ok(mut rx) => {
                             actix::spawn(async move {
-                                while let Some(batch) = rx.recv().await {
+                                while let Some(event) = rx.recv().await {
+                                    let RibEvent::Changes(batch) = event else {
+                                        continue;
+                                    };
                                     if addr.send(Learned(generation, batch)).await.is_err() {
                                         break;
                                     }
