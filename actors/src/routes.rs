@@ -5,7 +5,9 @@
 //!
 //! [`RouteTable`] holds the logic: the desired kernel table and its difference to what is
 //! installed. After a restart the learned routes found in the kernel are kept as stale until
-//! BGP has had time to re-learn them, so traffic keeps flowing while the agent is away.
+//! BGP has re-learned them, so traffic keeps flowing while the agent is away; [`StaleSweep`]
+//! says when the ones BGP did not confirm go: once every neighbour has sent End-of-RIB, or
+//! after [`STALE_AFTER`].
 
 use crate::bgp_settings::{plan, BgpPlan, BgpSettings};
 use crate::flows::Restart;
@@ -13,16 +15,18 @@ use crate::types::StateSource;
 use crate::RESTORE_RETRY;
 use actix::prelude::*;
 use async_trait::async_trait;
-use fabric_bgp::packet::{AsPath, Origin, PathAttrs};
+use fabric_bgp::packet::{Afi, AsPath, Origin, PathAttrs};
 use fabric_bgp::rib::BestChange;
-use fabric_bgp::Speaker;
+use fabric_bgp::{RibEvent, Speaker};
 use ipnet::{IpNet, Ipv4Net};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// How long learned routes found in the kernel at start are kept without BGP confirming them.
+/// How long stale learned routes (found in the kernel at start, or kept from a stopped
+/// speaker) are kept at most without BGP confirming them, when not every neighbour sends
+/// End-of-RIB before.
 pub const STALE_AFTER: Duration = Duration::from_secs(30);
 
 /// A kernel route of ours.
@@ -92,9 +96,11 @@ impl RouteTable {
         }
     }
 
-    /// Drops the learned routes BGP never confirmed.
-    pub fn sweep_stale(&mut self) {
+    /// Drops the learned routes BGP never confirmed; how many.
+    pub fn sweep_stale(&mut self) -> usize {
+        let before = self.learned.len();
         self.learned.retain(|_, (_, stale)| !*stale);
+        before - self.learned.len()
     }
 
     /// Applies best-path changes. Only container /32s are taken (the fabric's links are the
@@ -122,6 +128,105 @@ impl RouteTable {
                 self.learned.insert(prefix, (hops, false));
             }
         }
+    }
+}
+
+/// When the stale learned routes are swept. RFC 4724 §4.1: the restarting speaker removes
+/// its stale routes once it has End-of-RIB from its peers. So a (re)start waits for the
+/// End-of-RIB of every configured neighbour on the speaker of that generation, or for
+/// [`STALE_AFTER`] (the neighbour may be down, or never send one), whichever comes first. A
+/// newer generation replaces the wait, so an older speaker's End-of-RIB or timer never
+/// sweeps for a newer one.
+#[derive(Debug, Default)]
+pub struct StaleSweep {
+    pending: Option<Pending>,
+}
+
+#[derive(Debug)]
+struct Pending {
+    generation: u64,
+    /// Neighbours to hear End-of-RIB from; None when no speaker runs (only the timer sweeps).
+    neighbours: Option<BTreeSet<Ipv4Addr>>,
+    /// Neighbours that have sent it.
+    synced: BTreeSet<Ipv4Addr>,
+}
+
+impl StaleSweep {
+    /// Stale routes now wait for speaker `generation` with `neighbours` (None: no speaker).
+    pub fn wait(&mut self, generation: u64, neighbours: Option<BTreeSet<Ipv4Addr>>) {
+        self.pending = Some(Pending {
+            generation,
+            neighbours,
+            synced: BTreeSet::new(),
+        });
+    }
+
+    /// Whether stale routes wait for a sweep.
+    pub fn is_pending(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    /// `peer` sent End-of-RIB (IPv4) to speaker `generation`. True: sweep now.
+    pub fn end_of_rib(&mut self, generation: u64, peer: Ipv4Addr) -> bool {
+        match &mut self.pending {
+            Some(p) if p.generation == generation => {
+                p.synced.insert(peer);
+                self.settle()
+            }
+            _ => false,
+        }
+    }
+
+    /// Neighbours added to and removed from the running speaker `generation`: a removed one
+    /// is no longer waited for, an added one is (again, if it was removed and added back).
+    /// True: sweep now.
+    pub fn peers_changed(
+        &mut self,
+        generation: u64,
+        add: &[Ipv4Addr],
+        remove: &[Ipv4Addr],
+    ) -> bool {
+        match &mut self.pending {
+            Some(Pending {
+                generation: g,
+                neighbours: Some(neighbours),
+                synced,
+            }) if *g == generation => {
+                for n in remove {
+                    neighbours.remove(n);
+                    synced.remove(n);
+                }
+                neighbours.extend(add.iter().copied());
+                self.settle()
+            }
+            _ => false,
+        }
+    }
+
+    /// [`STALE_AFTER`] has passed since `generation` began to wait. True: sweep now.
+    pub fn timer(&mut self, generation: u64) -> bool {
+        if self
+            .pending
+            .as_ref()
+            .is_some_and(|p| p.generation == generation)
+        {
+            self.pending = None;
+            return true;
+        }
+        false
+    }
+
+    /// Ends the wait when every neighbour has sent End-of-RIB.
+    fn settle(&mut self) -> bool {
+        let done = self.pending.as_ref().is_some_and(|p| {
+            p.neighbours
+                .as_ref()
+                .is_some_and(|n| n.is_subset(&p.synced))
+        });
+        if done {
+            self.pending = None;
+        }
+        done
     }
 }
 
@@ -194,6 +299,8 @@ pub struct RouteActor {
     speaker: Option<Arc<Speaker>>,
     /// Bumped for every new speaker, so a dead speaker's updates are ignored.
     speaker_gen: u64,
+    /// When the stale learned routes go.
+    stale: StaleSweep,
     /// Rebuilds the local routes on start and after a restart (else a `Restore` must).
     source: Option<Arc<dyn StateSource>>,
 }
@@ -208,6 +315,7 @@ impl RouteActor {
             wanted: None,
             speaker: None,
             speaker_gen: 0,
+            stale: StaleSweep::default(),
             source: None,
         }
     }
@@ -256,15 +364,13 @@ impl RouteActor {
                 self.speaker_gen += 1;
                 // What we learned is kept a while (as after a restart), then dropped.
                 self.table.mark_stale();
-                ctx.run_later(STALE_AFTER, |act, ctx| {
-                    act.table.sweep_stale();
-                    act.reconcile(ctx);
-                });
+                self.wait_stale(None, ctx);
             }
             BgpPlan::Start(s) | BgpPlan::Restart(s) => {
                 self.speaker = None;
                 self.speaker_gen += 1;
                 self.table.mark_stale();
+                self.wait_stale(Some(s.neighbors.clone()), ctx);
                 self.start_speaker(s, ctx);
             }
             BgpPlan::Peers { add, remove } => {
@@ -273,6 +379,9 @@ impl RouteActor {
                 };
                 let Some(s) = wanted else { return };
                 self.settings = Some(s.clone());
+                if self.stale.peers_changed(self.speaker_gen, &add, &remove) {
+                    self.sweep_stale("every remaining neighbour has sent End-of-RIB", ctx);
+                }
                 ctx.spawn(
                     async move {
                         for n in remove {
@@ -314,8 +423,20 @@ impl RouteActor {
                     match speaker.subscribe() {
                         Ok(mut rx) => {
                             actix::spawn(async move {
-                                while let Some(batch) = rx.recv().await {
-                                    if addr.send(Learned(generation, batch)).await.is_err() {
+                                // One message at a time: an End-of-RIB reaches the actor
+                                // after the changes before it.
+                                while let Some(event) = rx.recv().await {
+                                    let sent = match event {
+                                        RibEvent::Changes(batch) => {
+                                            addr.send(Learned(generation, batch)).await
+                                        }
+                                        RibEvent::EndOfRib {
+                                            peer: IpAddr::V4(peer),
+                                            afi: Afi::Ipv4,
+                                        } => addr.send(EndOfRib(generation, peer)).await,
+                                        RibEvent::EndOfRib { .. } => continue,
+                                    };
+                                    if sent.is_err() {
                                         break;
                                     }
                                 }
@@ -334,10 +455,6 @@ impl RouteActor {
                         }
                         .into_actor(act),
                     );
-                    ctx.run_later(STALE_AFTER, |act, ctx| {
-                        act.table.sweep_stale();
-                        act.reconcile(ctx);
-                    });
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "cannot start the bgp speaker");
@@ -345,6 +462,25 @@ impl RouteActor {
                 }
             }),
         );
+    }
+
+    /// Stale learned routes wait for the current speaker generation's `neighbours` (None: no
+    /// speaker) to send End-of-RIB, at most [`STALE_AFTER`].
+    fn wait_stale(&mut self, neighbours: Option<BTreeSet<Ipv4Addr>>, ctx: &mut Context<Self>) {
+        let generation = self.speaker_gen;
+        self.stale.wait(generation, neighbours);
+        ctx.run_later(STALE_AFTER, move |act, ctx| {
+            if act.stale.timer(generation) {
+                act.sweep_stale("timer", ctx);
+            }
+        });
+    }
+
+    /// Drops the learned routes BGP did not confirm and reconciles the kernel.
+    fn sweep_stale(&mut self, why: &str, ctx: &mut Context<Self>) {
+        let removed = self.table.sweep_stale();
+        tracing::info!(removed, why, "stale learned routes swept");
+        self.reconcile(ctx);
     }
 
     /// Makes the kernel match the table (blocking the mailbox, so changes stay ordered).
@@ -400,6 +536,7 @@ impl Supervised for RouteActor {
         self.settings = None;
         self.speaker = None;
         self.speaker_gen += 1;
+        self.stale = StaleSweep::default();
     }
 }
 
@@ -435,6 +572,11 @@ pub struct Configure(pub Option<BgpSettings>);
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Learned(pub u64, pub Vec<BestChange>);
+
+/// End-of-RIB (IPv4) from neighbour `.1` on speaker generation `.0`.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct EndOfRib(pub u64, pub Ipv4Addr);
 
 /// The current desired table (for tests and inspect).
 #[derive(Message)]
@@ -499,6 +641,11 @@ impl RouteActor {
                         Ok(installed) => act.table.adopt_stale(&installed),
                         Err(e) => tracing::error!(error = %e, "cannot list kernel routes"),
                     }
+                    // Swept by the timer unless a speaker starts (and waits for its
+                    // neighbours) or one already waits.
+                    if !act.stale.is_pending() {
+                        act.wait_stale(None, ctx);
+                    }
                     act.ready = true;
                     act.reconcile(ctx);
                     act.apply_bgp(ctx);
@@ -533,6 +680,20 @@ impl Handler<Learned> for RouteActor {
         }
         self.table.learn(&msg.1);
         self.reconcile(ctx);
+    }
+}
+
+impl Handler<EndOfRib> for RouteActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: EndOfRib, ctx: &mut Context<Self>) {
+        if msg.0 != self.speaker_gen {
+            return;
+        }
+        tracing::info!(peer = %msg.1, "end-of-rib received");
+        if self.stale.end_of_rib(msg.0, msg.1) {
+            self.sweep_stale("every neighbour has sent End-of-RIB", ctx);
+        }
     }
 }
 
@@ -682,7 +843,96 @@ mod tests {
         assert!(replace.is_empty());
         assert_eq!(delete, vec![(net("10.1.2.5/32"), KernelRoute::Local)]);
         t.learn(&[change("10.1.2.7/32", &[Some("10.254.1.0")])]);
-        t.sweep_stale();
+        assert_eq!(t.sweep_stale(), 1);
         assert_eq!(t.desired().len(), 1);
+    }
+
+    fn ip(s: &str) -> Ipv4Addr {
+        s.parse().unwrap()
+    }
+
+    fn tors() -> BTreeSet<Ipv4Addr> {
+        [ip("10.254.1.0"), ip("10.254.3.0")].into()
+    }
+
+    #[test]
+    fn stale_routes_go_once_every_neighbour_has_sent_end_of_rib() {
+        let hops: BTreeSet<Ipv4Addr> = [ip("10.254.1.0")].into();
+        let installed: BTreeMap<_, _> = [
+            (net("10.1.2.7/32"), KernelRoute::Via(hops.clone())),
+            (net("10.1.2.8/32"), KernelRoute::Via(hops.clone())),
+        ]
+        .into();
+        let mut t = RouteTable::default();
+        t.adopt_stale(&installed);
+        let mut sweep = StaleSweep::default();
+        sweep.wait(1, Some(tors()));
+        assert!(sweep.is_pending());
+        // The first ToR's routes, then its End-of-RIB: the other ToR may still have 10.1.2.8.
+        t.learn(&[change("10.1.2.7/32", &[Some("10.254.1.0")])]);
+        assert!(!sweep.end_of_rib(1, ip("10.254.1.0")));
+        assert!(!sweep.end_of_rib(1, ip("10.254.1.0")), "counted twice");
+        assert!(sweep.is_pending());
+        // The second one's End-of-RIB: what neither confirmed goes.
+        assert!(sweep.end_of_rib(1, ip("10.254.3.0")));
+        assert_eq!(t.sweep_stale(), 1);
+        assert_eq!(
+            t.desired().keys().copied().collect::<Vec<_>>(),
+            vec![net("10.1.2.7/32")]
+        );
+        // Swept once: neither a late End-of-RIB nor the timer sweeps again.
+        assert!(!sweep.is_pending());
+        assert!(!sweep.end_of_rib(1, ip("10.254.3.0")));
+        assert!(!sweep.timer(1));
+    }
+
+    #[test]
+    fn the_timer_sweeps_when_a_neighbour_never_sends_end_of_rib() {
+        let mut sweep = StaleSweep::default();
+        sweep.wait(3, Some(tors()));
+        assert!(!sweep.end_of_rib(3, ip("10.254.1.0")));
+        assert!(sweep.timer(3));
+        assert!(!sweep.is_pending());
+        // No speaker (its settings were deleted): only the timer sweeps.
+        sweep.wait(4, None);
+        assert!(!sweep.end_of_rib(4, ip("10.254.1.0")));
+        assert!(!sweep.peers_changed(4, &[], &[ip("10.254.1.0")]));
+        assert!(sweep.timer(4));
+    }
+
+    #[test]
+    fn an_older_speakers_end_of_rib_or_timer_does_not_sweep_for_a_newer_one() {
+        let mut sweep = StaleSweep::default();
+        sweep.wait(1, Some([ip("10.254.1.0")].into()));
+        // A new speaker before the old one's End-of-RIB reached us.
+        sweep.wait(2, Some([ip("10.254.1.0")].into()));
+        assert!(!sweep.end_of_rib(1, ip("10.254.1.0")));
+        assert!(!sweep.timer(1), "the first speaker's timer");
+        assert!(sweep.is_pending());
+        assert!(sweep.end_of_rib(2, ip("10.254.1.0")));
+        assert!(!sweep.timer(2));
+    }
+
+    #[test]
+    fn a_removed_neighbour_is_not_waited_for_and_an_added_one_is() {
+        let mut sweep = StaleSweep::default();
+        sweep.wait(1, Some(tors()));
+        assert!(!sweep.end_of_rib(1, ip("10.254.1.0")));
+        // The second ToR is removed from the settings: nothing left to wait for.
+        assert!(sweep.peers_changed(1, &[], &[ip("10.254.3.0")]));
+        assert!(!sweep.is_pending());
+
+        sweep.wait(2, Some([ip("10.254.1.0")].into()));
+        // A third ToR added before the first one's End-of-RIB: wait for both.
+        assert!(!sweep.peers_changed(2, &[ip("10.254.5.0")], &[]));
+        assert!(!sweep.end_of_rib(2, ip("10.254.1.0")));
+        // A change on an older speaker is not ours.
+        assert!(!sweep.peers_changed(1, &[], &[ip("10.254.5.0")]));
+        // The neighbour AS changed: every peer is removed and added back, so an End-of-RIB
+        // from before counts no more.
+        let all = [ip("10.254.1.0"), ip("10.254.5.0")];
+        assert!(!sweep.peers_changed(2, &all, &all));
+        assert!(!sweep.end_of_rib(2, ip("10.254.5.0")));
+        assert!(sweep.end_of_rib(2, ip("10.254.1.0")));
     }
 }

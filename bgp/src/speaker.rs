@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::config::{ConfigError, PeerConfig, SpeakerConfig};
 use crate::fsm::{Fsm, FsmConfig};
 use crate::packet::error::cease;
-use crate::packet::{Origin, PathAttrs, Prefix};
+use crate::packet::{Afi, Origin, PathAttrs, Prefix};
 use crate::policy::Policy;
 use crate::rib::{BestChange, PeerId, PeerInfo, Rib, RibConfig, LOCAL_PEER};
 use crate::session::driver::{self, SessionSetup};
@@ -51,6 +51,19 @@ pub struct PeerState {
     pub dynamic: bool,
 }
 
+/// What a subscriber receives, in the order it happened.
+#[derive(Debug, Clone)]
+pub enum RibEvent {
+    /// Best-path changes, in a batch; the first event is the whole Loc-RIB.
+    Changes(Vec<BestChange>),
+    /// `peer` has sent End-of-RIB for `afi` in its current session (RFC 4724 §2): the routes
+    /// of its initial update are in the Loc-RIB and its stale paths from an earlier session
+    /// are gone, and every best-path change that follows from them came in a `Changes` before
+    /// this event. Sent once per session and family; a subscriber that joins later gets it
+    /// right after its snapshot.
+    EndOfRib { peer: IpAddr, afi: Afi },
+}
+
 /// One Loc-RIB entry as shown to operators and tests.
 #[derive(Debug, Clone, Serialize)]
 pub struct RibRoute {
@@ -75,7 +88,7 @@ enum CoreMsg {
     RemovePeer(IpAddr, oneshot::Sender<bool>),
     Announce(Vec<Prefix>, PathAttrs),
     Withdraw(Vec<Prefix>),
-    Subscribe(mpsc::UnboundedSender<Vec<BestChange>>),
+    Subscribe(mpsc::UnboundedSender<RibEvent>),
     PeerStates(oneshot::Sender<Vec<PeerState>>),
     LocRib(oneshot::Sender<Vec<RibRoute>>),
     RibSize(oneshot::Sender<usize>),
@@ -174,8 +187,10 @@ impl Speaker {
         self.send(CoreMsg::Withdraw(prefixes))
     }
 
-    /// Best-path changes, in batches; the first batch is the current Loc-RIB.
-    pub fn subscribe(&self) -> Result<mpsc::UnboundedReceiver<Vec<BestChange>>, SpeakerError> {
+    /// Best-path changes, in batches (the first is the current Loc-RIB, followed by the
+    /// End-of-RIB of every peer whose session has already sent one), and each peer's
+    /// End-of-RIB after the changes its initial update caused.
+    pub fn subscribe(&self) -> Result<mpsc::UnboundedReceiver<RibEvent>, SpeakerError> {
         let (tx, rx) = mpsc::unbounded_channel();
         self.send(CoreMsg::Subscribe(tx))?;
         Ok(rx)
@@ -228,6 +243,8 @@ struct PeerEntry {
     epoch: u64,
     dynamic: bool,
     stale_generation: u64,
+    /// Families the current session has sent End-of-RIB for.
+    end_of_rib: Vec<Afi>,
 }
 
 struct Core {
@@ -235,7 +252,7 @@ struct Core {
     rib: Rib,
     peers: FxHashMap<IpAddr, PeerEntry>,
     by_id: FxHashMap<PeerId, IpAddr>,
-    subscribers: Vec<mpsc::UnboundedSender<Vec<BestChange>>>,
+    subscribers: Vec<mpsc::UnboundedSender<RibEvent>>,
     session_tx: mpsc::UnboundedSender<SessionEvent>,
     tx: mpsc::WeakUnboundedSender<CoreMsg>,
     listener: Option<Arc<TcpListener>>,
@@ -306,14 +323,24 @@ impl Core {
                 messages: flush.messages,
             });
         }
-        if !self.subscribers.is_empty() {
-            let changes = self.rib.take_changes();
-            if !changes.is_empty() {
-                self.subscribers.retain(|s| s.send(changes.clone()).is_ok());
-                if self.subscribers.is_empty() {
-                    self.rib.config.track_changes = false;
-                }
-            }
+        self.publish_changes();
+    }
+
+    /// Hands the best-path changes so far to the subscribers.
+    fn publish_changes(&mut self) {
+        if self.subscribers.is_empty() {
+            return;
+        }
+        let changes = self.rib.take_changes();
+        if !changes.is_empty() {
+            self.publish(RibEvent::Changes(changes));
+        }
+    }
+
+    fn publish(&mut self, event: RibEvent) {
+        self.subscribers.retain(|s| s.send(event.clone()).is_ok());
+        if self.subscribers.is_empty() {
+            self.rib.config.track_changes = false;
         }
     }
 
@@ -383,6 +410,7 @@ impl Core {
                 epoch: 0,
                 dynamic,
                 stale_generation: 0,
+                end_of_rib: Vec::new(),
             },
         );
         Ok(id)
@@ -458,7 +486,16 @@ impl Core {
                         paths: paths.iter().map(|p| p.attrs.clone()).collect(),
                     })
                     .collect();
-                if tx.send(snapshot).is_ok() {
+                let synced = self.peers.iter().flat_map(|(peer, e)| {
+                    e.end_of_rib.iter().map(|afi| RibEvent::EndOfRib {
+                        peer: *peer,
+                        afi: *afi,
+                    })
+                });
+                let sent = std::iter::once(RibEvent::Changes(snapshot))
+                    .chain(synced)
+                    .all(|event| tx.send(event).is_ok());
+                if sent {
                     self.subscribers.push(tx);
                     self.rib.config.track_changes = true;
                 }
@@ -545,6 +582,26 @@ impl Core {
         });
     }
 
+    /// Records a peer's End-of-RIB and tells the subscribers, after the best-path changes so
+    /// far (those of this UPDATE and of every one before it).
+    fn end_of_rib(&mut self, peer: PeerId, afi: Afi) {
+        let Some((address, entry)) = self
+            .by_id
+            .get(&peer)
+            .copied()
+            .and_then(|a| self.peers.get_mut(&a).map(|e| (a, e)))
+        else {
+            return;
+        };
+        if entry.end_of_rib.contains(&afi) {
+            return;
+        }
+        entry.end_of_rib.push(afi);
+        tracing::debug!(peer = %address, ?afi, "end-of-rib received");
+        self.publish_changes();
+        self.publish(RibEvent::EndOfRib { peer: address, afi });
+    }
+
     fn session_event(&mut self, ev: SessionEvent) {
         match ev {
             SessionEvent::Up {
@@ -558,6 +615,7 @@ impl Core {
                     return;
                 };
                 entry.epoch = epoch;
+                entry.end_of_rib.clear();
                 let cfg = entry.config.clone();
                 let mut info = self.peer_info(&cfg);
                 info.router_id = negotiated.peer_id;
@@ -588,6 +646,9 @@ impl Core {
                 graceful,
                 restart_time,
             } => {
+                if let Some(entry) = self.by_id.get(&peer).and_then(|a| self.peers.get_mut(a)) {
+                    entry.end_of_rib.clear();
+                }
                 self.rib.peer_down(peer, graceful);
                 if graceful {
                     self.start_stale_timer(peer, restart_time.max(1));
@@ -608,6 +669,7 @@ impl Core {
                     Ok(result) => {
                         if let Some(afi) = result.end_of_rib {
                             self.rib.purge_stale(peer, Some(afi));
+                            self.end_of_rib(peer, afi);
                         }
                     }
                     Err(e) => {

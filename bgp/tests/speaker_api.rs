@@ -6,11 +6,21 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use fabric_bgp::control::PrefixRange;
-use fabric_bgp::packet::{AsPath, PathAttrs};
-use fabric_bgp::{PeerConfig, Speaker, SpeakerConfig};
+use fabric_bgp::packet::{Afi, AsPath, PathAttrs, Prefix};
+use fabric_bgp::rib::BestChange;
+use fabric_bgp::{PeerConfig, RibEvent, Speaker, SpeakerConfig};
+use tokio::sync::mpsc::UnboundedReceiver;
 
 fn v4(a: u8, b: u8, c: u8, d: u8) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(a, b, c, d))
+}
+
+/// The best-path changes of an event (none for an End-of-RIB).
+fn changes(event: RibEvent) -> Vec<BestChange> {
+    match event {
+        RibEvent::Changes(batch) => batch,
+        RibEvent::EndOfRib { .. } => Vec::new(),
+    }
 }
 
 async fn until<T>(what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
@@ -46,8 +56,10 @@ async fn two_speakers_exchange_routes_and_subscribers_see_changes() {
     a_peer.local_address = Some(v4(127, 0, 0, 3));
     b.add_peer(a_peer).await.expect("add peer");
     let mut changes = b.subscribe().expect("subscribe");
-    let snapshot = changes.recv().await.expect("initial snapshot");
-    assert!(snapshot.is_empty());
+    match changes.recv().await.expect("initial snapshot") {
+        RibEvent::Changes(snapshot) => assert!(snapshot.is_empty()),
+        other => panic!("the first event is not the snapshot: {other:?}"),
+    }
 
     until("both sessions established", async || {
         let sa = a.peer_states().await.ok()?;
@@ -75,8 +87,8 @@ async fn two_speakers_exchange_routes_and_subscribers_see_changes() {
     a.announce(prefixes.clone(), attrs).unwrap();
     let mut seen = std::collections::BTreeMap::new();
     until("B's subscriber to see all 100 routes", async || {
-        while let Ok(batch) = changes.try_recv() {
-            for c in batch {
+        while let Ok(event) = changes.try_recv() {
+            for c in self::changes(event) {
                 seen.insert(c.prefix, c.paths);
             }
         }
@@ -102,8 +114,11 @@ async fn two_speakers_exchange_routes_and_subscribers_see_changes() {
     a.withdraw(prefixes[..40].to_vec()).unwrap();
     let mut gone = 0;
     until("B's subscriber to see 40 withdrawals", async || {
-        while let Ok(batch) = changes.try_recv() {
-            gone += batch.iter().filter(|c| c.paths.is_empty()).count();
+        while let Ok(event) = changes.try_recv() {
+            gone += self::changes(event)
+                .iter()
+                .filter(|c| c.paths.is_empty())
+                .count();
         }
         (gone == 40).then_some(())
     })
@@ -171,6 +186,105 @@ async fn simultaneous_open_keeps_one_session_and_extended_messages_pack_more() {
     .await;
     let sent = a.peer_states().await.unwrap()[0].session.updates_out - before;
     assert_eq!(sent, 1, "10,000 /32s should fit one extended UPDATE");
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+/// Reads events until `peer`'s End-of-RIB for IPv4 and applies the changes before it to
+/// `rib` (prefix → has a path).
+async fn until_end_of_rib(
+    rx: &mut UnboundedReceiver<RibEvent>,
+    rib: &mut std::collections::BTreeMap<Prefix, bool>,
+    peer: IpAddr,
+) {
+    let deadline = Duration::from_secs(20);
+    loop {
+        let event = tokio::time::timeout(deadline, rx.recv())
+            .await
+            .unwrap_or_else(|_| panic!("no End-of-RIB from {peer} in {deadline:?}"))
+            .expect("the speaker stopped");
+        match event {
+            RibEvent::Changes(batch) => {
+                for c in batch {
+                    rib.insert(c.prefix, !c.paths.is_empty());
+                }
+            }
+            RibEvent::EndOfRib { peer: p, afi } => {
+                assert_eq!(p, peer, "End-of-RIB from an unknown peer");
+                // Both families are negotiated; the routes are IPv4.
+                if afi == Afi::Ipv4 {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn held(rib: &std::collections::BTreeMap<Prefix, bool>) -> usize {
+    rib.values().filter(|has| **has).count()
+}
+
+/// A peer's End-of-RIB reaches subscribers after every best-path change its initial update
+/// caused (thousands of routes in several UPDATEs, handled in one batch with the End-of-RIB),
+/// a late subscriber gets it right after its snapshot, and a new session of the same peer
+/// sends a new one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn end_of_rib_is_reported_after_the_routes_of_the_initial_update() {
+    // B listens on 127.0.0.7 for A (passive); A connects from 127.0.0.6.
+    let mut b_cfg = SpeakerConfig::new(65002, Ipv4Addr::new(127, 0, 0, 7));
+    b_cfg.listen = Some("127.0.0.7:0".parse().unwrap());
+    let mut a_peer = PeerConfig::new(v4(127, 0, 0, 6), Some(65001));
+    a_peer.passive = true;
+    b_cfg.peers.push(a_peer);
+    let b = Speaker::new(b_cfg).await.expect("speaker B starts");
+    let port = b.listen_addr().expect("B listens").port();
+    let mut rx = b.subscribe().expect("subscribe");
+
+    // A speaker at 127.0.0.6 with `count` routes before its session starts, so they are all
+    // in the initial update, followed by End-of-RIB.
+    let start_a = async |start: IpAddr, count: u64| {
+        let a = Speaker::new(SpeakerConfig::new(65001, Ipv4Addr::new(127, 0, 0, 6)))
+            .await
+            .expect("speaker A starts");
+        let prefixes = PrefixRange {
+            start,
+            count,
+            prefix_len: 32,
+        }
+        .prefixes()
+        .unwrap();
+        a.announce(prefixes, PathAttrs::default()).unwrap();
+        let mut to_b = PeerConfig::new(v4(127, 0, 0, 7), Some(65002));
+        to_b.port = port;
+        to_b.local_address = Some(v4(127, 0, 0, 6));
+        a.add_peer(to_b).await.expect("add peer");
+        a
+    };
+    let a = start_a(v4(10, 50, 0, 0), 3_000).await;
+    let mut rib = std::collections::BTreeMap::new();
+    until_end_of_rib(&mut rx, &mut rib, v4(127, 0, 0, 6)).await;
+    assert_eq!(
+        held(&rib),
+        3_000,
+        "End-of-RIB reported before all the routes it follows"
+    );
+
+    // A late subscriber: the whole Loc-RIB, then the End-of-RIB already received.
+    let mut late = b.subscribe().expect("subscribe");
+    let mut late_rib = std::collections::BTreeMap::new();
+    until_end_of_rib(&mut late, &mut late_rib, v4(127, 0, 0, 6)).await;
+    assert_eq!(held(&late_rib), 3_000);
+
+    // A new session (A restarted with other routes): the old routes go, the new ones come,
+    // then a new End-of-RIB.
+    a.shutdown().await;
+    let a = start_a(v4(10, 51, 0, 0), 1_000).await;
+    until_end_of_rib(&mut rx, &mut rib, v4(127, 0, 0, 6)).await;
+    assert_eq!(held(&rib), 1_000, "B's Loc-RIB after A's second session");
+    assert!(rib
+        .iter()
+        .filter(|(_, has)| **has)
+        .all(|(p, _)| p.to_string().starts_with("10.51.")));
     a.shutdown().await;
     b.shutdown().await;
 }
