@@ -8,7 +8,9 @@
 //! (c) app1 keeps pinging app2 while first the ToR's end of the uplink the pings take and then
 //!     host1's end of the other uplink go down and come back: each time the ToR that lost host1
 //!     withdraws at once (tor3 keeps one next hop), host1's route falls back to the remaining
-//!     ToR once BGP notices (hold time) and returns to two next hops when the link is back.
+//!     ToR once BGP notices (hold time) and returns to two next hops when the link is back;
+//! (d) host2's single uplink goes down and up: its learned routes, flushed by the kernel, come
+//!     back with the BGP session.
 
 mod common;
 
@@ -259,6 +261,39 @@ fn a_dual_homed_host_uses_both_tors_and_keeps_pinging_when_an_uplink_goes_down()
         ));
     }
     let (sent, received) = stream.stop();
+
+    // (d) host2 hangs off tor3 alone. Taking its uplink down flushes the kernel's routes
+    // through it, ours included, and tor3 (BIRD) drops the session at once; when the link is
+    // back the session returns and with it the routes, in the kernel again.
+    let learned = || kernel_route(&fabric, "host2", &app1).filter(|(_, p)| p == "205");
+    assert!(learned().is_some(), "host2 has no learned route to {app1}");
+    link(&fabric, "host2", "eth1", "down");
+    let flushed = poll(Duration::from_secs(5), || learned().is_none().then_some(()));
+    assert!(
+        flushed.is_some(),
+        "the kernel kept host2's route to {app1} with its uplink down: {:?}",
+        kernel_route(&fabric, "host2", &app1)
+    );
+    link(&fabric, "host2", "eth1", "up");
+    let flapped = Instant::now();
+    let back = poll(RECOVER, || learned().map(|_| flapped.elapsed()));
+    assert!(
+        back.is_some(),
+        "host2's route to {app1} not back {RECOVER:?} after its uplink came up\nhost2's \
+         routes:\n{}",
+        fabric.exec("host2", &["ip", "route"]).1
+    );
+    let pings = poll(RECOVER, || {
+        fabric.ping(&fabric.netns("app2"), &app1).then_some(())
+    });
+    assert!(
+        pings.is_some(),
+        "app2 cannot reach app1 after host2's uplink came back"
+    );
+    timings.push(format!(
+        "host2 eth1 flap: route back after {:.1?}",
+        back.unwrap_or_default()
+    ));
     eprintln!(
         "deploy {up:.1?}; {timings:#?}; pings {received}/{sent}; total {:.1?}",
         started.elapsed()
