@@ -31,6 +31,9 @@ struct Args {
     /// Run only the receiving comparison.
     #[arg(long)]
     receive_only: bool,
+    /// Receiving runs per receiver and N (alternating ours and BIRD); medians are printed.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=50))]
+    repeat: u32,
 }
 
 struct Names {
@@ -82,6 +85,8 @@ struct Received {
     /// CPU the receiver spent from `enable` to holding all N: its own cost, whatever the
     /// sender's pace.
     cpu_secs: f64,
+    /// CPU the sender spent over the same span: near the wall time, the sender set the pace.
+    sender_cpu_secs: f64,
 }
 
 /// How often the sending comparison asks the receiver how many routes it holds.
@@ -167,6 +172,7 @@ fn receiving(
     let load_secs = load_start.elapsed().as_secs_f64();
     let base_kib = daemon.rss_kib().unwrap_or(0);
     let cpu_before = daemon.cpu_secs().unwrap_or(0.0);
+    let sender_cpu_before = sender.daemon.cpu_secs().unwrap_or(0.0);
     sender.enable("p0")?;
     let enabled = Instant::now();
     poll_every(
@@ -196,6 +202,7 @@ fn receiving(
     )?;
     let peak_kib = daemon.peak_kib().unwrap_or(0);
     let cpu_secs = daemon.cpu_secs().unwrap_or(0.0) - cpu_before;
+    let sender_cpu_secs = sender.daemon.cpu_secs().unwrap_or(0.0) - sender_cpu_before;
     // BIRD was counted by its import counter: check the table itself holds them all.
     if let Some(b) = &bird {
         let held = b.table_count();
@@ -210,7 +217,50 @@ fn receiving(
         peak_kib,
         base_kib,
         cpu_secs,
+        sender_cpu_secs,
     })
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => 0.0,
+        l if l % 2 == 1 => v[l / 2],
+        l => (v[l / 2 - 1] + v[l / 2]) / 2.0,
+    }
+}
+
+/// The median of each figure over one receiver's runs.
+struct Summary {
+    secs: f64,
+    first_secs: f64,
+    peak_kib: f64,
+    bytes_per_route: f64,
+    cpu_secs: f64,
+    sender_cpu_secs: f64,
+    load_secs: f64,
+    setup_secs: f64,
+    /// Each run's time from Established, in run order.
+    runs: Vec<f64>,
+}
+
+impl Summary {
+    fn of(runs: &[Received], n: u64) -> Summary {
+        let m = |f: &dyn Fn(&Received) -> f64| median(runs.iter().map(f).collect());
+        Summary {
+            secs: m(&|r| r.secs.0),
+            first_secs: m(&|r| r.secs.1),
+            peak_kib: m(&|r| r.peak_kib as f64),
+            bytes_per_route: m(&|r| {
+                (r.peak_kib.saturating_sub(r.base_kib) * 1024) as f64 / n.max(1) as f64
+            }),
+            cpu_secs: m(&|r| r.cpu_secs),
+            sender_cpu_secs: m(&|r| r.sender_cpu_secs),
+            load_secs: m(&|r| r.load_secs),
+            setup_secs: m(&|r| r.setup_secs),
+            runs: runs.iter().map(|r| r.secs.0).collect(),
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -364,31 +414,41 @@ fn main() -> Result<()> {
     let result = (|| -> Result<()> {
         for &n in &args.n {
             println!("== N = {n} /32s ==");
-            let ours = receiving(&mut names, &dir, n, limit, true)?;
-            let bird = receiving(&mut names, &dir, n, limit, false)?;
-            let per_route =
-                |r: &Received| (r.peak_kib.saturating_sub(r.base_kib) * 1024) as f64 / n as f64;
+            let (mut ours, mut bird) = (Vec::new(), Vec::new());
+            for _ in 0..args.repeat {
+                ours.push(receiving(&mut names, &dir, n, limit, true)?);
+                bird.push(receiving(&mut names, &dir, n, limit, false)?);
+            }
+            let ours = Summary::of(&ours, n);
+            let bird = Summary::of(&bird, n);
             println!("receiving from a BIRD sender that first loads its N static routes with its session disabled, then is enabled;");
             println!("  clock: from the sender's session Established to the receiver holding all N / from the first route the receiver holds to all N;");
-            println!("  peak memory and receiver CPU from enable to all N; sender load and enable-to-Established are not counted:");
+            println!("  peak memory and CPU from enable to all N; sender load and enable-to-Established are not counted;");
+            println!(
+                "  medians of {} runs per receiver, run one at a time, each against a fresh sender:",
+                args.repeat
+            );
             for (name, r) in [("ours", &ours), ("BIRD", &bird)] {
+                let runs: Vec<String> = r.runs.iter().map(|s| format!("{s:.2}")).collect();
                 println!(
-                    "  {name} : {:8.2} s / {:8.2} s   peak {:8} KiB  ({:.0} B/route)   receiver CPU {:.2} s   [sender load {:.2} s, enable to Established {:.2} s]",
-                    r.secs.0,
-                    r.secs.1,
+                    "  {name} : {:8.2} s / {:8.2} s   peak {:8.0} KiB  ({:.0} B/route)   receiver CPU {:.2} s, sender CPU {:.2} s   [sender load {:.2} s, enable to Established {:.2} s; runs {} s]",
+                    r.secs,
+                    r.first_secs,
                     r.peak_kib,
-                    per_route(r),
+                    r.bytes_per_route,
                     r.cpu_secs,
+                    r.sender_cpu_secs,
                     r.load_secs,
-                    r.setup_secs
+                    r.setup_secs,
+                    runs.join(" ")
                 );
             }
             println!(
                 "  ours/BIRD: time from Established {} (from first route {}), receiver CPU {}, memory per route {}   [target: time <= 0.5, memory <= 1]",
-                secs_ratio(ours.secs.0, bird.secs.0),
-                secs_ratio(ours.secs.1, bird.secs.1),
+                secs_ratio(ours.secs, bird.secs),
+                secs_ratio(ours.first_secs, bird.first_secs),
                 secs_ratio(ours.cpu_secs, bird.cpu_secs),
-                ratio(per_route(&ours), per_route(&bird))
+                ratio(ours.bytes_per_route, bird.bytes_per_route)
             );
             let receivers: &[Receiver] = if args.receive_only {
                 &[]
