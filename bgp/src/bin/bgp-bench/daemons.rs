@@ -6,7 +6,7 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 
 use super::lab::{poll, Daemon, Ns};
@@ -21,13 +21,29 @@ fn static_routes(count: u64) -> String {
     s
 }
 
+/// How to start a BIRD.
+#[derive(Clone, Copy, Default)]
+pub struct BirdOpts {
+    /// Export this many static /32s to every peer (0: a pure receiver, exporting nothing).
+    pub routes: u64,
+    /// Only accept sessions (`passive on`), never connect.
+    pub passive: bool,
+    /// Start the BGP protocols disabled, to be enabled later with [`Bird::enable`].
+    pub disabled: bool,
+    /// `connect delay time` (BIRD's default is 5 s; it waits at least 0.75 s whatever it is).
+    pub connect_delay: Option<u32>,
+}
+
+/// Longest reply we read from BIRD's control socket, in lines.
+const CLI_MAX_LINES: usize = 100_000;
+
 pub struct Bird {
     pub daemon: Daemon,
     sock: String,
 }
 
 impl Bird {
-    /// `peers`: (address, AS); with `routes` > 0 it exports that many static /32s.
+    /// `peers`: (address, AS); the BGP protocols are named `p0`, `p1`, ... in that order.
     pub fn start(
         ns: &Ns,
         dir: &Path,
@@ -35,23 +51,33 @@ impl Bird {
         id: &str,
         asn: u32,
         peers: &[(&str, u32)],
-        routes: u64,
+        opts: BirdOpts,
     ) -> Result<Bird> {
         let mut conf = format!("router id {id};\nprotocol device {{}}\n");
-        if routes > 0 {
+        if opts.routes > 0 {
             conf.push_str(&format!(
                 "protocol static st {{\n  ipv4;\n{}}}\n",
-                static_routes(routes)
+                static_routes(opts.routes)
             ));
         }
+        let export = if opts.routes > 0 {
+            "export all"
+        } else {
+            "export none"
+        };
+        let mut extra = String::new();
+        if opts.passive {
+            extra.push_str("  passive on;\n");
+        }
+        if opts.disabled {
+            extra.push_str("  disabled;\n");
+        }
+        if let Some(d) = opts.connect_delay {
+            extra.push_str(&format!("  connect delay time {d};\n"));
+        }
         for (i, (addr, peer_as)) in peers.iter().enumerate() {
-            let export = if routes > 0 {
-                "export all"
-            } else {
-                "export none"
-            };
             conf.push_str(&format!(
-                "protocol bgp p{i} {{\n  local as {asn};\n  neighbor {addr} as {peer_as};\n  ipv4 {{ import all; {export}; }};\n}}\n"
+                "protocol bgp p{i} {{\n  local as {asn};\n  neighbor {addr} as {peer_as};\n{extra}  ipv4 {{ import all; {export}; }};\n}}\n"
             ));
         }
         let conf_path = dir.join(format!("{name}.conf"));
@@ -76,19 +102,83 @@ impl Bird {
         })
     }
 
-    /// Routes in BIRD's master4 table.
+    /// One command on BIRD's control socket (what birdc does, without starting a process, so
+    /// polling BIRD costs no more than polling our speaker). Returns the reply's text without
+    /// the reply codes; None if BIRD is not there yet or answers with an error (8xxx, 9xxx).
+    pub fn cli(&self, command: &str) -> Option<String> {
+        let mut s = UnixStream::connect(&self.sock).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+        let mut r = BufReader::new(s.try_clone().ok()?);
+        let mut line = String::new();
+        r.read_line(&mut line).ok()?; // "0001 BIRD 2.0.12 ready."
+        writeln!(s, "{command}").ok()?;
+        let mut text = String::new();
+        for _ in 0..CLI_MAX_LINES {
+            line.clear();
+            if r.read_line(&mut line).ok()? == 0 {
+                return None;
+            }
+            let b = line.as_bytes();
+            let coded = b.len() > 4 && b[..4].iter().all(u8::is_ascii_digit);
+            if coded && matches!(b[0], b'8' | b'9') {
+                return None;
+            }
+            let body = if coded { &line[5..] } else { line.get(1..)? };
+            text.push_str(body);
+            if coded && b[4] == b' ' {
+                return Some(text);
+            }
+        }
+        None
+    }
+
+    /// Routes protocol `proto` has in the table now: the "Routes: N imported" of
+    /// `show protocols all`, a counter BIRD keeps, so asking costs BIRD nothing per route
+    /// (`show route count` walks the whole table, slowing BIRD down while it receives).
+    pub fn imported(&self, proto: &str) -> Option<u64> {
+        let text = self.cli(&format!("show protocols all {proto}"))?;
+        text.lines()
+            .find_map(|l| l.trim_start().strip_prefix("Routes:"))?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    }
+
+    /// Routes the first BGP peer (`p0`) brought into the table.
     pub fn count(&self) -> Option<u64> {
-        let out = std::process::Command::new("birdc")
-            .args(["-s", &self.sock, "show", "route", "count"])
-            .output()
-            .ok()?;
-        let text = String::from_utf8_lossy(&out.stdout);
+        self.imported("p0")
+    }
+
+    /// Routes in BIRD's master4 table, by walking it (`show route count`).
+    pub fn table_count(&self) -> Option<u64> {
+        let text = self.cli("show route count")?;
         text.lines()
             .find(|l| l.contains("master4"))?
             .split_whitespace()
             .next()?
             .parse()
             .ok()
+    }
+
+    /// Whether protocol `proto`'s session is Established.
+    pub fn established(&self, proto: &str) -> Option<bool> {
+        let text = self.cli(&format!("show protocols {proto}"))?;
+        let row = text
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(proto))?;
+        Some(row.contains("Established"))
+    }
+
+    /// `enable <proto>`.
+    pub fn enable(&self, proto: &str) -> Result<()> {
+        let reply = self
+            .cli(&format!("enable {proto}"))
+            .with_context(|| format!("BIRD refused to enable {proto}"))?;
+        if !reply.contains("enabled") {
+            bail!("enable {proto}: BIRD answered {:?}", reply.trim());
+        }
+        Ok(())
     }
 }
 

@@ -161,15 +161,28 @@ impl Drop for Daemon {
 }
 
 /// Poll until `f` yields, every 20 ms, for at most `limit`.
-pub fn poll<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> Result<T> {
+pub fn poll<T>(what: &str, limit: Duration, f: impl FnMut() -> Option<T>) -> Result<T> {
+    poll_every(what, limit, Duration::from_millis(20), f)
+}
+
+/// Poll until `f` yields, sleeping `every` between tries, for at most `limit` (and at most
+/// `limit / every` tries).
+pub fn poll_every<T>(
+    what: &str,
+    limit: Duration,
+    every: Duration,
+    mut f: impl FnMut() -> Option<T>,
+) -> Result<T> {
     let deadline = Instant::now() + limit;
-    loop {
+    let tries = limit.as_micros() / every.as_micros().max(1) + 1;
+    for _ in 0..tries {
         if let Some(v) = f() {
             return Ok(v);
         }
         if Instant::now() > deadline {
-            bail!("timed out after {limit:?} waiting for {what}");
+            break;
         }
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(every);
     }
+    bail!("timed out after {limit:?} waiting for {what}")
 }
