@@ -27,9 +27,9 @@ use tokio::task::JoinHandle;
 use tracing::{debug, trace, warn};
 
 use crate::codec::{
-    self, bundle_flags, BundleAdd, BundleControl, BundleCtrlType, DecodeError, EncodeError,
-    ErrorMsg, Features, FlowMod, FlowStats, FlowStatsReply, FlowStatsRequest, Hello, Message,
-    UndecodedFlow, OFP_VERSION,
+    self, bundle_flags, AggregateStats, BundleAdd, BundleControl, BundleCtrlType, DecodeError,
+    EncodeError, ErrorMsg, Features, FlowMod, FlowStats, FlowStatsReply, FlowStatsRequest, Hello,
+    Message, UndecodedFlow, OFP_VERSION,
 };
 
 /// How long the HELLO/FEATURES exchange may take.
@@ -291,14 +291,15 @@ impl Connection {
     }
 
     /// Sends a request and waits for its reply: ECHO_REQUEST, FEATURES_REQUEST,
-    /// BARRIER_REQUEST, a flow-stats request (all parts gathered into one reply) or a bundle
-    /// control message. An ERROR for it is [`ConnError::Switch`].
+    /// BARRIER_REQUEST, a flow-stats request (all parts gathered into one reply), an aggregate
+    /// request or a bundle control message. An ERROR for it is [`ConnError::Switch`].
     pub async fn request(&self, msg: Message) -> Result<Message, ConnError> {
         match &msg {
             Message::EchoRequest(_)
             | Message::FeaturesRequest
             | Message::BarrierRequest
             | Message::FlowStatsRequest(_)
+            | Message::AggregateRequest(_)
             | Message::BundleControl(_) => {}
             other => return Err(ConnError::NoReply(other.msg_type())),
         }
@@ -352,6 +353,16 @@ impl Connection {
     ) -> Result<Vec<Result<FlowStats, UndecodedFlow>>, ConnError> {
         match self.request(Message::FlowStatsRequest(req)).await? {
             Message::FlowStatsReply(r) => Ok(r.flows),
+            other => Err(ConnError::Unexpected(format!("{other:?}"))),
+        }
+    }
+
+    /// Totals (flows, packets, bytes) over the flows `req` selects, counted by the switch: one
+    /// small reply however many flows there are (OFPMP_AGGREGATE, what `ovs-ofctl
+    /// dump-aggregate` sends).
+    pub async fn aggregate(&self, req: FlowStatsRequest) -> Result<AggregateStats, ConnError> {
+        match self.request(Message::AggregateRequest(req)).await? {
+            Message::AggregateReply(s) => Ok(s),
             other => Err(ConnError::Unexpected(format!("{other:?}"))),
         }
     }

@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use openflow::codec::{self, ErrorMsg, Features, FlowStatsReply, FlowStatsRequest, Hello, Message};
+use openflow::codec::{
+    self, AggregateStats, ErrorMsg, Features, FlowStatsReply, FlowStatsRequest, Hello, Message,
+};
 use openflow::{ConnError, Connection, Flow, FlowMod, Match};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 
@@ -153,6 +155,45 @@ async fn multipart_replies_are_gathered() {
         .map(|f| f.unwrap().flow.priority)
         .collect();
     assert_eq!(got, vec![1, 2, 3]);
+}
+
+#[tokio::test]
+async fn aggregate_request_and_reply() {
+    let (conn, mut sw) = connected().await;
+    let totals = AggregateStats {
+        packet_count: 12,
+        byte_count: 720,
+        flow_count: 4,
+    };
+    let switch = async {
+        let (xid, m) = sw.recv().await;
+        assert_eq!(
+            m,
+            Message::AggregateRequest(FlowStatsRequest::by_cookie(7, !0))
+        );
+        sw.send(Message::AggregateReply(totals), xid).await;
+        // A second request refused by the switch.
+        let (xid, m) = sw.recv().await;
+        assert_eq!(m, Message::AggregateRequest(FlowStatsRequest::all()));
+        let err = ErrorMsg {
+            err_type: 1,
+            code: 2,
+            experimenter: None,
+            data: vec![],
+        };
+        sw.send(Message::Error(err), xid).await;
+    };
+    let client = async {
+        let first = conn.aggregate(FlowStatsRequest::by_cookie(7, !0)).await;
+        let second = conn.aggregate(FlowStatsRequest::all()).await;
+        (first, second)
+    };
+    let ((first, second), ()) = tokio::join!(client, switch);
+    assert_eq!(first.unwrap(), totals);
+    assert!(
+        matches!(&second, Err(ConnError::Switch(e)) if e.code_name() == Some("OFPBRC_BAD_MULTIPART")),
+        "{second:?}"
+    );
 }
 
 #[tokio::test]

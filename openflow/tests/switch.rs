@@ -2,7 +2,8 @@
 //! us, installed in one bundle, read back through our own flow-stats decoding and compared
 //! equal; the same flows as `ovs-ofctl dump-flows` prints them equal our `Display`; refused
 //! flows are reported with the offending flow (batch: the rest applied; bundle: nothing
-//! applied); and the same session over TCP.
+//! applied); aggregate statistics count exactly the flows installed, as `ovs-ofctl
+//! dump-aggregate` does; and the same session over TCP.
 
 mod common;
 
@@ -55,6 +56,78 @@ async fn flows_encoded_by_us_read_back_equal() {
     assert!(installed(&conn, 0x10).await.is_empty());
     let all = conn.flow_stats(FlowStatsRequest::all()).await.unwrap();
     assert_eq!(all.len(), 1, "only OVS's own default flow is left: {all:?}");
+}
+
+/// `ovs-ofctl dump-aggregate`'s flow_count for `filter`.
+fn ofctl_flow_count(ovs: &Ovs, filter: &str) -> u32 {
+    let out = ovs.ofctl("dump-aggregate", &[filter]);
+    out.split_whitespace()
+        .find_map(|w| w.strip_prefix("flow_count="))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no flow_count in {out:?}"))
+}
+
+#[tokio::test]
+async fn aggregate_counts_the_installed_flows() {
+    let ovs = Ovs::start();
+    let conn = Connection::connect(ovs.mgmt()).await.expect("connect");
+    let by_cookie = |c| FlowStatsRequest::by_cookie(c, u64::MAX);
+    // Only OVS's default NORMAL flow (cookie 0) at first.
+    let empty = conn.aggregate(FlowStatsRequest::all()).await.unwrap();
+    assert_eq!(empty.flow_count, 1, "{empty:?}");
+    assert_eq!(conn.aggregate(by_cookie(0x10)).await.unwrap().flow_count, 0);
+
+    let flows = representative(0x10);
+    let n = u32::try_from(flows.len()).unwrap();
+    conn.send_bundle(flows.iter().map(FlowMod::add).collect())
+        .await
+        .expect("bundle accepted");
+    // 400 more in one table under another cookie.
+    let many: Vec<Flow> = (0..400u16).map(|p| drop_flow(30, p + 1, 0x20)).collect();
+    conn.send_bundle(many.iter().map(FlowMod::add).collect())
+        .await
+        .expect("bundle accepted");
+
+    let ours = conn.aggregate(by_cookie(0x10)).await.unwrap();
+    assert_eq!(ours.flow_count, n);
+    assert_eq!(ours.flow_count, ofctl_flow_count(&ovs, "cookie=0x10/-1"));
+    let listed = conn.flow_stats(by_cookie(0x10)).await.unwrap().len();
+    assert_eq!(usize::try_from(ours.flow_count).unwrap(), listed);
+    assert_eq!(
+        conn.aggregate(by_cookie(0x20)).await.unwrap().flow_count,
+        400
+    );
+    let all = conn.aggregate(FlowStatsRequest::all()).await.unwrap();
+    assert_eq!(all.flow_count, n + 400 + 1);
+    assert_eq!(all.flow_count, ofctl_flow_count(&ovs, ""));
+    // A table selects too: table 30 holds the 400 and the representative flows put there.
+    let table30 = FlowStatsRequest {
+        table: 30,
+        ..FlowStatsRequest::all()
+    };
+    let representative_in_30 = flows.iter().filter(|f| f.table == 30).count();
+    let in_30 = conn.aggregate(table30).await.unwrap().flow_count;
+    assert_eq!(usize::try_from(in_30).unwrap(), 400 + representative_in_30);
+    assert_eq!(in_30, ofctl_flow_count(&ovs, "table=30"));
+
+    // Many requests back to back on the one session, as the bench's poller sends them.
+    for _ in 0..200 {
+        assert_eq!(
+            conn.aggregate(by_cookie(0x20)).await.unwrap().flow_count,
+            400
+        );
+    }
+    conn.send_batch(vec![FlowMod::delete_cookie(None, 0x20, u64::MAX)])
+        .await
+        .unwrap();
+    assert_eq!(conn.aggregate(by_cookie(0x20)).await.unwrap().flow_count, 0);
+    assert_eq!(
+        conn.aggregate(FlowStatsRequest::all())
+            .await
+            .unwrap()
+            .flow_count,
+        n + 1
+    );
 }
 
 /// A flow OVS refuses although it encodes fine: goto_table must go forward.

@@ -7,7 +7,7 @@
 //! as [`Message::Other`] so the connection can ignore them.
 //!
 //! Files by message family: [`basic`] (hello, echo, features, barrier), [`errmsg`] (errors),
-//! [`flow_mod`], [`multipart`] (flow stats), [`bundle`] (ONF bundles), `oxm` (matches and
+//! [`flow_mod`], [`multipart`] (flow and aggregate stats), [`bundle`] (ONF bundles), `oxm` (matches and
 //! field headers) and `action` (OpenFlow and Nicira actions).
 
 mod action;
@@ -29,7 +29,7 @@ pub use bundle::{bundle_flags, BundleAdd, BundleControl, BundleCtrlType};
 pub use errmsg::ErrorMsg;
 pub use error::{DecodeError, EncodeError};
 pub use flow_mod::{FlowMod, FlowModCommand, OFPG_ANY, OFPTT_ALL};
-pub use multipart::{FlowStats, FlowStatsReply, FlowStatsRequest, UndecodedFlow};
+pub use multipart::{AggregateStats, FlowStats, FlowStatsReply, FlowStatsRequest, UndecodedFlow};
 
 use wire::{patch_u16, Reader};
 
@@ -77,6 +77,9 @@ pub enum Message {
     FlowMod(FlowMod),
     FlowStatsRequest(FlowStatsRequest),
     FlowStatsReply(FlowStatsReply),
+    /// OFPMP_AGGREGATE request: the same selection as a flow-stats request.
+    AggregateRequest(FlowStatsRequest),
+    AggregateReply(AggregateStats),
     BundleControl(BundleControl),
     BundleAdd(BundleAdd),
     /// Any other message, undecoded: its type and the bytes after the header.
@@ -100,8 +103,8 @@ impl Message {
             Message::BarrierRequest => BARRIER_REQUEST,
             Message::BarrierReply => BARRIER_REPLY,
             Message::FlowMod(_) => FLOW_MOD,
-            Message::FlowStatsRequest(_) => MULTIPART_REQUEST,
-            Message::FlowStatsReply(_) => MULTIPART_REPLY,
+            Message::FlowStatsRequest(_) | Message::AggregateRequest(_) => MULTIPART_REQUEST,
+            Message::FlowStatsReply(_) | Message::AggregateReply(_) => MULTIPART_REPLY,
             Message::BundleControl(_) | Message::BundleAdd(_) => EXPERIMENTER,
             Message::Other { msg_type, .. } => *msg_type,
         }
@@ -124,6 +127,8 @@ pub fn encode(msg: &Message, xid: u32) -> Result<Vec<u8>, EncodeError> {
         Message::FlowMod(fm) => flow_mod::encode_flow_mod(&mut buf, fm)?,
         Message::FlowStatsRequest(r) => multipart::encode_flow_stats_request(&mut buf, r)?,
         Message::FlowStatsReply(r) => multipart::encode_flow_stats_reply(&mut buf, r)?,
+        Message::AggregateRequest(r) => multipart::encode_aggregate_request(&mut buf, r)?,
+        Message::AggregateReply(s) => multipart::encode_aggregate_reply(&mut buf, s),
         Message::BundleControl(c) => bundle::encode_control(&mut buf, c),
         Message::BundleAdd(a) => bundle::encode_add(&mut buf, a, xid)?,
         Message::Other { body, .. } => buf.extend_from_slice(body),
@@ -201,6 +206,12 @@ pub fn decode(frame: &[u8]) -> Result<(Header, Message), DecodeError> {
                 (MULTIPART_REPLY, multipart::OFPMP_FLOW) => {
                     let more = flags & multipart::OFPMPF_REPLY_MORE != 0;
                     Message::FlowStatsReply(multipart::decode_flow_stats_reply(&mut r, more)?)
+                }
+                (MULTIPART_REQUEST, multipart::OFPMP_AGGREGATE) => {
+                    Message::AggregateRequest(multipart::decode_flow_stats_request(&mut r)?)
+                }
+                (MULTIPART_REPLY, multipart::OFPMP_AGGREGATE) => {
+                    Message::AggregateReply(multipart::decode_aggregate_reply(&mut r)?)
                 }
                 _ => Message::Other {
                     msg_type: h.msg_type,

@@ -1,5 +1,7 @@
 //! MULTIPART flow statistics: the request (by table, cookie and match) and the reply, decoded
-//! back into [`Flow`] values so the flow-writer can read what is installed.
+//! back into [`Flow`] values so the flow-writer can read what is installed; and aggregate
+//! statistics (OFPMP_AGGREGATE): the same selection, answered with one count of flows, packets
+//! and bytes.
 //!
 //! A reply entry the model cannot express (an action or field we do not know, from a flow
 //! someone else installed) does not spoil the rest: it comes back as an [`UndecodedFlow`]
@@ -12,11 +14,13 @@ use super::wire::{patch_u16, Reader};
 use crate::flow::{port, Flow, Match};
 
 pub(crate) const OFPMP_FLOW: u16 = 1;
+pub(crate) const OFPMP_AGGREGATE: u16 = 2;
 /// Multipart reply flag: more replies with the same xid follow.
 pub(crate) const OFPMPF_REPLY_MORE: u16 = 1;
 
 /// OFPMP_FLOW request: the flows in `table` whose cookie matches under `cookie_mask` and
-/// that the (non-strict) `matches` covers.
+/// that the (non-strict) `matches` covers. An OFPMP_AGGREGATE request has the same body
+/// (`ofp_aggregate_stats_request` = `ofp_flow_stats_request`) and selects flows the same way.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FlowStatsRequest {
     pub table: u8,
@@ -75,6 +79,14 @@ pub struct FlowStatsReply {
     pub flows: Vec<Result<FlowStats, UndecodedFlow>>,
 }
 
+/// One OFPMP_AGGREGATE reply: totals over the flows the request selected.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AggregateStats {
+    pub packet_count: u64,
+    pub byte_count: u64,
+    pub flow_count: u32,
+}
+
 fn put_multipart_header(buf: &mut Vec<u8>, mp_type: u16, flags: u16) {
     buf.extend_from_slice(&mp_type.to_be_bytes());
     buf.extend_from_slice(&flags.to_be_bytes());
@@ -85,7 +97,23 @@ pub(crate) fn encode_flow_stats_request(
     buf: &mut Vec<u8>,
     req: &FlowStatsRequest,
 ) -> Result<(), EncodeError> {
-    put_multipart_header(buf, OFPMP_FLOW, 0);
+    encode_selection(buf, OFPMP_FLOW, req)
+}
+
+pub(crate) fn encode_aggregate_request(
+    buf: &mut Vec<u8>,
+    req: &FlowStatsRequest,
+) -> Result<(), EncodeError> {
+    encode_selection(buf, OFPMP_AGGREGATE, req)
+}
+
+/// A multipart request of type `mp_type` whose body is an `ofp_flow_stats_request`.
+fn encode_selection(
+    buf: &mut Vec<u8>,
+    mp_type: u16,
+    req: &FlowStatsRequest,
+) -> Result<(), EncodeError> {
+    put_multipart_header(buf, mp_type, 0);
     buf.push(req.table);
     buf.extend_from_slice(&[0; 3]);
     buf.extend_from_slice(&req.out_port.to_be_bytes());
@@ -114,6 +142,38 @@ pub(crate) fn decode_flow_stats_request(
         cookie,
         cookie_mask,
         matches,
+    })
+}
+
+/// Length of `ofp_aggregate_stats_reply` (after the multipart header).
+const AGGREGATE_REPLY_LEN: usize = 24;
+
+pub(crate) fn encode_aggregate_reply(buf: &mut Vec<u8>, s: &AggregateStats) {
+    put_multipart_header(buf, OFPMP_AGGREGATE, 0);
+    buf.extend_from_slice(&s.packet_count.to_be_bytes());
+    buf.extend_from_slice(&s.byte_count.to_be_bytes());
+    buf.extend_from_slice(&s.flow_count.to_be_bytes());
+    buf.extend_from_slice(&[0; 4]);
+}
+
+/// Reads an `ofp_aggregate_stats_reply` (after the multipart header), which must fill `r`.
+pub(crate) fn decode_aggregate_reply(r: &mut Reader<'_>) -> Result<AggregateStats, DecodeError> {
+    if r.remaining() != AGGREGATE_REPLY_LEN {
+        return Err(DecodeError::BadLength {
+            what: "ofp_aggregate_stats_reply",
+            len: r.remaining(),
+            min: AGGREGATE_REPLY_LEN,
+            max: AGGREGATE_REPLY_LEN,
+        });
+    }
+    let packet_count = r.u64()?;
+    let byte_count = r.u64()?;
+    let flow_count = r.u32()?;
+    r.skip(4)?;
+    Ok(AggregateStats {
+        packet_count,
+        byte_count,
+        flow_count,
     })
 }
 

@@ -31,6 +31,22 @@ const OVS_FLOW_STATS: &str = "
       0001 0015 80000a02 0800 80001401 06 80001c02 0050 000000
       0004 0018 00000000
         ffff 0010 00002320 0022 01 02 0000002a";
+/// ovs-ofctl -O OpenFlow13 dump-aggregate with `cookie=0x10/-1` (every table, any port and
+/// group, empty match), xid 6.
+const OFCTL_AGGREGATE_BY_COOKIE: &str = "
+    0412 0038 00000006 0002 0000 00000000
+    ff 000000 ffffffff ffffffff 00000000 0000000000000010 ffffffffffffffff
+    0001 0004 00000000";
+/// ovs-ofctl -O OpenFlow13 dump-aggregate with `table=10,ip,nw_dst=10.1.1.2`, xid 6.
+const OFCTL_AGGREGATE_BY_MATCH: &str = "
+    0412 0048 00000006 0002 0000 00000000
+    0a 000000 ffffffff ffffffff 00000000 0000000000000000 0000000000000000
+    0001 0012 80000a02 0800 80001804 0a010102 000000000000";
+/// ovs-vswitchd's OFPMP_AGGREGATE reply to [`OFCTL_AGGREGATE_BY_COOKIE`] with three flows of
+/// cookie 0x10 having matched 3 packets of 60 bytes each in two of them.
+const OVS_AGGREGATE_REPLY: &str = "
+    0413 0028 00000006 0002 0000 00000000
+    0000000000000006 0000000000000168 00000003 00000000";
 /// ERROR from ovs-vswitchd for a FLOW_MOD (xid 5) with an action of unknown type 0x63.
 const OVS_ERROR: &str = "
     0401 005c 00000005 0002 0000
@@ -137,6 +153,74 @@ fn flow_stats_reply_round_trips() {
 }
 
 #[test]
+fn aggregate_requests_are_byte_identical_to_ovs_ofctl() {
+    let by_cookie = Message::AggregateRequest(FlowStatsRequest::by_cookie(0x10, u64::MAX));
+    assert_eq!(
+        encode(&by_cookie, 6).unwrap(),
+        hex(OFCTL_AGGREGATE_BY_COOKIE)
+    );
+    assert_eq!(
+        decode(&hex(OFCTL_AGGREGATE_BY_COOKIE)).unwrap().1,
+        by_cookie
+    );
+
+    let by_match = Message::AggregateRequest(FlowStatsRequest {
+        table: 10,
+        matches: Match {
+            eth_type: Some(0x0800),
+            ipv4_dst: Some(Masked::exact(Ipv4Addr::new(10, 1, 1, 2))),
+            ..Match::default()
+        },
+        ..FlowStatsRequest::all()
+    });
+    assert_eq!(encode(&by_match, 6).unwrap(), hex(OFCTL_AGGREGATE_BY_MATCH));
+    assert_eq!(decode(&hex(OFCTL_AGGREGATE_BY_MATCH)).unwrap().1, by_match);
+    // Same body as a flow-stats request; only the multipart type differs.
+    let Message::AggregateRequest(req) = by_match else {
+        unreachable!()
+    };
+    let mut flow = encode(&Message::FlowStatsRequest(req), 6).unwrap();
+    assert_eq!(flow[8..10], [0, 1]);
+    flow[9] = 2;
+    assert_eq!(flow, hex(OFCTL_AGGREGATE_BY_MATCH));
+}
+
+#[test]
+fn decodes_ovs_aggregate_reply() {
+    let (h, m) = decode(&hex(OVS_AGGREGATE_REPLY)).unwrap();
+    assert_eq!(h.xid, 6);
+    let want = AggregateStats {
+        packet_count: 6,
+        byte_count: 360,
+        flow_count: 3,
+    };
+    assert_eq!(m, Message::AggregateReply(want));
+    assert_eq!(encode(&m, 6).unwrap(), hex(OVS_AGGREGATE_REPLY));
+}
+
+#[test]
+fn aggregate_reply_of_the_wrong_length_is_an_error() {
+    // Without the 4 pad bytes, and with 8 bytes too many (length fields adjusted).
+    let short =
+        hex("0413 0024 00000006 0002 0000 00000000 0000000000000006 0000000000000168 00000003");
+    let long = hex("0413 0030 00000006 0002 0000 00000000
+         0000000000000006 0000000000000168 00000003 00000000 0000000000000000");
+    for bytes in [short, long] {
+        assert!(
+            matches!(
+                decode(&bytes),
+                Err(DecodeError::BadLength {
+                    what: "ofp_aggregate_stats_reply",
+                    ..
+                })
+            ),
+            "{:?}",
+            decode(&bytes)
+        );
+    }
+}
+
+#[test]
 fn decodes_ovs_error() {
     let (h, m) = decode(&hex(OVS_ERROR)).unwrap();
     let Message::Error(e) = m else {
@@ -206,6 +290,12 @@ fn every_message_round_trips() {
         Message::FlowMod(FlowMod::delete_strict(&flow.key(), 0x10, u64::MAX)),
         Message::FlowMod(FlowMod::delete_cookie(None, 0x10, u64::MAX)),
         Message::FlowStatsRequest(FlowStatsRequest::by_cookie(0x10, u64::MAX)),
+        Message::AggregateRequest(FlowStatsRequest::all()),
+        Message::AggregateReply(AggregateStats {
+            packet_count: u64::MAX,
+            byte_count: 1,
+            flow_count: u32::MAX,
+        }),
         Message::BundleControl(BundleControl {
             bundle_id: 7,
             ctrl: BundleCtrlType::CommitReply,
@@ -253,6 +343,9 @@ fn mutations_never_panic() {
         OVS_FEATURES,
         OVS_FLOW_STATS,
         OVS_ERROR,
+        OFCTL_AGGREGATE_BY_COOKIE,
+        OFCTL_AGGREGATE_BY_MATCH,
+        OVS_AGGREGATE_REPLY,
         OFCTL_BUNDLE_OPEN,
         OFCTL_BUNDLE_ADD,
         OFCTL_BUNDLE_COMMIT,

@@ -1,70 +1,91 @@
-//! The host's OVS flow count, polled in a tight loop through `ovs-ofctl dump-aggregate` on
-//! br-int's management socket; each change of the count is recorded with its instant.
+//! The host's OVS flow count, polled over one OpenFlow 1.3 connection to br-int's management
+//! socket (`<run>/ovs/br-int.mgmt`, what `ovs-ofctl ... unix:<mgmt>` talks to) with aggregate
+//! requests (OFPMP_AGGREGATE, what `ovs-ofctl dump-aggregate` sends: every table, any cookie):
+//! no process per poll. Each change of the count is recorded with its instant.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
+use openflow::codec::FlowStatsRequest;
+use openflow::Connection;
 
-/// The flow count of br-int behind `mgmt` (`<run>/ovs/br-int.mgmt`).
+/// A current-thread runtime for the calling thread (the poller's, or a one-off count's).
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting a tokio runtime")
+}
+
+async fn connect(mgmt: &Path) -> Result<Connection> {
+    Connection::connect(mgmt)
+        .await
+        .with_context(|| format!("OpenFlow session with {}", mgmt.display()))
+}
+
+/// The number of flows in br-int (every table, any cookie) over `conn`.
+async fn flow_count(conn: &Connection) -> Result<u64> {
+    let totals = conn
+        .aggregate(FlowStatsRequest::all())
+        .await
+        .context("aggregate request to br-int")?;
+    Ok(u64::from(totals.flow_count))
+}
+
+/// The flow count of br-int behind `mgmt`, once (a session of its own).
 pub fn count(mgmt: &Path) -> Result<u64> {
-    let out = Command::new("ovs-ofctl")
-        .args(["-O", "OpenFlow13", "dump-aggregate"])
-        .arg(format!("unix:{}", mgmt.display()))
-        .output()
-        .context("running ovs-ofctl")?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    if !out.status.success() {
-        bail!(
-            "ovs-ofctl dump-aggregate: {text}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    text.split_whitespace()
-        .find_map(|w| w.strip_prefix("flow_count="))
-        .and_then(|n| n.parse().ok())
-        .with_context(|| format!("no flow_count in: {text}"))
+    runtime()?.block_on(async { flow_count(&connect(mgmt).await?).await })
+}
+
+/// How many polls ran and how long one took on average: the poller's resolution when it
+/// polls back to back.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PollCost {
+    pub polls: u64,
+    pub mean: Duration,
 }
 
 /// A thread polling the count until stopped (at most `limit`).
 pub struct Poller {
     stop: Arc<AtomicBool>,
     changes: Arc<Mutex<Vec<(Instant, u64)>>>,
-    handle: Option<std::thread::JoinHandle<Result<usize>>>,
+    failed: Arc<Mutex<Option<String>>>,
+    handle: Option<std::thread::JoinHandle<Result<PollCost>>>,
 }
 
 impl Poller {
-    /// Polls every `pause` after the previous poll returned (zero: a tight loop).
-    pub fn start(mgmt: PathBuf, pause: Duration, limit: Duration) -> Poller {
+    /// Opens the session, then polls every `pause` after the previous reply (zero: the next
+    /// request as soon as the reply is in). Fails if the session cannot be opened.
+    pub fn start(mgmt: PathBuf, pause: Duration, limit: Duration) -> Result<Poller> {
         let stop = Arc::new(AtomicBool::new(false));
         let changes = Arc::new(Mutex::new(Vec::new()));
-        let (s, c) = (stop.clone(), changes.clone());
-        let handle = std::thread::spawn(move || -> Result<usize> {
-            let until = Instant::now() + limit;
-            let (mut last, mut polls) = (None, 0);
-            while !s.load(Ordering::Relaxed) && Instant::now() < until {
-                if !pause.is_zero() {
-                    std::thread::sleep(pause);
-                }
-                let n = count(&mgmt)?;
-                let at = Instant::now();
-                polls += 1;
-                if last != Some(n) {
-                    last = Some(n);
-                    if let Ok(mut list) = c.lock() {
-                        list.push((at, n));
-                    }
+        let failed = Arc::new(Mutex::new(None));
+        let (s, c, f) = (stop.clone(), changes.clone(), failed.clone());
+        let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
+        let handle = std::thread::spawn(move || -> Result<PollCost> {
+            let polled = poll(&mgmt, pause, limit, &s, &c, &ready_tx);
+            if let Err(e) = &polled {
+                // Seen by `start` if the session never came up, by `settle` otherwise.
+                let _ = ready_tx.send(Err(format!("{e:#}")));
+                if let Ok(mut slot) = f.lock() {
+                    *slot = Some(format!("{e:#}"));
                 }
             }
-            Ok(polls)
+            polled
         });
-        Poller {
+        let poller = Poller {
             stop,
             changes,
+            failed,
             handle: Some(handle),
+        };
+        match ready_rx.recv() {
+            Ok(Ok(())) => Ok(poller),
+            Ok(Err(e)) => bail!("the flow poller: {e}"),
+            Err(_) => bail!("the flow poller ended before its session was up"),
         }
     }
 
@@ -83,6 +104,9 @@ impl Poller {
     ) -> Result<(Instant, u64)> {
         let until = Instant::now() + limit;
         while Instant::now() < until && !crate::bench::attach::stopping() {
+            if let Some(e) = self.failed.lock().ok().and_then(|f| f.clone()) {
+                bail!("the flow poller failed: {e}");
+            }
             if let Some((at, n)) = self.last() {
                 if at.max(after).elapsed() >= quiet {
                     return Ok((at, n));
@@ -93,15 +117,53 @@ impl Poller {
         bail!("the flow count did not settle within {limit:?}")
     }
 
-    /// Stops the thread; the number of polls it made.
-    pub fn stop(mut self) -> Result<usize> {
+    /// Stops the thread; the polls it made and their mean time.
+    pub fn stop(mut self) -> Result<PollCost> {
         self.stop.store(true, Ordering::Relaxed);
         match self.handle.take().map(|h| h.join()) {
             Some(Ok(r)) => r,
             Some(Err(_)) => bail!("the flow poller panicked"),
-            None => Ok(0),
+            None => Ok(PollCost::default()),
         }
     }
+}
+
+/// The poller thread's body: one session, aggregate requests until `stop` or `limit`.
+fn poll(
+    mgmt: &Path,
+    pause: Duration,
+    limit: Duration,
+    stop: &AtomicBool,
+    changes: &Mutex<Vec<(Instant, u64)>>,
+    ready: &mpsc::Sender<Result<(), String>>,
+) -> Result<PollCost> {
+    runtime()?.block_on(async {
+        let conn = connect(mgmt).await?;
+        // One round trip before saying ready: the first poll measures a warm session.
+        flow_count(&conn).await?;
+        let _ = ready.send(Ok(()));
+        let until = Instant::now() + limit;
+        let (mut last, mut polls, mut busy) = (None, 0u64, Duration::ZERO);
+        while !stop.load(Ordering::Relaxed) && Instant::now() < until {
+            if !pause.is_zero() {
+                tokio::time::sleep(pause).await;
+            }
+            let sent = Instant::now();
+            let n = flow_count(&conn).await?;
+            let at = Instant::now();
+            polls += 1;
+            busy += at - sent;
+            if last != Some(n) {
+                last = Some(n);
+                changes
+                    .lock()
+                    .map_err(|_| anyhow!("the change list is poisoned"))?
+                    .push((at, n));
+            }
+        }
+        let mean = Duration::from_secs_f64(busy.as_secs_f64() / polls.max(1) as f64);
+        Ok(PollCost { polls, mean })
+    })
 }
 
 impl Drop for Poller {

@@ -1,6 +1,7 @@
 //! The intent `lab bench policy` writes: the network, G groups each with its own policy, and
 //! R rules per policy mixing in/out, tcp/udp ports and from/to groups; written through the
-//! master's REST API (from threads in the master's namespace, several keep-alive connections),
+//! master's REST API from threads in the master's namespace, either over one HTTP/2 cleartext
+//! connection with many requests in flight or over several HTTP/1.1 keep-alive connections;
 //! and the flow count a rules × endpoints expansion of it would need (pipeline-bench's formula).
 
 use std::time::{Duration, Instant};
@@ -9,6 +10,7 @@ use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 
 use crate::bench::attach::fabric::in_netns;
+use crate::bench::h2::H2;
 
 pub const MASTER: &str = "http://172.20.20.10:9999";
 pub const NETWORK: &str = "default-net";
@@ -195,4 +197,46 @@ pub fn write_all(netns: &str, writes: &[Write], conns: usize) -> Result<Instant>
         first = Some(first.map_or(t, |f| f.min(t)));
     }
     first.context("no REST client ran")
+}
+
+/// Writes `writes` over one HTTP/2 cleartext connection (prior knowledge) with `streams`
+/// requests in flight (worker w takes w, w + streams, ...), all driven by one thread in the
+/// master's namespace (a current-thread runtime: the socket is opened there and stays there);
+/// returns when all answered, with the instant the first write started.
+pub fn write_all_h2(netns: &str, writes: &[Write], streams: usize) -> Result<Instant> {
+    let streams = streams.max(1);
+    in_netns(netns, || -> Result<Instant> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("starting a tokio runtime")?;
+        runtime.block_on(async {
+            let conn = H2::connect(MASTER).await?;
+            // The connection works before the clock starts.
+            let (status, text) = conn
+                .call(hyper::Method::GET, "/api/v1/tenants/", "")
+                .await?;
+            if !(200..300).contains(&status) {
+                bail!("GET /api/v1/tenants/ over HTTP/2 answered {status}: {text}");
+            }
+            let started = Instant::now();
+            let workers = (0..streams).map(|w| {
+                let conn = conn.clone();
+                async move {
+                    for write in writes.iter().skip(w).step_by(streams) {
+                        let path = format!("/api/v1/{}/", write.path);
+                        let (status, text) = conn
+                            .call(hyper::Method::POST, &path, &write.body.to_string())
+                            .await?;
+                        if !(200..300).contains(&status) {
+                            bail!("{}: {status} {text}", write.path);
+                        }
+                    }
+                    anyhow::Ok(())
+                }
+            });
+            futures::future::try_join_all(workers).await?;
+            Ok(started)
+        })
+    })?
 }

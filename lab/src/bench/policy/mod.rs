@@ -1,11 +1,12 @@
 //! `lab bench policy`: how fast group-based policy reaches a real host's OVS. On the
 //! bench-policy lab (real netmaster, one real netplugin host with its OVS): G groups each with
 //! its own policy, N endpoints attached through `contivk8s` with the group label, then R rules
-//! per policy written through the REST API over several connections; the time from the first
-//! rule write to the last flow installed (the host's flow count polled until stable), the REST
-//! time alone, the flows installed and a rules × endpoints expansion's count. Then, between a
-//! client and an echo server, a deny rule added and removed repeatedly: the time until the
-//! probe's answer changes, p50/p99.
+//! per policy written through the REST API (one HTTP/2 connection with many requests in
+//! flight, or several HTTP/1.1 connections); the time from the first rule write to the last
+//! flow installed (the host's flow count polled over one OpenFlow connection until stable),
+//! the REST time alone, the flows installed and a rules × endpoints expansion's count. Then,
+//! between a client and an echo server, a deny rule added and removed repeatedly: the time
+//! until the probe's answer changes, p50/p99.
 
 mod flows;
 mod intent;
@@ -46,7 +47,11 @@ pub struct PolicyArgs {
     /// Concurrent `contivk8s` ADDs.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=50))]
     pub batch: u16,
-    /// Keep-alive connections writing the rules.
+    /// Requests in flight on the one HTTP/2 cleartext connection writing the rules (0: write
+    /// them over HTTP/1.1 instead, on `--conns` connections).
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(0..=256))]
+    pub streams: u16,
+    /// Keep-alive HTTP/1.1 connections writing the rules when `--streams 0`.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub conns: u16,
     /// Deny rule add/remove rounds of the one-rule change.
@@ -55,8 +60,8 @@ pub struct PolicyArgs {
     /// Milliseconds the flow count must stay unchanged to count as installed.
     #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(100..=60000))]
     pub quiet_ms: u64,
-    /// Milliseconds between two flow-count polls (0: a tight loop, which takes CPU from
-    /// ovs-vswitchd on a small machine).
+    /// Milliseconds between a flow-count reply and the next aggregate request on the poller's
+    /// OpenFlow connection (0: back to back).
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=1000))]
     pub poll_ms: u64,
 }
@@ -69,7 +74,6 @@ fn preflight() -> Result<std::path::PathBuf> {
             ("ip", "iproute2"),
             ("busybox", "busybox-static"),
             ("ovs-vswitchd", "openvswitch-switch"),
-            ("ovs-ofctl", "openvswitch-switch"),
         ],
     )?;
     Ok(contivk8s)
@@ -112,11 +116,8 @@ pub fn run(args: &PolicyArgs) -> Result<i32> {
     cni.add_in_group("client", &client_ns, Some(&intent::group(1)))?;
     let _server = probe::Server::start(&server_ns, intent::PROBE_PORT)?;
     let quiet = Duration::from_millis(args.quiet_ms);
-    let poller = flows::Poller::start(
-        mgmt.clone(),
-        Duration::from_millis(args.poll_ms),
-        Duration::from_secs(900),
-    );
+    let poll_every = Duration::from_millis(args.poll_ms);
+    let poller = flows::Poller::start(mgmt.clone(), poll_every, Duration::from_secs(900))?;
     let (_, before) = poller.settle(Instant::now(), quiet, Duration::from_secs(120))?;
     say(&format!(
         "{} endpoints attached in {:.1} s; {before} flows before the rules",
@@ -134,16 +135,23 @@ pub fn run(args: &PolicyArgs) -> Result<i32> {
             writes.push(write);
         }
     }
+    let writers = match args.streams {
+        0 => Writers::Http1 { conns: args.conns },
+        streams => Writers::Http2 { streams },
+    };
     say(&format!(
-        "writing {} rules over {} connections",
+        "writing {} rules {}",
         writes.len(),
-        args.conns
+        writers.describe()
     ));
-    let first = intent::write_all(&master, &writes, usize::from(args.conns))?;
+    let first = match writers {
+        Writers::Http1 { conns } => intent::write_all(&master, &writes, usize::from(conns))?,
+        Writers::Http2 { streams } => intent::write_all_h2(&master, &writes, usize::from(streams))?,
+    };
     let written = first.elapsed();
     let (last, after) = poller.settle(Instant::now(), quiet, Duration::from_secs(300))?;
     let full = last.saturating_duration_since(first);
-    drop(poller.stop());
+    let poll_cost = poller.stop()?;
     // Endpoints per group: round-robin, plus the server in g0 and the client in g1.
     let members = |g: usize| -> u64 {
         let base = n / groups + usize::from(g < n % groups);
@@ -165,8 +173,10 @@ pub fn run(args: &PolicyArgs) -> Result<i32> {
         n,
         groups,
         rules: writes.len(),
-        conns: args.conns,
+        writers,
         written,
+        poll_every,
+        poll_cost,
         full,
         before,
         after,
@@ -274,12 +284,36 @@ fn one_rule_changes(
     })
 }
 
+/// How the rules of the full program are written.
+#[derive(Clone, Copy, Debug)]
+enum Writers {
+    /// HTTP/1.1, one request at a time on each of `conns` keep-alive connections.
+    Http1 { conns: u16 },
+    /// One HTTP/2 cleartext connection with `streams` requests in flight.
+    Http2 { streams: u16 },
+}
+
+impl Writers {
+    fn describe(self) -> String {
+        match self {
+            Writers::Http1 { conns } => {
+                format!("over {conns} HTTP/1.1 keep-alive connection(s)")
+            }
+            Writers::Http2 { streams } => {
+                format!("over one HTTP/2 connection (h2c), {streams} in flight")
+            }
+        }
+    }
+}
+
 struct Report<'a> {
     n: usize,
     groups: usize,
     rules: usize,
-    conns: u16,
+    writers: Writers,
     written: Duration,
+    poll_every: Duration,
+    poll_cost: flows::PollCost,
     full: Duration,
     before: u64,
     after: u64,
@@ -306,10 +340,10 @@ fn report(r: &Report) {
     );
     println!("Full program (from the first rule write to the last flow installed):");
     println!(
-        "  REST writes        {:>9.1} ms  ({} rules over {} connections, {:.0} rules/s)",
+        "  REST writes        {:>9.1} ms  ({} rules {}, {:.0} rules/s)",
         ms(r.written),
         r.rules,
-        r.conns,
+        r.writers.describe(),
         r.rules as f64 / r.written.as_secs_f64().max(1e-9)
     );
     println!(
@@ -325,6 +359,21 @@ fn report(r: &Report) {
         r.after,
         r.after as i64 - r.before as i64,
         r.quiet.as_millis()
+    );
+    let pace = if r.poll_every.is_zero() {
+        "back to back, so the resolution is one poll".to_string()
+    } else {
+        format!(
+            "{} ms after each reply, so the resolution is about {:.2} ms",
+            r.poll_every.as_millis(),
+            ms(r.poll_every + r.poll_cost.mean)
+        )
+    };
+    println!(
+        "  flow count poll    {:>9.2} ms  mean of {} aggregate requests over one OpenFlow \
+         connection to br-int, {pace}",
+        ms(r.poll_cost.mean),
+        r.poll_cost.polls
     );
     println!(
         "  expansion          {} flows for rules x endpoints (pipeline-bench's formula)",
