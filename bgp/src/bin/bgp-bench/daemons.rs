@@ -310,6 +310,13 @@ impl Fabric {
         self.ctl(json!({"cmd": "rib_count"}))?["count"].as_u64()
     }
 
+    /// Whether our session with `peer` is Established.
+    pub fn established(&self, peer: &str) -> Option<bool> {
+        let peers = self.ctl(json!({"cmd": "peers"}))?;
+        let p = peers.as_array()?.iter().find(|p| p["address"] == peer)?;
+        Some(p["state"] == "Established")
+    }
+
     /// UPDATE messages we sent to `peer`.
     pub fn updates_to(&self, peer: &str) -> Option<u64> {
         let peers = self.ctl(json!({"cmd": "peers"}))?;

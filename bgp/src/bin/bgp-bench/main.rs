@@ -5,7 +5,8 @@
 //! we time each receiver from the session's Established until it holds all N, and read its
 //! peak memory and CPU.
 //! Sending: our speaker, then BIRD, advertise the same N /32s to a fresh receiver (GoBGP, then
-//! BIRD); we time until the receiver holds all N and count UPDATE messages and bytes sent.
+//! BIRD). Each sender first holds its routes, then gets its session; we time from Established
+//! until the receiver holds all N and count UPDATE messages and bytes sent.
 //! Everything runs in namespaces it creates and removes. Needs root, bird2 and gobgpd.
 
 mod daemons;
@@ -13,7 +14,7 @@ mod lab;
 
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::Parser;
 use daemons::{Bird, BirdOpts, Fabric, GoBgp};
 use lab::{poll, poll_every, Ns, Segment};
@@ -31,7 +32,8 @@ struct Args {
     /// Run only the receiving comparison.
     #[arg(long)]
     receive_only: bool,
-    /// Receiving runs per receiver and N (alternating ours and BIRD); medians are printed.
+    /// Runs per receiver (receiving) and per sender (sending) and N, alternating ours and
+    /// BIRD; medians are printed.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=50))]
     repeat: u32,
 }
@@ -89,8 +91,13 @@ struct Received {
     sender_cpu_secs: f64,
 }
 
-/// How often the sending comparison asks the receiver how many routes it holds.
+/// How often the sending comparison asks a BIRD receiver how many routes it holds.
 const TICK: Duration = Duration::from_millis(20);
+
+/// The same for a GoBGP receiver: each ask runs the `gobgp` client, a process that costs
+/// more CPU than BIRD's control socket, which on two cores slowed the very transfer timed;
+/// its transfers take seconds, so 100 ms is still a fine resolution.
+const GOBGP_TICK: Duration = Duration::from_millis(100);
 
 /// How often the receiving comparison asks the receiver how many routes it holds (both
 /// receivers answer from a counter, so asking costs them little).
@@ -270,9 +277,15 @@ enum Receiver {
 }
 
 struct Sending {
+    /// Seconds until the receiver held all N: from the sender's session Established, and from
+    /// the first route the receiver was seen to hold.
     secs: (f64, f64),
     updates: Option<u64>,
     bytes: u64,
+    /// Seconds the sender took to hold its N routes (before the session, not counted).
+    load_secs: f64,
+    /// Seconds from adding or enabling the session to Established (set-up, not counted).
+    setup_secs: f64,
 }
 
 fn tx_bytes(ns: &Ns, ifname: &str) -> u64 {
@@ -318,7 +331,10 @@ fn sending(
                 "10.0.0.1",
                 65040,
                 &[("10.0.0.2", sender_as)],
-                BirdOpts::default(),
+                BirdOpts {
+                    passive: true,
+                    ..BirdOpts::default()
+                },
             )?),
         ),
     };
@@ -327,26 +343,47 @@ fn sending(
         (_, Some(b)) => b.count(),
         _ => None,
     };
-    let bytes_before = tx_bytes(&sender_ns, &ifname);
-    let start = Instant::now();
-    let (secs, updates) = if ours_sends {
+    let tick = if receiver == Receiver::GoBgp {
+        GOBGP_TICK
+    } else {
+        TICK
+    };
+    let load_start = Instant::now();
+    let (secs, updates, load_secs, setup_secs, bytes_before) = if ours_sends {
+        // No peer yet: the routes go into the RIB first, the session is added when they are in.
         let announce = json!([{"range": {"start": "10.64.0.0", "count": n, "prefix_len": 32}}]);
         let ours = Fabric::start(
             &sender_ns,
             dir,
             "send-ours",
-            json!({"local_as": 65020, "router_id": "10.0.0.2", "connect_retry": 1,
-                   "peers": [{"address": "10.0.0.1", "peer_as": 65040, "families": ["Ipv4"]}]}),
+            json!({"local_as": 65020, "router_id": "10.0.0.2", "connect_retry": 1, "peers": []}),
             announce,
         )?;
-        let secs = transfer("receiver to hold our routes", n, limit, TICK, start, count)?;
+        poll("our sender to load its routes", limit, || {
+            ours.count().filter(|&c| c >= n)
+        })?;
+        let load_secs = load_start.elapsed().as_secs_f64();
+        let bytes_before = tx_bytes(&sender_ns, &ifname);
+        let peer = json!({"address": "10.0.0.1", "peer_as": 65040, "families": ["Ipv4"]});
+        ours.ctl(json!({"cmd": "add_peer", "peer": peer}))
+            .context("adding the receiver to our sender")?;
+        let enabled = Instant::now();
+        poll_every(
+            "our sender's session to be Established",
+            SETUP_LIMIT,
+            Duration::from_millis(1),
+            || ours.established("10.0.0.1")?.then_some(()),
+        )?;
+        let start = Instant::now();
+        let secs = transfer("receiver to hold our routes", n, limit, tick, start, count)?;
         let updates = match &gobgp {
             Some(g) => g.updates_from("10.0.0.2"),
             None => ours.updates_to("10.0.0.1"),
         };
-        (secs, updates)
+        let setup = (start - enabled).as_secs_f64();
+        (secs, updates, load_secs, setup, bytes_before)
     } else {
-        let _bird = Bird::start(
+        let sender = Bird::start(
             &sender_ns,
             dir,
             "send-bird",
@@ -355,26 +392,47 @@ fn sending(
             &[("10.0.0.1", 65040)],
             BirdOpts {
                 routes: n,
+                disabled: true,
+                connect_delay: Some(1),
                 ..BirdOpts::default()
             },
         )?;
+        poll("the BIRD sender to load its static routes", limit, || {
+            sender.imported("st").filter(|&c| c >= n)
+        })?;
+        let load_secs = load_start.elapsed().as_secs_f64();
+        let bytes_before = tx_bytes(&sender_ns, &ifname);
+        sender.enable("p0")?;
+        let enabled = Instant::now();
+        poll_every(
+            "the BIRD sender's session to be Established",
+            SETUP_LIMIT,
+            Duration::from_millis(1),
+            || sender.established("p0")?.then_some(()),
+        )?;
+        let start = Instant::now();
+        // Kept awake as in receiving: an idle BIRD may hold its last UPDATEs for 3 s.
         let secs = transfer(
             "receiver to hold BIRD's routes",
             n,
             limit,
-            TICK,
+            tick,
             start,
-            count,
+            || {
+                let _ = sender.cli("show status");
+                count()
+            },
         )?;
-        (
-            secs,
-            gobgp.as_ref().and_then(|g| g.updates_from("10.0.0.2")),
-        )
+        let updates = gobgp.as_ref().and_then(|g| g.updates_from("10.0.0.2"));
+        let setup = (start - enabled).as_secs_f64();
+        (secs, updates, load_secs, setup, bytes_before)
     };
     Ok(Sending {
         secs,
         updates,
         bytes: tx_bytes(&sender_ns, &ifname).saturating_sub(bytes_before),
+        load_secs,
+        setup_secs,
     })
 }
 
@@ -461,29 +519,41 @@ fn main() -> Result<()> {
                 } else {
                     "BIRD"
                 };
-                let ours = sending(&mut names, &dir, n, limit, receiver, true)?;
-                let bird = sending(&mut names, &dir, n, limit, receiver, false)?;
+                let (mut ours, mut bird) = (Vec::new(), Vec::new());
+                for _ in 0..args.repeat {
+                    ours.push(sending(&mut names, &dir, n, limit, receiver, true)?);
+                    bird.push(sending(&mut names, &dir, n, limit, receiver, false)?);
+                }
                 let show = |u: Option<u64>| u.map_or("n/a".to_string(), |u| u.to_string());
-                println!("sending to {rname}, seconds from sender start / from first route, UPDATEs, bytes on the wire:");
+                println!("sending to {rname}: each sender first holds its N routes, then its session to the receiver is added (ours) or enabled (BIRD);");
                 println!(
-                    "  ours : {:8.2} s / {:8.2} s   {:>8} UPDATEs  {:>11} bytes",
-                    ours.secs.0,
-                    ours.secs.1,
-                    show(ours.updates),
-                    ours.bytes
+                    "  clock: from the session Established to the receiver holding all N / from the first route the receiver holds; medians of {} runs each, alternating; UPDATEs, bytes on the wire:",
+                    args.repeat
                 );
-                println!(
-                    "  BIRD : {:8.2} s / {:8.2} s   {:>8} UPDATEs  {:>11} bytes",
-                    bird.secs.0,
-                    bird.secs.1,
-                    show(bird.updates),
-                    bird.bytes
-                );
+                let med = |runs: &[Sending], f: &dyn Fn(&Sending) -> f64| {
+                    median(runs.iter().map(f).collect())
+                };
+                let mut secs = Vec::new();
+                for (name, runs) in [("ours", &ours), ("BIRD", &bird)] {
+                    let last = runs.last().context("no sending run")?;
+                    let each: Vec<String> =
+                        runs.iter().map(|r| format!("{:.2}", r.secs.0)).collect();
+                    let (t, first) = (med(runs, &|r| r.secs.0), med(runs, &|r| r.secs.1));
+                    println!(
+                        "  {name} : {t:8.2} s / {first:8.2} s   {:>8} UPDATEs  {:>11} bytes   [load {:.2} s, to Established {:.2} s; runs {} s]",
+                        show(last.updates),
+                        last.bytes,
+                        med(runs, &|r| r.load_secs),
+                        med(runs, &|r| r.setup_secs),
+                        each.join(" ")
+                    );
+                    secs.push((t, first, last.bytes));
+                }
                 println!(
                     "  ours/BIRD: time {} (from first route {}), bytes {}   [target: time <= 1; 4,096-byte packing needs {} UPDATEs]",
-                    secs_ratio(ours.secs.0, bird.secs.0),
-                    secs_ratio(ours.secs.1, bird.secs.1),
-                    ratio(ours.bytes as f64, bird.bytes as f64),
+                    secs_ratio(secs[0].0, secs[1].0),
+                    secs_ratio(secs[0].1, secs[1].1),
+                    ratio(secs[0].2 as f64, secs[1].2 as f64),
                     n.div_ceil(810)
                 );
             }
