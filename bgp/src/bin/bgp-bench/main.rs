@@ -106,6 +106,48 @@ const RECEIVE_TICK: Duration = Duration::from_millis(10);
 /// Longest wait for a session to come up once enabled.
 const SETUP_LIMIT: Duration = Duration::from_secs(60);
 
+/// A BIRD sender (`id`, AS) of `n` static /32s to `peer` (address, AS), its session disabled
+/// until [`open_bird_session`]; returns once its own table holds all `n`.
+fn loaded_bird_sender(
+    ns: &Ns,
+    dir: &std::path::Path,
+    (id, asn): (&str, u32),
+    peer: (&str, u32),
+    n: u64,
+    limit: Duration,
+) -> Result<Bird> {
+    let sender = Bird::start(
+        ns,
+        dir,
+        "send-bird",
+        id,
+        asn,
+        &[peer],
+        BirdOpts {
+            routes: n,
+            disabled: true,
+            connect_delay: Some(1),
+            ..BirdOpts::default()
+        },
+    )?;
+    poll("the BIRD sender to load its static routes", limit, || {
+        sender.imported("st").filter(|&c| c >= n)
+    })?;
+    Ok(sender)
+}
+
+/// Enables a loaded sender's session and waits (polling every millisecond) until it is
+/// Established: the instant the clocks start.
+fn open_bird_session(sender: &Bird) -> Result<()> {
+    sender.enable("p0")?;
+    poll_every(
+        "the BIRD sender's session to be Established",
+        SETUP_LIMIT,
+        Duration::from_millis(1),
+        || sender.established("p0")?.then_some(()),
+    )
+}
+
 /// A BIRD sender exports N static /32s to one receiver (ours or BIRD). The sender starts with
 /// its BGP protocol disabled and first loads its N static routes; only when its own table holds
 /// them all is the protocol enabled, and the clock starts when the session is Established, so
@@ -159,35 +201,20 @@ fn receiving(
         _ => bail!("no receiver"),
     };
     let load_start = Instant::now();
-    let sender = Bird::start(
+    let sender = loaded_bird_sender(
         &hub,
         dir,
-        "send-bird",
-        "10.0.0.1",
-        65010,
-        &[("10.0.0.2", 65020)],
-        BirdOpts {
-            routes: n,
-            disabled: true,
-            connect_delay: Some(1),
-            ..BirdOpts::default()
-        },
+        ("10.0.0.1", 65010),
+        ("10.0.0.2", 65020),
+        n,
+        limit,
     )?;
-    poll("the BIRD sender to load its static routes", limit, || {
-        sender.imported("st").filter(|&c| c >= n)
-    })?;
     let load_secs = load_start.elapsed().as_secs_f64();
     let base_kib = daemon.rss_kib().unwrap_or(0);
     let cpu_before = daemon.cpu_secs().unwrap_or(0.0);
     let sender_cpu_before = sender.daemon.cpu_secs().unwrap_or(0.0);
-    sender.enable("p0")?;
     let enabled = Instant::now();
-    poll_every(
-        "the BIRD sender's session to be Established",
-        SETUP_LIMIT,
-        Duration::from_millis(1),
-        || sender.established("p0")?.then_some(()),
-    )?;
+    open_bird_session(&sender)?;
     let start = Instant::now();
     // A BIRD sender may hold its last UPDATEs until its event loop wakes up, which it does on
     // its own only every 3 s when idle: asking it for its status on every tick keeps it awake,
@@ -383,33 +410,18 @@ fn sending(
         let setup = (start - enabled).as_secs_f64();
         (secs, updates, load_secs, setup, bytes_before)
     } else {
-        let sender = Bird::start(
+        let sender = loaded_bird_sender(
             &sender_ns,
             dir,
-            "send-bird",
-            "10.0.0.2",
-            65030,
-            &[("10.0.0.1", 65040)],
-            BirdOpts {
-                routes: n,
-                disabled: true,
-                connect_delay: Some(1),
-                ..BirdOpts::default()
-            },
+            ("10.0.0.2", 65030),
+            ("10.0.0.1", 65040),
+            n,
+            limit,
         )?;
-        poll("the BIRD sender to load its static routes", limit, || {
-            sender.imported("st").filter(|&c| c >= n)
-        })?;
         let load_secs = load_start.elapsed().as_secs_f64();
         let bytes_before = tx_bytes(&sender_ns, &ifname);
-        sender.enable("p0")?;
         let enabled = Instant::now();
-        poll_every(
-            "the BIRD sender's session to be Established",
-            SETUP_LIMIT,
-            Duration::from_millis(1),
-            || sender.established("p0")?.then_some(()),
-        )?;
+        open_bird_session(&sender)?;
         let start = Instant::now();
         // Kept awake as in receiving: an idle BIRD may hold its last UPDATEs for 3 s.
         let secs = transfer(
