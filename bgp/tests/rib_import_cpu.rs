@@ -7,6 +7,7 @@
 //!     cargo test --release -p fabric-bgp --test rib_import_cpu -- --ignored --nocapture
 //!
 //! and prints the import time (min and median of 5 fresh RIBs) and the heap per route.
+//! Under callgrind, `--toggle-collect='*rib_import_cpu::receive*'` counts only the import.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::net::{IpAddr, Ipv4Addr};
@@ -103,6 +104,7 @@ fn rib() -> Rib {
 }
 
 /// Import everything into a fresh RIB the way the speaker's core does; returns the time.
+#[inline(never)]
 fn receive(updates: Vec<Update>) -> (Duration, Rib) {
     let mut rib = rib();
     let start = Instant::now();
@@ -125,7 +127,13 @@ fn receive(updates: Vec<Update>) -> (Duration, Rib) {
 fn receive_one_million() {
     let mut times = Vec::new();
     let (mut peak_per_route, mut kept_per_route) = (0.0, 0.0);
-    for _ in 0..5 {
+    // RIB_IMPORT_REPS=1 for a single run under `valgrind --tool=callgrind`, whose instruction
+    // counts stay repeatable on a loaded machine where the times do not.
+    let reps: usize = std::env::var("RIB_IMPORT_REPS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(5);
+    for _ in 0..reps {
         let empty = LIVE.load(Ordering::Relaxed);
         let updates = updates();
         let before = LIVE.load(Ordering::Relaxed);
