@@ -317,31 +317,27 @@ impl Rib {
             attrs,
         };
         let (before, after, changed, best, best_peer) = match attrs {
-            Some(attrs) => {
-                let fresh = attrs.clone();
-                let (entry, created) = self
-                    .table
-                    .get_or_insert_with(prefix, || table::Entry::One(new_path(fresh)));
-                if created {
-                    (
-                        false,
-                        true,
-                        true,
-                        if track { vec![attrs] } else { Vec::new() },
-                        Some(peer),
-                    )
-                } else {
+            Some(attrs) => match self.table.insert_new(prefix, new_path(attrs)) {
+                Ok(entry) => {
+                    let best = if track {
+                        vec![entry.paths()[0].attrs.clone()]
+                    } else {
+                        Vec::new()
+                    };
+                    (false, true, true, best, Some(peer))
+                }
+                Err((entry, path)) => {
                     let old_best = best_key(entry);
                     let pos = entry.paths().iter().position(|p| p.peer == peer);
                     match pos {
-                        Some(i) => entry.paths_mut()[i] = new_path(attrs),
-                        None => entry.push(new_path(attrs)),
+                        Some(i) => entry.paths_mut()[i] = path,
+                        None => entry.push(path),
                     }
                     let (changed, best) = rerank(entry, &self.infos, max_paths, track, &old_best);
                     let best_peer = entry.paths().first().map(|p| p.peer);
                     (pos.is_some(), true, changed, best, best_peer)
                 }
-            }
+            },
             None => {
                 let Some(entry) = self.table.get_mut(&prefix) else {
                     return (false, false);
