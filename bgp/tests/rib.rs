@@ -243,6 +243,14 @@ fn graceful_restart_keeps_stale_until_end_of_rib() {
     assert!(!r.lookup(&p("192.168.8.0/24")).unwrap().0[0].stale);
     assert!(r.lookup(&p("192.168.9.0/24")).is_none());
     assert_eq!(r.received_count(e), 1);
+    // A second End-of-RIB has nothing stale left to remove.
+    r.purge_stale(e, Some(Afi::Ipv4));
+    assert_eq!(r.received_count(e), 1);
+    // Another graceful restart marks the routes stale again, and an empty session purges them.
+    r.peer_down(e, true);
+    r.purge_stale(e, Some(Afi::Ipv4));
+    assert!(r.lookup(&p("192.168.8.0/24")).is_none());
+    assert_eq!(r.received_count(e), 0);
 }
 
 #[test]
