@@ -102,6 +102,9 @@ pub struct Rib {
     /// may have to hear of them, see `UpPeers`).
     dirty: Vec<Prefix>,
     up: UpPeers,
+    /// One UPDATE's prefixes with the import policy's verdicts, kept between UPDATEs so the
+    /// buffer (about 26 kB for a full 4,096-byte UPDATE of /32s) is allocated once.
+    import_scratch: Vec<(Prefix, Option<Arc<PathAttrs>>)>,
 }
 
 /// How many peers are up, as far as export needs to know. With exactly one up, a change whose
@@ -158,6 +161,7 @@ impl Rib {
             changes: Vec::new(),
             dirty: Vec::new(),
             up: UpPeers::None,
+            import_scratch: Vec::new(),
         }
     }
 
