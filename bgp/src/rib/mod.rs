@@ -72,7 +72,8 @@ struct PeerRib {
     up: bool,
     /// Families (IPv4, IPv6) in which this peer may still have stale paths: set by a graceful
     /// down, cleared by the purge. An End-of-RIB from a peer with none (every fresh session)
-    /// then skips a walk of the whole table, a tenth of the CPU of taking in a full table.
+    /// then skips a walk of the whole table (a tenth of the instructions of taking in a full
+    /// table of 1,000,000 /32s).
     stale: [bool; 2],
     received: u64,
     full_sync: bool,
