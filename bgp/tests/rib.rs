@@ -243,6 +243,14 @@ fn graceful_restart_keeps_stale_until_end_of_rib() {
     assert!(!r.lookup(&p("192.168.8.0/24")).unwrap().0[0].stale);
     assert!(r.lookup(&p("192.168.9.0/24")).is_none());
     assert_eq!(r.received_count(e), 1);
+    // A second End-of-RIB has nothing stale left to remove.
+    r.purge_stale(e, Some(Afi::Ipv4));
+    assert_eq!(r.received_count(e), 1);
+    // Another graceful restart marks the routes stale again, and an empty session purges them.
+    r.peer_down(e, true);
+    r.purge_stale(e, Some(Afi::Ipv4));
+    assert!(r.lookup(&p("192.168.8.0/24")).is_none());
+    assert_eq!(r.received_count(e), 0);
 }
 
 #[test]
@@ -266,6 +274,52 @@ fn ebgp_export_prepends_and_sets_next_hop_self() {
     r.peer_up(src);
     let back = sent(&mut r, src);
     assert!(back.iter().all(|u| u.nlri.is_empty()), "{back:?}");
+}
+
+/// With one peer up, changes to its own routes are not queued for export (the RIB skips
+/// them), except where it holds something we sent that they replace; the rest of the table
+/// still reaches it, and a peer coming up later gets everything.
+#[test]
+fn sole_up_peer_hears_what_replaces_its_own_routes() {
+    let mut r = rib(None);
+    let a = peer(&mut r, 2, 65002, false);
+    let b = peer(&mut r, 3, 65003, false);
+    r.peer_up(b);
+    sent(&mut r, b);
+    let nlri = |u: &[Update]| -> Vec<Prefix> { u.iter().flat_map(|u| u.nlri.clone()).collect() };
+    let withdrawn =
+        |u: &[Update]| -> Vec<Prefix> { u.iter().flat_map(|u| u.withdrawn.clone()).collect() };
+    r.import_update(a, announce(&["192.168.20.0/24"], attrs(&[65002, 65010], 2)))
+        .unwrap();
+    assert_eq!(nlri(&sent(&mut r, b)), vec![p("192.168.20.0/24")]);
+    // b's own shorter path wins: what we sent it must be withdrawn.
+    r.import_update(b, announce(&["192.168.20.0/24"], attrs(&[65003], 3)))
+        .unwrap();
+    let got = sent(&mut r, b);
+    assert_eq!(withdrawn(&got), vec![p("192.168.20.0/24")], "{got:?}");
+    assert!(nlri(&got).is_empty(), "{got:?}");
+    // A route only b has: nothing to send back to it.
+    r.import_update(b, announce(&["192.168.21.0/24"], attrs(&[65003], 3)))
+        .unwrap();
+    assert!(sent(&mut r, b).is_empty());
+    // b withdraws: a's path is best again and goes to b.
+    r.import_update(
+        b,
+        Update {
+            withdrawn: vec![p("192.168.20.0/24")],
+            ..Update::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(nlri(&sent(&mut r, b)), vec![p("192.168.20.0/24")]);
+    // a comes up: it gets b's route, not its own.
+    r.peer_up(a);
+    let got = sent(&mut r, a);
+    assert_eq!(nlri(&got), vec![p("192.168.21.0/24")], "{got:?}");
+    // With two peers up, b's changes go to a again.
+    r.import_update(b, announce(&["192.168.22.0/24"], attrs(&[65003], 3)))
+        .unwrap();
+    assert_eq!(nlri(&sent(&mut r, a)), vec![p("192.168.22.0/24")]);
 }
 
 #[test]

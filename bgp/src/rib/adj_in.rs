@@ -96,19 +96,28 @@ impl Rib {
         let Some(info) = self.peer_info(peer).cloned() else {
             return Ok(());
         };
+        // Policy first for the whole UPDATE, then the table. Accepting a route clones the
+        // shared attributes' `Arc`, a locked increment, and a locked instruction waits for
+        // every earlier store to reach the cache: interleaved with the table inserts, each one
+        // waited for the previous insert's cache-missing store (perf put about a third of a
+        // full-table import on that increment). Done back to back, they are cheap, and the
+        // inserts' misses overlap.
         let policy = self.policy.clone();
-        for prefix in nlri {
-            match policy.import(&info, &prefix, attrs) {
-                Some(accepted) => {
-                    self.set_path(prefix, peer, Some(accepted));
-                    result.announced += 1;
-                }
-                None => {
-                    self.set_path(prefix, peer, None);
-                    result.rejected += 1;
-                }
+        let mut decided = std::mem::take(&mut self.import_scratch);
+        decided.clear();
+        decided.extend(
+            nlri.into_iter()
+                .map(|prefix| (prefix, policy.import(&info, &prefix, attrs))),
+        );
+        for (prefix, accepted) in decided.drain(..) {
+            if accepted.is_some() {
+                result.announced += 1;
+            } else {
+                result.rejected += 1;
             }
+            self.set_path(prefix, peer, accepted);
         }
+        self.import_scratch = decided;
         if let Some(limit) = info.max_prefix {
             let count = self.received_count(peer);
             if count > limit {

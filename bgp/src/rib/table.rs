@@ -2,6 +2,7 @@
 //! packed `u64` (address and length), and an entry keeps its first path inline, so the common
 //! one-path prefix costs one hash slot and no extra allocation.
 
+use std::collections::hash_map::Entry as Slot;
 use std::net::Ipv4Addr;
 
 use super::Path;
@@ -125,24 +126,25 @@ impl Table {
         }
     }
 
-    /// The entry for `prefix`, created from `make` when absent (one hash lookup).
-    pub fn get_or_insert_with(
+    /// Make `path` the only path of a new entry for `prefix`: `Ok` with the new entry, or
+    /// `Err` with the existing entry and the path handed back. One hash lookup either way, and
+    /// the path is moved, not cloned: a new prefix (every prefix of a full table) costs no
+    /// reference-count traffic on its shared attributes beyond the one it keeps.
+    pub fn insert_new(
         &mut self,
         prefix: IpNet,
-        make: impl FnOnce() -> Entry,
-    ) -> (&mut Entry, bool) {
-        let mut created = false;
-        let entry = match prefix {
-            IpNet::V4(n) => self.v4.entry(pack(&n)).or_insert_with(|| {
-                created = true;
-                make()
-            }),
-            IpNet::V6(n) => self.v6.entry(n).or_insert_with(|| {
-                created = true;
-                make()
-            }),
-        };
-        (entry, created)
+        path: Path,
+    ) -> Result<&mut Entry, (&mut Entry, Path)> {
+        match prefix {
+            IpNet::V4(n) => match self.v4.entry(pack(&n)) {
+                Slot::Occupied(o) => Err((o.into_mut(), path)),
+                Slot::Vacant(v) => Ok(v.insert(Entry::One(path))),
+            },
+            IpNet::V6(n) => match self.v6.entry(n) {
+                Slot::Occupied(o) => Err((o.into_mut(), path)),
+                Slot::Vacant(v) => Ok(v.insert(Entry::One(path))),
+            },
+        }
     }
 
     pub fn insert(&mut self, prefix: IpNet, entry: Entry) {
