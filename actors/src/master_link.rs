@@ -130,7 +130,7 @@ impl Cursor {
         (effects, outcome)
     }
 
-    /// One line; an intent change only marks the intent to rebuild.
+    /// One line; an intent change is recorded in the view and handed on after the batch.
     fn apply(&mut self, line: &Value) -> Result<Vec<Effect>, Resync> {
         match line["type"].as_str() {
             Some("compacted") | Some("error") => return Err(Resync),
@@ -164,7 +164,7 @@ impl Cursor {
     }
 }
 
-/// At most this many watch lines are applied before the intent is rebuilt.
+/// At most this many watch lines are applied before the intent is handed on.
 const BATCH_LINES: usize = 4096;
 /// Watch lines read ahead of the intent builder.
 const QUEUED_LINES: usize = 65_536;

@@ -222,10 +222,6 @@ impl FlowWriter {
         }
         let installed = self.installed.take().unwrap_or_default();
         let (mods, stats) = plan(&installed, &desired);
-        if mods.is_empty() {
-            self.installed = Some(installed);
-            return Ok(stats);
-        }
         self.send(mods, stats, desired, started).await
     }
 

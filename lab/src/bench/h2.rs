@@ -71,9 +71,18 @@ impl H2 {
 
     /// POST that must answer 200.
     pub async fn post(&self, path: &str, body: &str) -> Result<()> {
-        let (status, text) = self.call(Method::POST, path, body).await?;
+        self.call_ok(Method::POST, path, body).await
+    }
+
+    /// GET that must answer 200 (the body is not wanted).
+    pub async fn get(&self, path: &str) -> Result<()> {
+        self.call_ok(Method::GET, path, "").await
+    }
+
+    async fn call_ok(&self, method: Method, path: &str, body: &str) -> Result<()> {
+        let (status, text) = self.call(method.clone(), path, body).await?;
         if status != 200 {
-            bail!("POST {path} answered {status}: {text}");
+            bail!("{method} {path} answered {status}: {text}");
         }
         Ok(())
     }

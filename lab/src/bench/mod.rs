@@ -16,6 +16,15 @@ use clap::Subcommand;
 
 use lab::{programs, sys};
 
+/// A current-thread tokio runtime for the calling thread: a bench drives its async clients
+/// (HTTP/2, OpenFlow) from the thread that entered the namespace they must live in.
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting a tokio runtime")
+}
+
 #[derive(Subcommand, Debug)]
 pub enum BenchCmd {
     /// Create N policy+rule pairs through netmaster's REST API, embedded store and etcd side by

@@ -210,15 +210,10 @@ fn http1(base: &str, n: usize, clients: usize) -> Result<Vec<f64>> {
 /// ...` below `n`, each pair's policy then its rule, the workers concurrently. One thread
 /// drives them all (a current-thread runtime), as one client process would.
 fn http2(base: &str, n: usize, streams: usize) -> Result<Vec<f64>> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting a tokio runtime")?;
-    runtime.block_on(async {
+    super::runtime()?.block_on(async {
         let conn = H2::connect(base).await?;
         // The connection works before the workers start.
-        conn.call(hyper::Method::GET, "/api/v1/tenants/", "")
-            .await?;
+        conn.get("/api/v1/tenants/").await?;
         let workers = (0..streams).map(|w| {
             let conn = conn.clone();
             async move {

@@ -17,14 +17,6 @@ use anyhow::{anyhow, bail, Context, Result};
 use openflow::codec::FlowStatsRequest;
 use openflow::Connection;
 
-/// A current-thread runtime for the calling thread (the poller's, or a one-off count's).
-fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting a tokio runtime")
-}
-
 async fn connect(mgmt: &Path) -> Result<Connection> {
     Connection::connect(mgmt)
         .await
@@ -52,7 +44,7 @@ async fn flow_count(conn: &Connection, tables: &[u8]) -> Result<u64> {
 
 /// The flow count of br-int behind `mgmt`, once (a session of its own).
 pub fn count(mgmt: &Path) -> Result<u64> {
-    runtime()?.block_on(async { flow_count(&connect(mgmt).await?, &[]).await })
+    crate::bench::runtime()?.block_on(async { flow_count(&connect(mgmt).await?, &[]).await })
 }
 
 /// How many polls ran and how long one took on average: the poller's resolution when it
@@ -159,7 +151,7 @@ fn poll(
     changes: &Mutex<Vec<(Instant, u64)>>,
     ready: &mpsc::Sender<Result<(), String>>,
 ) -> Result<PollCost> {
-    runtime()?.block_on(async {
+    crate::bench::runtime()?.block_on(async {
         let conn = connect(mgmt).await?;
         // One round trip before saying ready: the first poll measures a warm session.
         flow_count(&conn, tables).await?;

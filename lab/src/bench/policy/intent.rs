@@ -206,31 +206,17 @@ pub fn write_all(netns: &str, writes: &[Write], conns: usize) -> Result<Instant>
 pub fn write_all_h2(netns: &str, writes: &[Write], streams: usize) -> Result<Instant> {
     let streams = streams.max(1);
     in_netns(netns, || -> Result<Instant> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .context("starting a tokio runtime")?;
-        runtime.block_on(async {
+        crate::bench::runtime()?.block_on(async {
             let conn = H2::connect(MASTER).await?;
             // The connection works before the clock starts.
-            let (status, text) = conn
-                .call(hyper::Method::GET, "/api/v1/tenants/", "")
-                .await?;
-            if !(200..300).contains(&status) {
-                bail!("GET /api/v1/tenants/ over HTTP/2 answered {status}: {text}");
-            }
+            conn.get("/api/v1/tenants/").await?;
             let started = Instant::now();
             let workers = (0..streams).map(|w| {
                 let conn = conn.clone();
                 async move {
                     for write in writes.iter().skip(w).step_by(streams) {
                         let path = format!("/api/v1/{}/", write.path);
-                        let (status, text) = conn
-                            .call(hyper::Method::POST, &path, &write.body.to_string())
-                            .await?;
-                        if !(200..300).contains(&status) {
-                            bail!("{}: {status} {text}", write.path);
-                        }
+                        conn.post(&path, &write.body.to_string()).await?;
                     }
                     anyhow::Ok(())
                 }
