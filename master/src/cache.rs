@@ -90,6 +90,13 @@ impl Cache {
         self.ips.get(network)
     }
 
+    /// Every allocated address: network, address, owner.
+    pub fn ips(&self) -> impl Iterator<Item = (&String, &IpAddr, &String)> {
+        self.ips
+            .iter()
+            .flat_map(|(net, ips)| ips.iter().map(move |(ip, owner)| (net, ip, owner)))
+    }
+
     pub fn tags_of(&self, kind: TagKind) -> Option<&BTreeMap<u32, String>> {
         self.tags.get(&kind)
     }

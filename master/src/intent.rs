@@ -42,7 +42,59 @@ impl Intent for Netprofile {}
 impl Intent for Bgp {}
 impl Intent for AciGw {}
 impl Intent for ExtContractsGroup {}
-impl Intent for Endpoint {}
+
+/// An endpoint's address, when some host holds it in reserve, becomes the endpoint's in the same
+/// transaction; an address another endpoint or another host holds is refused.
+impl Intent for Endpoint {
+    fn prepare(
+        &mut self,
+        _old: Option<&Self>,
+        cache: &Cache,
+        txn: &mut Txn,
+        _held: &mut Held,
+    ) -> Result<(), ApiError> {
+        let Some(ip) = self
+            .ip_address
+            .first()
+            .and_then(|a| a.parse::<std::net::IpAddr>().ok())
+        else {
+            return Ok(());
+        };
+        let Some(owner) = cache.ips_of(&self.network).and_then(|ips| ips.get(&ip)) else {
+            return Ok(());
+        };
+        let id = self.key();
+        if *owner == id {
+            return Ok(());
+        }
+        if keys::reserved_for(owner) != Some(self.homing_host.as_str()) {
+            return Err(ApiError::conflict(
+                self.display_id(),
+                Some("ipAddress"),
+                format!("{ip} is held by {owner}"),
+            ));
+        }
+        let key = keys::ip(&self.network, ip);
+        txn.compares.push(fabric_store::Compare::Value(
+            key.clone(),
+            owner.clone().into_bytes(),
+        ));
+        txn.success.push(fabric_store::Op::Put {
+            key,
+            value: id.into_bytes(),
+        });
+        Ok(())
+    }
+}
+
+/// Addresses of a network held by endpoints (not by a host's reserve).
+fn in_use(cache: &Cache, network: &str) -> usize {
+    cache.ips_of(network).map_or(0, |ips| {
+        ips.values()
+            .filter(|owner| keys::reserved_for(owner).is_none())
+            .count()
+    })
+}
 
 fn global(cache: &Cache) -> Global {
     cache
@@ -287,7 +339,16 @@ impl Master {
     }
 
     /// Validates and commits one object; used by the REST API and for the startup defaults.
-    pub(crate) async fn write<T: Intent>(&self, mut obj: T) -> Result<Value, ApiError> {
+    pub(crate) async fn write<T: Intent>(&self, obj: T) -> Result<Value, ApiError> {
+        self.write_checked(obj, |_, _| Ok(())).await
+    }
+
+    /// [`Master::write`] with one more condition on the state it commits against.
+    pub(crate) async fn write_checked<T: Intent>(
+        &self,
+        mut obj: T,
+        check: impl Fn(&T, &Cache) -> Result<(), ApiError>,
+    ) -> Result<Value, ApiError> {
         obj.apply_defaults();
         obj.validate()?;
         let id = obj.display_id();
@@ -299,6 +360,7 @@ impl Master {
                 let key = obj.key();
                 let store_key = keys::object(T::COLLECTION, &key);
                 let old: Option<T> = cache.objects.get_typed(&key);
+                check(&obj, cache)?;
                 let mut txn =
                     Txn::new().when_mod_revision(store_key.clone(), cache.mod_revision(&store_key));
                 obj.prepare(old.as_ref(), cache, &mut txn, &mut held)?;
@@ -355,6 +417,12 @@ impl Master {
 
     pub(crate) async fn delete<T: Intent>(&self, key: &str) -> Result<(), ApiError> {
         let id = format!("{}/{key}", T::COLLECTION.rest_name());
+        // Addresses hosts hold in reserve do not keep a network alive; they go first (only
+        // when nothing else holds one, so a refused delete leaves the hosts' reserves).
+        if T::COLLECTION == Collection::Networks && in_use(&self.cache(), key) == 0 {
+            self.drop_reservations(&id, |network, _| network == key)
+                .await?;
+        }
         self.commit(&id, |cache| {
             let old: T = cache
                 .objects
@@ -362,20 +430,33 @@ impl Master {
                 .ok_or_else(|| ApiError::not_found(id.clone()))?;
             check_delete(T::COLLECTION, key, &cache.objects)?;
             if T::COLLECTION == Collection::Networks {
-                if let Some(ips) = cache.ips_of(key).filter(|ips| !ips.is_empty()) {
+                let used = in_use(cache, key);
+                if used > 0 {
                     return Err(ApiError::conflict(
                         id.clone(),
                         None,
                         format!(
-                            "still has {} allocated addresses: detach its containers first",
-                            ips.len()
+                            "still has {used} allocated addresses: detach its containers first"
                         ),
                     ));
                 }
             }
             let store_key = keys::object(T::COLLECTION, key);
             let ver = keys::refver(T::COLLECTION, key);
-            let mut txn = Txn::new()
+            let mut txn = Txn::new();
+            if T::COLLECTION == Collection::Networks {
+                // Reserved since the reserves were dropped above: they go with the network.
+                for (ip, _) in cache
+                    .ips_of(key)
+                    .into_iter()
+                    .flatten()
+                    .filter(|(_, owner)| keys::reserved_for(owner).is_some())
+                    .take(fabric_store::MAX_TXN_OPS / 2)
+                {
+                    txn = txn.delete(keys::ip(key, *ip));
+                }
+            }
+            let mut txn = txn
                 .when_mod_revision(store_key.clone(), cache.mod_revision(&store_key))
                 .when_mod_revision(ver.clone(), cache.mod_revision(&ver))
                 .delete(store_key);

@@ -50,19 +50,39 @@ pub struct Allocation {
 pub struct ReleaseRequest {
     pub network: String,
     pub ip_address: IpAddr,
+    /// When set, the address is released only while it is this endpoint's (or reserved for
+    /// `host`): an agent undoing an attach must not free an address someone else now holds.
+    #[serde(default)]
+    pub owner: Option<String>,
+    #[serde(default)]
+    pub host: Option<String>,
 }
 
-/// The pool, the reserved addresses and the prefix length of a request.
-fn pool_of(
+/// Where a request's addresses come from.
+pub(crate) struct PoolOf {
+    pub pool: Pool,
+    /// Addresses of the pool never handed out (the gateway).
+    pub excluded: Vec<IpAddr>,
+    pub prefix_len: u8,
+    pub gateway: String,
+    /// The group's key when its ipPool narrows the network's pool, else empty.
+    pub narrowed_by: String,
+}
+
+/// The pool, the excluded addresses and the prefix length of a request for `network`, narrowed
+/// by `group`'s ipPool when it has one.
+pub(crate) fn pool_of(
     cache: &Cache,
-    req: &AllocateRequest,
-) -> Result<(Pool, Vec<IpAddr>, u8, String), ApiError> {
-    let id = format!("networks/{}", req.network);
+    network: &str,
+    group: &str,
+    ipv6: bool,
+) -> Result<PoolOf, ApiError> {
+    let id = format!("networks/{network}");
     let net: Network = cache
         .objects
-        .get_typed(&req.network)
+        .get_typed(network)
         .ok_or_else(|| ApiError::not_found(id.clone()))?;
-    if req.ipv6 {
+    if ipv6 {
         let net6: ipnet::Ipv6Net = net.ipv6_subnet.parse().map_err(|_| {
             ApiError::conflict(
                 id.clone(),
@@ -76,35 +96,46 @@ fn pool_of(
             last: u128::from(net6.broadcast()),
             v6: true,
         };
-        let reserved: Vec<IpAddr> = net.ipv6_gateway.parse().into_iter().collect();
-        return Ok((pool, reserved, net6.prefix_len(), net.ipv6_gateway));
+        return Ok(PoolOf {
+            pool,
+            excluded: net.ipv6_gateway.parse().into_iter().collect(),
+            prefix_len: net6.prefix_len(),
+            gateway: net.ipv6_gateway,
+            narrowed_by: String::new(),
+        });
     }
     let spec = net.subnet_spec().map_err(|e| e.on(id.clone()))?;
     let mut pool = Pool::v4(spec.pool.first, spec.pool.last);
-    if !req.group.is_empty() {
-        let group: EndpointGroup = cache
+    let mut narrowed_by = String::new();
+    if !group.is_empty() {
+        let g: EndpointGroup = cache
             .objects
-            .get_typed(&req.group)
-            .ok_or_else(|| ApiError::not_found(format!("endpointGroups/{}", req.group)))?;
-        if group.network_key() != req.network {
+            .get_typed(group)
+            .ok_or_else(|| ApiError::not_found(format!("endpointGroups/{group}")))?;
+        if g.network_key() != network {
             return Err(ApiError::bad_request(
-                Some(format!("endpointGroups/{}", req.group)),
+                Some(format!("endpointGroups/{group}")),
                 Some("networkName"),
                 format!(
-                    "the group belongs to network {}, not {}",
-                    group.network_key(),
-                    req.network
+                    "the group belongs to network {}, not {network}",
+                    g.network_key(),
                 ),
             ));
         }
-        if !group.ip_pool.is_empty() {
-            let r = fabric_model::fields::ipv4_range("ipPool", &group.ip_pool)
-                .map_err(|e| e.on(group.display_id()))?;
+        if !g.ip_pool.is_empty() {
+            let r = fabric_model::fields::ipv4_range("ipPool", &g.ip_pool)
+                .map_err(|e| e.on(g.display_id()))?;
             pool = Pool::v4(r.first, r.last);
+            narrowed_by = group.to_string();
         }
     }
-    let reserved: Vec<IpAddr> = net.gateway.parse().into_iter().collect();
-    Ok((pool, reserved, spec.net.prefix_len(), net.gateway))
+    Ok(PoolOf {
+        pool,
+        excluded: net.gateway.parse().into_iter().collect(),
+        prefix_len: spec.net.prefix_len(),
+        gateway: net.gateway,
+        narrowed_by,
+    })
 }
 
 /// A request naming no network is malformed (400 naming the field), not a missing network.
@@ -136,7 +167,13 @@ impl Master {
         let (allocation, _) = self
             .commit(&id, |cache| {
                 held.release_all();
-                let (pool, mut reserved, prefix_len, gateway) = pool_of(cache, &req)?;
+                let PoolOf {
+                    pool,
+                    excluded: mut reserved,
+                    prefix_len,
+                    gateway,
+                    ..
+                } = pool_of(cache, &req.network, &req.group, req.ipv6)?;
                 let prefix = keys::ip_prefix(&req.network);
                 reserved.extend(
                     held.held_under(&prefix)
@@ -148,16 +185,37 @@ impl Master {
                 let preferred = req.preferred.filter(|ip| {
                     pool.contains(*ip) && !taken.contains_key(ip) && !reserved.contains(ip)
                 });
-                let ip = match preferred {
-                    Some(ip) => ip,
-                    None => alloc::pick_ip(pool, taken, &reserved, hint_seed.wrapping_add(attempt))
-                        .ok_or_else(|| {
+                let picked = preferred.or_else(|| {
+                    alloc::pick_ip(pool, taken, &reserved, hint_seed.wrapping_add(attempt))
+                });
+                attempt += 1;
+                let (ip, txn) = match picked {
+                    Some(ip) => {
+                        let key = keys::ip(&req.network, ip);
+                        held.try_hold(key.clone());
+                        (ip, Txn::new().when_absent(key))
+                    }
+                    // A full pool takes back an address some host holds for its next
+                    // containers; that host's record of it then fails and it tries again.
+                    None => match taken.iter().find(|(ip, owner)| {
+                        pool.contains(**ip)
+                            && !reserved.contains(ip)
+                            && keys::reserved_for(owner).is_some()
+                    }) {
+                        Some((ip, owner)) => (
+                            *ip,
+                            Txn::new().when_value(
+                                keys::ip(&req.network, *ip),
+                                owner.clone().into_bytes(),
+                            ),
+                        ),
+                        None => {
                             let group = if req.group.is_empty() {
                                 String::new()
                             } else {
                                 format!(" of group {}", req.group)
                             };
-                            ApiError::conflict(
+                            return Err(ApiError::conflict(
                                 id.clone(),
                                 None,
                                 format!(
@@ -165,14 +223,12 @@ impl Master {
                                     taken.len(),
                                     pool.size()
                                 ),
-                            )
-                        })?,
+                            ));
+                        }
+                    },
                 };
-                attempt += 1;
                 let key = keys::ip(&req.network, ip);
-                held.try_hold(key.clone());
-                let txn = Txn::new()
-                    .when_absent(key.clone())
+                let txn = txn
                     .when_present(keys::object(Collection::Networks, &req.network))
                     .put(key, req.owner.clone().into_bytes());
                 Ok(Plan {
@@ -189,23 +245,71 @@ impl Master {
         Ok(allocation)
     }
 
-    /// Releasing an address that is not allocated succeeds (a retried release must not fail).
+    /// Releasing an address that is not allocated succeeds (a retried release must not fail);
+    /// with an owner, an address someone else now holds is left alone.
     pub async fn release(&self, req: ReleaseRequest) -> Result<(), ApiError> {
         require_network(&req.network)?;
         let key = keys::ip(&req.network, req.ip_address);
-        let ops = vec![fabric_store::Op::Delete { key: key.clone() }];
-        let outcome = self.store.txn(Txn::new().delete(key)).await?;
-        self.apply_local(outcome.revision, &ops);
-        Ok(())
+        let Some(owner) = req.owner.as_deref() else {
+            let ops = vec![fabric_store::Op::Delete { key: key.clone() }];
+            let outcome = self.store.txn(Txn::new().delete(key)).await?;
+            self.apply_local(outcome.revision, &ops);
+            return Ok(());
+        };
+        let reservation = req.host.as_deref().map(keys::reservation);
+        let released = self
+            .commit(&key, |cache| {
+                let held = cache
+                    .ips_of(&req.network)
+                    .and_then(|ips| ips.get(&req.ip_address))
+                    .filter(|v| *v == owner || Some(*v) == reservation.as_ref())
+                    .ok_or_else(|| ApiError::not_found(key.clone()))?;
+                Ok(Plan {
+                    txn: Txn::new()
+                        .when_value(key.clone(), held.clone().into_bytes())
+                        .delete(key.clone()),
+                    result: (),
+                })
+            })
+            .await;
+        match released {
+            Err(e) if e.status == 404 => Ok(()),
+            other => other.map(|_| ()),
+        }
     }
 
+    /// Records an endpoint of an agent. `from_reservation`: the agent took the address from
+    /// those reserved for the endpoint's host, and the record must find it still reserved (a
+    /// network deleted and created again since has dropped it).
     pub async fn record_endpoint(
         &self,
         id: &str,
         body: serde_json::Value,
+        from_reservation: bool,
     ) -> Result<serde_json::Value, ApiError> {
         let ep: Endpoint = crate::intent::decode_body(id, body)?;
-        self.write(ep).await
+        if !from_reservation {
+            return self.write(ep).await;
+        }
+        self.write_checked(ep, |ep, cache| {
+            let ip = ep.ip_address.first().and_then(|a| a.parse::<IpAddr>().ok());
+            let owner = ip.and_then(|ip| cache.ips_of(&ep.network)?.get(&ip));
+            match owner {
+                Some(o) if *o == ep.key() || keys::reserved_for(o) == Some(&ep.homing_host) => {
+                    Ok(())
+                }
+                _ => Err(ApiError::conflict(
+                    ep.display_id(),
+                    Some("ipAddress"),
+                    format!(
+                        "{} is no longer reserved for host {}",
+                        ep.ip_address.first().map_or("(none)", String::as_str),
+                        ep.homing_host
+                    ),
+                )),
+            }
+        })
+        .await
     }
 
     /// Removing an absent endpoint succeeds, as a CNI DEL of something gone must.

@@ -4,7 +4,7 @@
 //! |---|---|
 //! | `/contiv/config/<collection>/<key>` | the object's JSON (user intent) |
 //! | `/contiv/oper/endpoints/<id>` | an endpoint's JSON (written for agents) |
-//! | `/contiv/alloc/ip/<tenant:network>/<ip>` | the owner of an allocated address |
+//! | `/contiv/alloc/ip/<tenant:network>/<ip>` | the owner of an allocated address: an endpoint id, or `reserved:<host>` for an address an agent holds for its next containers |
 //! | `/contiv/alloc/vlan/<n>`, `/contiv/alloc/vxlan/<n>`, `/contiv/alloc/group/<n>` | the owner of a tag |
 //! | `/contiv/refver/<collection>/<key>` | bumped when a referrer of the object appears |
 //!
@@ -35,6 +35,20 @@ pub fn ip(network: &str, ip: IpAddr) -> String {
 pub fn ip_prefix(network: &str) -> String {
     format!("/contiv/alloc/ip/{network}/")
 }
+
+/// The owner recorded on an address reserved for `host`'s next containers. Endpoint ids come
+/// from CNI container ids, which the CNI spec limits to alphanumerics, `_`, `.` and `-`, so
+/// the colon keeps the two apart.
+pub fn reservation(host: &str) -> String {
+    format!("{RESERVED}{host}")
+}
+
+/// The host an owner value reserves an address for, when it is a reservation.
+pub fn reserved_for(owner: &str) -> Option<&str> {
+    owner.strip_prefix(RESERVED)
+}
+
+const RESERVED: &str = "reserved:";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum TagKind {

@@ -13,5 +13,6 @@ pub mod keys;
 pub mod master;
 pub mod metrics;
 pub mod proposals;
+pub mod reserve;
 
 pub use master::{Master, Settings};

@@ -17,6 +17,8 @@ const OTHER_ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/openapi.json"),
     ("post", "/api/v1/agent/allocate"),
     ("post", "/api/v1/agent/release"),
+    ("post", "/api/v1/agent/reserve"),
+    ("delete", "/api/v1/agent/hosts/{host}/reservations"),
     ("put", "/api/v1/agent/endpoints/{id}"),
     ("delete", "/api/v1/agent/endpoints/{id}"),
     ("get", "/api/v1/agent/hosts"),
@@ -91,6 +93,12 @@ fn writes() -> Vec<Write> {
         path: "/api/v1/agent/release".into(),
         method: "post",
         body: json!({"network": "blue:net", "ipAddress": "10.1.1.99"}),
+    });
+    out.push(Write {
+        route: "/api/v1/agent/reserve".into(),
+        path: "/api/v1/agent/reserve".into(),
+        method: "post",
+        body: json!({"network": "blue:net", "host": "host9", "count": 2}),
     });
     out
 }

@@ -1,11 +1,12 @@
-//! Calls agents make: allocate and release addresses, record and remove endpoints.
+//! Calls agents make: allocate, reserve and release addresses, record and remove endpoints.
 
 use super::objects::parse_body;
 use super::AppState;
 use crate::error::ApiError;
 use crate::ipam::{AllocateRequest, Allocation, ReleaseRequest};
+use crate::reserve::{Reservation, ReserveRequest};
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::Json;
 use serde_json::{json, Value};
 
@@ -28,13 +29,61 @@ pub async fn release(State(master): State<AppState>, body: Bytes) -> Result<Json
     Ok(Json(json!({})))
 }
 
+pub async fn reserve(
+    State(master): State<AppState>,
+    body: Bytes,
+) -> Result<Json<Reservation>, ApiError> {
+    let req: ReserveRequest = decode("reserve", &body)?;
+    master.reserve(req).await.map(Json)
+}
+
+pub async fn unreserve(
+    State(master): State<AppState>,
+    Path(host): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let released = master.unreserve_all(&host).await?;
+    Ok(Json(json!({ "released": released })))
+}
+
+/// `?reserved=true`: the address was taken from those reserved for the endpoint's host.
+fn reserved_flag(query: Option<&str>) -> Result<bool, ApiError> {
+    let mut reserved = false;
+    for pair in query
+        .unwrap_or_default()
+        .split('&')
+        .filter(|p| !p.is_empty())
+    {
+        reserved = match pair.split_once('=') {
+            Some(("reserved", "true")) => true,
+            Some(("reserved", "false")) => false,
+            Some(("reserved", other)) => {
+                return Err(ApiError::bad_request(
+                    None,
+                    Some("reserved"),
+                    format!("must be true or false, not '{other}'"),
+                ))
+            }
+            _ => {
+                return Err(ApiError::bad_request(
+                    None,
+                    Some(pair.split('=').next().unwrap_or(pair)),
+                    "is not a parameter of this call (only reserved)",
+                ))
+            }
+        };
+    }
+    Ok(reserved)
+}
+
 pub async fn record(
     State(master): State<AppState>,
     Path(id): Path<String>,
+    RawQuery(query): RawQuery,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
+    let reserved = reserved_flag(query.as_deref())?;
     let value = parse_body(&format!("endpoints/{id}"), &body)?;
-    master.record_endpoint(&id, value).await.map(Json)
+    master.record_endpoint(&id, value, reserved).await.map(Json)
 }
 
 pub async fn remove(

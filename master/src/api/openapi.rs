@@ -130,7 +130,7 @@ pub fn schema(collection: Collection) -> Value {
     schema
 }
 
-/// The agent calls' bodies and answers (`crate::ipam`).
+/// The agent calls' bodies and answers (`crate::ipam`, `crate::reserve`).
 fn agent_schemas(schemas: &mut Map<String, Value>) {
     schemas.insert(
         "AllocateRequest".into(),
@@ -150,7 +150,24 @@ fn agent_schemas(schemas: &mut Map<String, Value>) {
     schemas.insert(
         "ReleaseRequest".into(),
         json!({"type": "object", "required": ["network", "ipAddress"], "properties": {
-            "network": {"type": "string", "minLength": 1}, "ipAddress": {"type": "string", "minLength": 1, "description": "an IPv4 or IPv6 address"}}}),
+            "network": {"type": "string", "minLength": 1}, "ipAddress": {"type": "string", "minLength": 1, "description": "an IPv4 or IPv6 address"},
+            "owner": {"type": "string", "description": "release only while this endpoint (or host's reserve) holds the address"},
+            "host": {"type": "string", "description": "the host whose reserve may hold the address"}}}),
+    );
+    schemas.insert(
+        "ReserveRequest".into(),
+        json!({"type": "object", "required": ["network", "host", "count"], "properties": {
+            "network": {"type": "string", "minLength": 1, "description": "the network's key, tenant:network"},
+            "group": {"type": "string", "description": "the group's key, tenant:group; its ipPool, when set, is reserved from"},
+            "host": {"type": "string", "minLength": 1, "description": "the host the addresses are kept for"},
+            "count": {"type": "integer", "minimum": 0, "description": "addresses wanted; at most 32 and a quarter of the pool's free ones are given"}}}),
+    );
+    schemas.insert(
+        "Reservation".into(),
+        json!({"type": "object", "properties": {
+            "network": {"type": "string"}, "group": {"type": "string", "description": "the group whose ipPool they come from, or empty"},
+            "prefixLen": {"type": "integer"}, "gateway": {"type": "string"},
+            "addresses": {"type": "array", "items": {"type": "string"}}}}),
     );
 }
 
@@ -193,10 +210,23 @@ fn other_paths(paths: &mut Map<String, Value>, err: &Value) {
             "responses": {"200": ok(json!({"type": "object"})), "400": err}}}),
     );
     paths.insert(
+        "/api/v1/agent/reserve".into(),
+        json!({"post": {"summary": "Reserve free addresses for a host's next containers", "requestBody": body("ReserveRequest"),
+            "responses": {"200": ok(schema("Reservation")), "400": err, "404": err, "409": err}}}),
+    );
+    paths.insert(
+        "/api/v1/agent/hosts/{host}/reservations".into(),
+        json!({"parameters": [{"name": "host", "in": "path", "required": true, "schema": {"type": "string"}}],
+            "delete": {"summary": "Give back every address reserved for the host",
+                "responses": {"200": ok(json!({"type": "object", "properties": {"released": {"type": "integer"}}}))}}}),
+    );
+    paths.insert(
         "/api/v1/agent/endpoints/{id}".into(),
-        json!({"parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+        json!({"parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}},
+                {"name": "reserved", "in": "query", "schema": {"type": "boolean"},
+                 "description": "the address came from the host's reserve, which must still hold it"}],
             "put": {"summary": "Record an endpoint", "requestBody": body("endpoint"),
-                "responses": {"200": ok(schema("endpoint")), "400": err, "404": err, "422": err}},
+                "responses": {"200": ok(schema("endpoint")), "400": err, "404": err, "409": err, "422": err}},
             "delete": {"summary": "Remove an endpoint (removing an absent one succeeds)",
                 "responses": {"200": ok(json!({"type": "object"}))}}}),
     );
