@@ -147,6 +147,15 @@ fn config_str<'a>(config: &'a Map<String, Value>, key: &str) -> Result<Option<&'
     }
 }
 
+/// The CNI spec's rule for container ids (which also keeps them apart from the master's
+/// `reserved:<host>` owner values).
+fn valid_container_id(id: &str) -> bool {
+    id.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
 /// Reads the invocation: `env` looks up CNI_* variables, `stdin` is the network config.
 pub fn parse_invocation(
     env: &dyn Fn(&str) -> Option<String>,
@@ -248,6 +257,13 @@ fn attach_request(
         })
     };
     let container_id = required("CNI_CONTAINERID")?;
+    if !valid_container_id(&container_id) {
+        return Err(CniError::new(
+            code::INVALID_ENV,
+            format!("CNI_CONTAINERID '{container_id}' is not a valid container id"),
+            "it must start with a letter or digit and hold only letters, digits, '_', '.' and '-'",
+        ));
+    }
     let if_name = required("CNI_IFNAME")?;
     if if_name.len() > 15 || if_name.contains('/') || if_name.contains(char::is_whitespace) {
         return Err(CniError::new(

@@ -11,4 +11,5 @@ pub mod netlink;
 pub mod netns;
 pub mod ops;
 pub mod ovsdb;
+pub mod pool;
 pub mod server;

@@ -130,6 +130,11 @@ async fn run(args: Args, host: String) -> anyhow::Result<()> {
     if let Err(e) = desired.sweep_orphans(&loaded).await {
         tracing::warn!(error = %e, "orphan sweep failed");
     }
+    // Addresses kept for the previous agent's next containers: this one starts its own.
+    match master.unreserve_all(&host).await {
+        Ok(released) => tracing::info!(released, "reserved addresses given back"),
+        Err(e) => tracing::warn!(error = %e, "giving back reserved addresses failed"),
+    }
     let source: Arc<dyn StateSource> = Arc::new(desired);
 
     let kernel = Arc::new(NetlinkKernel {
@@ -166,6 +171,7 @@ async fn run(args: Args, host: String) -> anyhow::Result<()> {
         ovs,
         flows: flows.clone(),
         routes: routes.clone(),
+        pools: Default::default(),
     });
 
     let link_ops: Arc<dyn fabric_actors::endpoint::AttachOps> = ops.clone();

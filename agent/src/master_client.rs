@@ -1,4 +1,4 @@
-//! The agent's HTTP client of the master: IPAM (allocate/release), endpoint records, the
+//! The agent's HTTP client of the master: IPAM (allocate/reserve/release), endpoint records, the
 //! registration heartbeat, the state snapshot and the watch stream.
 
 use async_trait::async_trait;
@@ -97,8 +97,15 @@ impl MasterClient {
         .map(Option::unwrap_or_default)
     }
 
-    pub async fn release(&self, network: &str, ip: IpAddr) -> Result<(), StepError> {
-        let body = json!({"network": network, "ipAddress": ip});
+    /// Releases `ip` while `owner` (an endpoint id) or this host's reserve holds it.
+    pub async fn release(
+        &self,
+        network: &str,
+        ip: IpAddr,
+        owner: &str,
+        host: &str,
+    ) -> Result<(), StepError> {
+        let body = json!({"network": network, "ipAddress": ip, "owner": owner, "host": host});
         self.call(
             reqwest::Method::POST,
             "/api/v1/agent/release",
@@ -109,10 +116,45 @@ impl MasterClient {
         .map(drop)
     }
 
+    /// Asks the master to keep up to `count` addresses of the network (or of the group's
+    /// ipPool) for this host.
+    pub async fn reserve(
+        &self,
+        network: &str,
+        group: &str,
+        host: &str,
+        count: u32,
+    ) -> Result<Value, StepError> {
+        let body = json!({"network": network, "group": group, "host": host, "count": count});
+        self.call(
+            reqwest::Method::POST,
+            "/api/v1/agent/reserve",
+            Some(body),
+            false,
+        )
+        .await
+        .map(Option::unwrap_or_default)
+    }
+
+    /// Gives back every address the master keeps for this host; returns how many.
+    pub async fn unreserve_all(&self, host: &str) -> Result<u64, StepError> {
+        let v = self
+            .call(
+                reqwest::Method::DELETE,
+                &format!("/api/v1/agent/hosts/{host}/reservations"),
+                None,
+                false,
+            )
+            .await?;
+        Ok(v.and_then(|v| v["released"].as_u64()).unwrap_or(0))
+    }
+
+    /// Records an endpoint whose address the master allocated to it or reserved for its host
+    /// (the master refuses any other).
     pub async fn record(&self, id: &str, endpoint: Value) -> Result<(), StepError> {
         self.call(
             reqwest::Method::PUT,
-            &format!("/api/v1/agent/endpoints/{id}"),
+            &format!("/api/v1/agent/endpoints/{id}?reserved=true"),
             Some(endpoint),
             false,
         )

@@ -33,14 +33,7 @@ pub async fn prewire(host_if: &str, if_name: &str, netns: &str, mtu: u32) -> NsR
         std::fs::File::open(netns).map_err(|e| format!("network namespace {netns}: {e}"))?;
     let (host_if, if_name) = (host_if.to_string(), if_name.to_string());
     run_in(None, move |handle| async move {
-        if let Some(index) = index_of(&handle, &host_if).await? {
-            handle
-                .link()
-                .del(index)
-                .execute()
-                .await
-                .map_err(|e| format!("delete stale {host_if}: {e}"))?;
-        }
+        remove_link(&handle, &host_if).await?;
         // The host end is created up. The container end cannot be: the kernel configures it
         // before the pair is linked, and a veth without its peer refuses to come up.
         let peer = LinkUnspec::new_with_name(&if_name)
@@ -61,16 +54,33 @@ pub async fn prewire(host_if: &str, if_name: &str, netns: &str, mtu: u32) -> NsR
         offloads_off(&host_if)?;
         // The container side on the same thread: one thread hand-off, not two.
         let handle = enter(&ns_file)?;
-        if let Some(lo) = index_of(&handle, "lo").await? {
-            let _ = handle
-                .link()
-                .set(LinkUnspec::new_with_index(lo).up().build())
-                .execute()
-                .await;
-        }
+        loopback_up(&handle).await;
         offloads_off(&if_name)
     })
     .await
+}
+
+/// Deletes a link by name; absent is fine.
+async fn remove_link(handle: &Handle, name: &str) -> NsResult<()> {
+    let Some(index) = index_of(handle, name).await? else {
+        return Ok(());
+    };
+    match handle.link().del(index).execute().await {
+        Ok(()) => Ok(()),
+        Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::ENODEV => Ok(()),
+        Err(e) => Err(format!("delete {name}: {e}")),
+    }
+}
+
+/// Brings the loopback of the namespace `handle` is in up (best effort: a runtime usually has).
+async fn loopback_up(handle: &Handle) {
+    if let Ok(Some(lo)) = index_of(handle, "lo").await {
+        let _ = handle
+            .link()
+            .set(LinkUnspec::new_with_index(lo).up().build())
+            .execute()
+            .await;
+    }
 }
 
 /// Configures the container end made by [`prewire`] (made here if it is missing): MAC, up,
@@ -132,14 +142,7 @@ async fn configure(ep: &Endpoint) -> NsResult<bool> {
 pub async fn unwire(host_if: &str) -> NsResult<()> {
     let host_if = host_if.to_string();
     run_in(None, move |handle| async move {
-        match index_of(&handle, &host_if).await? {
-            None => Ok(()),
-            Some(index) => match handle.link().del(index).execute().await {
-                Ok(()) => Ok(()),
-                Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::ENODEV => Ok(()),
-                Err(e) => Err(format!("delete {host_if}: {e}")),
-            },
-        }
+        remove_link(&handle, &host_if).await
     })
     .await
 }

@@ -1,11 +1,12 @@
-//! The attach steps as this agent implements them: IPAM and endpoint records in the master,
-//! veth wiring through netlink, the OVS port through OVSDB, flows through the flow-writer
+//! The attach steps as this agent implements them: addresses from this host's reserve (or the
+//! master's IPAM), endpoint records in the master, veth wiring through netlink, the OVS port through OVSDB, flows through the flow-writer
 //! actor, routes through the route actor.
 
 use crate::flows::PipelineCompiler;
 use crate::master_client::MasterClient;
 use crate::netlink;
 use crate::ovsdb::{Ovsdb, EXT_ENDPOINT};
+use crate::pool::{AddressPools, Grant, Refill};
 use actix::Addr;
 use async_trait::async_trait;
 use fabric_actors::endpoint::{AttachOps, ErrorKind, StepError};
@@ -17,6 +18,8 @@ use fabric_actors::types::{
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 /// The MTU of a container interface when the CNI config sets none.
 pub const DEFAULT_MTU: u32 = 1500;
@@ -29,9 +32,50 @@ pub struct AgentOps {
     pub ovs: Ovsdb,
     pub flows: Addr<FlowWriter<PipelineCompiler>>,
     pub routes: Addr<RouteActor>,
+    /// Addresses the master keeps for this host's next containers.
+    pub pools: Arc<Mutex<AddressPools>>,
 }
 
 impl AgentOps {
+    /// An address from this host's reserve, asking the master for more in the background
+    /// when it runs low.
+    fn take_reserved(&self, network: &str, group: &str) -> Option<crate::pool::Reserved> {
+        let (taken, refill) = match self.pools.lock() {
+            Ok(mut pools) => pools.take(network, group, Instant::now()),
+            Err(_) => return None,
+        };
+        if let Some(refill) = refill {
+            let master = self.master.clone();
+            let pools = self.pools.clone();
+            let host = self.host.clone();
+            tokio::spawn(async move {
+                let grant = reserve(&master, &host, &refill).await;
+                if let Ok(mut pools) = pools.lock() {
+                    pools.filled(&refill, grant, Instant::now());
+                }
+            });
+        }
+        taken
+    }
+
+    /// The master no longer keeps `network`'s addresses for us (deleted and created again):
+    /// drop what is left and give back whatever it still holds.
+    fn forget_reserve(&self, network: &str) {
+        let dropped = match self.pools.lock() {
+            Ok(mut pools) => pools.forget_network(network),
+            Err(_) => return,
+        };
+        let master = self.master.clone();
+        let (network, host) = (network.to_string(), self.host.clone());
+        tokio::spawn(async move {
+            for ip in dropped {
+                if let Err(error) = master.release(&network, IpAddr::V4(ip), "", &host).await {
+                    tracing::warn!(%error, %ip, "giving back a reserved address failed");
+                }
+            }
+        });
+    }
+
     fn source(&self) -> Desired {
         Desired {
             host: self.host.clone(),
@@ -39,6 +83,30 @@ impl AgentOps {
             ovs: self.ovs.clone(),
         }
     }
+}
+
+/// Asks the master for `refill`; `None` when it failed (the next attach asks again).
+async fn reserve(master: &MasterClient, host: &str, refill: &Refill) -> Option<Grant> {
+    let reply = master
+        .reserve(&refill.network, &refill.group, host, refill.count)
+        .await;
+    let v = match reply {
+        Ok(v) => v,
+        Err(error) => {
+            tracing::warn!(%error, network = %refill.network, "reserving addresses failed");
+            return None;
+        }
+    };
+    Some(Grant {
+        pool_group: v["group"].as_str().unwrap_or_default().to_string(),
+        prefix_len: v["prefixLen"].as_u64().and_then(|l| u8::try_from(l).ok())?,
+        gateway: v["gateway"].as_str().and_then(|g| g.parse().ok()),
+        addresses: v["addresses"]
+            .as_array()?
+            .iter()
+            .filter_map(|a| a.as_str()?.parse().ok())
+            .collect(),
+    })
 }
 
 /// A namespace path that is not there is the request's fault, not the data plane's.
@@ -184,7 +252,11 @@ impl Desired {
                     .get(EXT_IP)
                     .and_then(|i| i.parse::<IpAddr>().ok()),
             ) {
-                self.master.release(network, ip).await?;
+                let owner = port
+                    .external_ids
+                    .get(EXT_ENDPOINT)
+                    .map_or("", String::as_str);
+                self.master.release(network, ip, owner, &self.host).await?;
             }
             removed += 1;
         }
@@ -201,20 +273,26 @@ impl AttachOps for AgentOps {
             g if g.is_empty() => 0,
             g => self.master.group_id(&g).await?,
         };
-        let a = self
-            .master
-            .allocate(&network, &req.group_key(), &id)
-            .await?;
-        let ip: Ipv4Addr = a["ipAddress"]
-            .as_str()
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| {
-                StepError::new(
-                    ErrorKind::MasterRefused,
-                    format!("netmaster gave no IPv4 address: {a}"),
-                )
-            })?;
-        let gateway = a["gateway"].as_str().and_then(|g| g.parse().ok());
+        let (ip, prefix_len, gateway) = match self.take_reserved(&network, &req.group_key()) {
+            Some(r) => (r.ip, r.prefix_len, r.gateway),
+            None => {
+                let a = self
+                    .master
+                    .allocate(&network, &req.group_key(), &id)
+                    .await?;
+                let ip: Ipv4Addr = a["ipAddress"]
+                    .as_str()
+                    .and_then(|s| s.parse().ok())
+                    .ok_or_else(|| {
+                        StepError::new(
+                            ErrorKind::MasterRefused,
+                            format!("netmaster gave no IPv4 address: {a}"),
+                        )
+                    })?;
+                let gateway = a["gateway"].as_str().and_then(|g| g.parse().ok());
+                (ip, a["prefixLen"].as_u64().unwrap_or(32) as u8, gateway)
+            }
+        };
         Ok(Endpoint {
             host_if: host_if_name(&id),
             id,
@@ -226,7 +304,7 @@ impl AttachOps for AgentOps {
             group: req.group_key(),
             group_id,
             ip,
-            prefix_len: a["prefixLen"].as_u64().unwrap_or(32) as u8,
+            prefix_len,
             gateway,
             mac: mac_for(ip),
             ofport: 0,
@@ -236,7 +314,9 @@ impl AttachOps for AgentOps {
     }
 
     async fn release(&self, ep: &Endpoint) -> Result<(), StepError> {
-        self.master.release(&ep.network, IpAddr::V4(ep.ip)).await
+        self.master
+            .release(&ep.network, IpAddr::V4(ep.ip), &ep.id, &self.host)
+            .await
     }
 
     async fn prewire(&self, req: &AttachRequest) -> Result<(), StepError> {
@@ -335,7 +415,13 @@ impl AttachOps for AgentOps {
             "containerName": ep.container_name,
             "labels": labels,
         });
-        self.master.record(&ep.id, body).await
+        let recorded = self.master.record(&ep.id, body).await;
+        if let Err(e) = &recorded {
+            if e.message.contains("no longer reserved") {
+                self.forget_reserve(&ep.network);
+            }
+        }
+        recorded
     }
 
     async fn unrecord(&self, ep: &Endpoint) -> Result<(), StepError> {

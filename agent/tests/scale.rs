@@ -60,6 +60,13 @@ fn fifty_containers_at_once_on_one_host() {
     let distinct: BTreeSet<&String> = ips.iter().collect();
     assert_eq!(distinct.len(), N, "addresses are not distinct: {ips:?}");
     assert_eq!(f.ports("host2").len(), N + 1);
+    // The first attaches had the master allocate while the agent asked for a reserve; later
+    // ones took theirs from it, and it keeps some for the next containers.
+    assert!(
+        f.reserved("default:default-net") > 0,
+        "host2 keeps addresses for its next containers"
+    );
+    assert_eq!(f.allocated("default:default-net"), N as u64 + 1);
 
     // Every container answers from the other rack.
     let unreachable: Vec<String> = std::thread::scope(|s| {

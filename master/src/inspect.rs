@@ -5,7 +5,7 @@ use crate::alloc::{self, Pool};
 use crate::cache::Cache;
 use crate::error::ApiError;
 use crate::intent::group_id;
-use crate::keys::TagKind;
+use crate::keys::{self, TagKind};
 use fabric_model::objects::{Endpoint, EndpointGroup, Network};
 use fabric_model::Collection;
 use serde_json::{json, Value};
@@ -45,23 +45,30 @@ fn network_oper(cache: &Cache, key: &str) -> Value {
     let endpoints = endpoints_where(cache, |e| e.network == key);
     let empty = Default::default();
     let ips = cache.ips_of(key).unwrap_or(&empty);
-    let (allocated, available) = match net.subnet_spec() {
+    // Addresses hosts keep for their next containers are neither in use nor available.
+    let (kept, used): (Vec<_>, Vec<_>) = ips
+        .iter()
+        .partition(|(_, owner)| keys::reserved_for(owner).is_some());
+    let (allocated, kept_ranges, available) = match net.subnet_spec() {
         Ok(spec) => {
             let pool = Pool::v4(spec.pool.first, spec.pool.last);
-            let reserved: Vec<std::net::IpAddr> = net.gateway.parse().into_iter().collect();
+            let gateway: Vec<std::net::IpAddr> = net.gateway.parse().into_iter().collect();
             (
-                alloc::format_ip_ranges(pool, ips.keys()),
-                alloc::format_free_ranges(pool, ips, &reserved),
+                alloc::format_ip_ranges(pool, used.iter().map(|(ip, _)| *ip)),
+                alloc::format_ip_ranges(pool, kept.iter().map(|(ip, _)| *ip)),
+                alloc::format_free_ranges(pool, ips, &gateway),
             )
         }
-        Err(_) => (String::new(), String::new()),
+        Err(_) => (String::new(), String::new(), String::new()),
     };
     json!({
         "pktTag": net.pkt_tag,
         "networkTag": net.cfgd_tag,
         "numEndpoints": endpoints.len(),
-        "allocatedAddressesCount": ips.len(),
+        "allocatedAddressesCount": used.len(),
         "allocatedIPAddresses": allocated,
+        "reservedAddressesCount": kept.len(),
+        "reservedIPAddresses": kept_ranges,
         "availableIPAddresses": available,
         "endpoints": endpoints,
     })

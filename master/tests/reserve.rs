@@ -27,9 +27,32 @@ fn addresses(v: &Value) -> Vec<String> {
         .collect()
 }
 
-async fn allocated_count(m: &TestMaster, network: &str) -> u64 {
+/// Whether `ip` lies in Contiv's range list (`10.1.1.2-10.1.1.9, 10.1.1.12`).
+fn in_ranges(list: &str, ip: &str) -> bool {
+    let n = |a: &str| u32::from(a.trim().parse::<std::net::Ipv4Addr>().expect("an address"));
+    let ip = n(ip);
+    list.split(',')
+        .filter(|r| !r.trim().is_empty())
+        .any(|r| match r.split_once('-') {
+            Some((a, b)) => (n(a)..=n(b)).contains(&ip),
+            None => n(r) == ip,
+        })
+}
+
+/// Addresses taken: allocated to endpoints plus kept in hosts' reserves.
+async fn taken_count(m: &TestMaster, network: &str) -> u64 {
+    let (allocated, reserved) = counts(m, network).await;
+    allocated + reserved
+}
+
+/// Inspect's (allocatedAddressesCount, reservedAddressesCount).
+async fn counts(m: &TestMaster, network: &str) -> (u64, u64) {
     let (_, ins) = m.get(&format!("/api/v1/inspect/networks/{network}/")).await;
-    ins["Oper"]["allocatedAddressesCount"].as_u64().unwrap_or(0)
+    let count = |field: &str| ins["Oper"][field].as_u64().expect(field);
+    (
+        count("allocatedAddressesCount"),
+        count("reservedAddressesCount"),
+    )
 }
 
 async fn record(m: &TestMaster, id: &str, ip: &str, host: &str, reserved: bool) -> (u16, Value) {
@@ -73,10 +96,20 @@ async fn reserved_addresses_are_the_hosts_until_recorded(f: &Fixture) {
         );
     }
     assert_eq!(
-        allocated_count(&m, "default:n").await,
-        8,
-        "reserved counts as taken"
+        counts(&m, "default:n").await,
+        (0, 8),
+        "reserved, not allocated"
     );
+    let (_, ins) = m.get("/api/v1/inspect/networks/default:n/").await;
+    let available = ins["Oper"]["availableIPAddresses"]
+        .as_str()
+        .unwrap_or_default();
+    for a in &mine {
+        assert!(
+            !in_ranges(available, a),
+            "{a} is not available: {available}"
+        );
+    }
     // Nobody else gets them.
     let mut taken: BTreeSet<String> = mine.iter().cloned().collect();
     for i in 0..40 {
@@ -145,7 +178,7 @@ async fn reserved_addresses_are_the_hosts_until_recorded(f: &Fixture) {
 
     // A release with an owner frees only what that owner (or the host's reserve) holds.
     let release = |ip: &str, owner: &str| json!({"network": "default:n", "ipAddress": ip, "owner": owner, "host": "host1"});
-    let before = allocated_count(&m, "default:n").await;
+    let before = taken_count(&m, "default:n").await;
     assert_eq!(
         m.post("/api/v1/agent/release", release(&mine[0], "other"))
             .await
@@ -153,7 +186,7 @@ async fn reserved_addresses_are_the_hosts_until_recorded(f: &Fixture) {
         200
     );
     assert_eq!(
-        allocated_count(&m, "default:n").await,
+        taken_count(&m, "default:n").await,
         before,
         "c1's address stays"
     );
@@ -164,7 +197,7 @@ async fn reserved_addresses_are_the_hosts_until_recorded(f: &Fixture) {
         200
     );
     assert_eq!(
-        allocated_count(&m, "default:n").await,
+        taken_count(&m, "default:n").await,
         before - 1,
         "host1's reserve gave it back"
     );
@@ -176,7 +209,7 @@ async fn reserved_addresses_are_the_hosts_until_recorded(f: &Fixture) {
         200
     );
     assert_eq!(
-        allocated_count(&m, "default:n").await,
+        taken_count(&m, "default:n").await,
         before - 1,
         "host2's reserve is not host1's"
     );
@@ -209,7 +242,7 @@ async fn reserved_addresses_are_the_hosts_until_recorded(f: &Fixture) {
     }
 
     // Bad requests change nothing.
-    let count = allocated_count(&m, "default:n").await;
+    let count = taken_count(&m, "default:n").await;
     let (s, v) = reserve(&m, json!({"network": "default:n", "count": 4})).await;
     assert_eq!((s, v["field"].as_str()), (400, Some("host")), "{v}");
     let (s, v) = reserve(&m, json!({"network": "default:n", "host": "", "count": 4})).await;
@@ -226,7 +259,7 @@ async fn reserved_addresses_are_the_hosts_until_recorded(f: &Fixture) {
     )
     .await;
     assert_eq!(s, 404, "{v}");
-    assert_eq!(allocated_count(&m, "default:n").await, count);
+    assert_eq!(taken_count(&m, "default:n").await, count);
 }
 
 async fn a_full_pool_takes_reserved_addresses_back(f: &Fixture) {
@@ -309,7 +342,7 @@ async fn reservations_go_with_the_host_and_the_network(f: &Fixture) {
     }
     let (s, v) = m.delete("/api/v1/agent/hosts/host1/reservations").await;
     assert_eq!((s, v["released"].as_u64()), (200, Some(10)), "{v}");
-    assert_eq!(allocated_count(&m, "default:n").await, 10, "host2's stay");
+    assert_eq!(taken_count(&m, "default:n").await, 10, "host2's stay");
     let (s, v) = m.delete("/api/v1/agent/hosts/host1/reservations").await;
     assert_eq!((s, v["released"].as_u64()), (200, Some(0)), "again: {v}");
 
@@ -325,7 +358,7 @@ async fn reservations_go_with_the_host_and_the_network(f: &Fixture) {
     let (s, v) = m.delete("/api/v1/networks/default:n/").await;
     assert_eq!(s, 409, "{v}");
     assert!(v["reason"].as_str().unwrap().contains("1 allocated"), "{v}");
-    assert_eq!(allocated_count(&m, "default:n").await, 11);
+    assert_eq!(taken_count(&m, "default:n").await, 11);
     let (s, _) = m
         .post(
             "/api/v1/agent/release",
@@ -341,7 +374,7 @@ async fn reservations_go_with_the_host_and_the_network(f: &Fixture) {
     )
     .await;
     assert_eq!(
-        allocated_count(&m, "default:n").await,
+        taken_count(&m, "default:n").await,
         0,
         "the old reserves went with the network"
     );

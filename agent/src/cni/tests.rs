@@ -85,6 +85,26 @@ fn bad_input_gets_the_spec_codes() {
         (
             vec![
                 ("CNI_COMMAND", "ADD"),
+                ("CNI_CONTAINERID", "reserved:host1"),
+                ("CNI_NETNS", "/run/netns/x"),
+                ("CNI_IFNAME", "eth0"),
+            ],
+            ok,
+            code::INVALID_ENV,
+        ),
+        (
+            vec![
+                ("CNI_COMMAND", "ADD"),
+                ("CNI_CONTAINERID", "-c1"),
+                ("CNI_NETNS", "/run/netns/x"),
+                ("CNI_IFNAME", "eth0"),
+            ],
+            ok,
+            code::INVALID_ENV,
+        ),
+        (
+            vec![
+                ("CNI_COMMAND", "ADD"),
                 ("CNI_CONTAINERID", "c"),
                 ("CNI_IFNAME", "eth0"),
             ],

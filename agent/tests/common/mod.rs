@@ -288,6 +288,13 @@ impl Fabric {
             .unwrap_or(u64::MAX)
     }
 
+    /// Addresses the hosts keep for their next containers.
+    pub fn reserved(&self, network: &str) -> u64 {
+        self.get(&format!("/api/v1/inspect/networks/{network}/"))["Oper"]["reservedAddressesCount"]
+            .as_u64()
+            .unwrap_or(0)
+    }
+
     /// Endpoint records in the master.
     pub fn endpoints(&self) -> Vec<Value> {
         self.get("/api/v1/endpoints/")
