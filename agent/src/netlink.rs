@@ -1,6 +1,6 @@
 //! Container wiring through rtnetlink: the veth pair (host end in the agent's namespace,
 //! container end created directly in the container's namespace), the container side's MAC,
-//! MTU, address and default route, offloads off on both ends, removal, and the CHECK probe.
+//! MTU, address and default route, its offloads off, removal, and the CHECK probe.
 
 use crate::ethtool::offloads_off;
 use crate::netns::{enter, run_in, NsResult};
@@ -24,10 +24,10 @@ pub async fn index_of(handle: &Handle, name: &str) -> NsResult<Option<u32>> {
     }
 }
 
-/// Creates the veth pair: the host end up with its offloads off, the container end moved into
-/// `netns` with its offloads off, and the namespace's loopback up. A host end left by an
-/// attach that died half-way is replaced. Fails if the container already has an interface
-/// named `if_name`. Needs no address, so it runs while the master allocates one.
+/// Creates the veth pair: the host end up, the container end made in `netns` with its
+/// offloads off, and the namespace's loopback up. A host end left by an attach that died
+/// half-way is replaced. Fails if the container already has an interface named `if_name`.
+/// Needs no address, so it runs while the master allocates one (or the reserve has one).
 pub async fn prewire(host_if: &str, if_name: &str, netns: &str, mtu: u32) -> NsResult<()> {
     let ns_file =
         std::fs::File::open(netns).map_err(|e| format!("network namespace {netns}: {e}"))?;
@@ -51,7 +51,9 @@ pub async fn prewire(host_if: &str, if_name: &str, netns: &str, mtu: u32) -> NsR
             .execute()
             .await
             .map_err(|e| format!("create veth {host_if}/{if_name}: {e}"))?;
-        offloads_off(&host_if)?;
+        // Only the container end's offloads matter: it is what hands the userspace datapath
+        // oversized or unchecksummed segments. OVS writes to the host end with a packet
+        // socket, whose frames the offloads never touch (fabric.rs's bulk TCP shows both).
         // The container side on the same thread: one thread hand-off, not two.
         let handle = enter(&ns_file)?;
         loopback_up(&handle).await;

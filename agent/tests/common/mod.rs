@@ -630,3 +630,73 @@ impl Drop for Fabric {
 pub fn config() -> Value {
     serde_json::json!({"cniVersion": "1.0.0", "name": "contiv", "type": "contivk8s"})
 }
+
+/// Sends `bytes` over one TCP connection from namespace `src` to `dst_ip:port`, served by a
+/// listener in namespace `dst`; returns how many bytes the listener read before the sender
+/// closed (or the `limit` ran out). Large segments are what broken offloads lose.
+pub fn bulk_tcp(
+    src: &str,
+    dst: &str,
+    dst_ip: &str,
+    port: u16,
+    bytes: usize,
+    limit: Duration,
+) -> usize {
+    use std::io::Read;
+    use std::net::{SocketAddr, TcpListener, TcpStream};
+    let enter = |ns: &str| {
+        let path = format!("/run/netns/{ns}");
+        let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)
+            .unwrap_or_else(|e| panic!("setns {path}: {e}"));
+    };
+    let (dst, src) = (dst.to_string(), src.to_string());
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let server = std::thread::spawn(move || {
+        enter(&dst);
+        let listener = TcpListener::bind(("0.0.0.0", port)).expect("bind");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let _ = ready_tx.send(());
+        let deadline = Instant::now() + limit;
+        let mut conn = loop {
+            match listener.accept() {
+                Ok((c, _)) => break c,
+                Err(_) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10))
+                }
+                Err(_) => return 0,
+            }
+        };
+        conn.set_nonblocking(false).expect("blocking");
+        let _ = conn.set_read_timeout(Some(limit));
+        let mut buf = vec![0u8; 1 << 16];
+        let mut got = 0;
+        while Instant::now() < deadline {
+            match conn.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got += n,
+            }
+        }
+        got
+    });
+    let _ = ready_rx.recv_timeout(limit);
+    let addr: SocketAddr = format!("{dst_ip}:{port}").parse().expect("address");
+    let client = std::thread::spawn(move || {
+        enter(&src);
+        let Ok(mut s) = TcpStream::connect_timeout(&addr, limit) else {
+            return;
+        };
+        let _ = s.set_write_timeout(Some(limit));
+        let chunk = vec![0x5au8; 1 << 16];
+        let mut left = bytes;
+        while left > 0 {
+            let n = left.min(chunk.len());
+            if std::io::Write::write_all(&mut s, &chunk[..n]).is_err() {
+                return;
+            }
+            left -= n;
+        }
+    });
+    let _ = client.join();
+    server.join().unwrap_or(0)
+}
