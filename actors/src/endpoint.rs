@@ -1,9 +1,9 @@
 //! The endpoint actor: attach and detach containers as a sequence of undoable steps.
 //!
-//! [`Saga`] holds the logic: attach makes the veth pair while the master allocates the
-//! address, then wires the container end (address, MAC, routes in the netns), then adds the
-//! OVS port → flows alongside the route (kernel + BGP), and records the endpoint in the master
-//! alongside all of it. A failing step undoes the steps already attempted, itself included,
+//! [`Saga`] holds the logic: attach finds the address (from the host's reserve or the master)
+//! and adds the route (kernel + BGP) as soon as it has it, while the veth pair is made, then
+//! its container end wired (address, MAC, routes in the netns), then the OVS port → flows; the
+//! endpoint is recorded in the master alongside the data plane. A failing step undoes the steps already attempted, itself included,
 //! newest first (the record first), so nothing is left behind. Detach runs every undo,
 //! tolerating what is already gone. The steps themselves are an [`AttachOps`] implementation
 //! (the agent's drivers), so the saga is unit-tested with a fake.
@@ -11,6 +11,7 @@
 use crate::types::{AttachRequest, Endpoint};
 use actix::prelude::*;
 use async_trait::async_trait;
+use futures::FutureExt;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -128,12 +129,30 @@ pub struct Saga;
 
 impl Saga {
     /// Runs every step; on a failure undoes the attempted ones, newest first.
+    ///
+    /// Three strands run at once: the address and then the route (kernel /32 and BGP
+    /// announcement), which need nothing else; the veth pair, made while the address is
+    /// found, then wired, then the OVS port and flows; and the master's record once the
+    /// address is known. The runtime's answer waits for all of them, so policy is in place
+    /// before it learns the address. Until the flows are in, a packet for the new address
+    /// from the fabric meets the pipeline's table miss (the gateway port only admits local
+    /// destinations) and is dropped, never forwarded around policy; Calico makes the same
+    /// trade (its route exists before Felix has programmed the workload). It takes the veth
+    /// and OVS work, what contends for the kernel's link lock and grows with the bridge's
+    /// ports, off the time to routable.
     pub async fn attach(ops: &dyn AttachOps, req: &AttachRequest) -> Result<Endpoint, AttachError> {
         let started = std::time::Instant::now();
-        // The veth pair needs no address: it is made while the master allocates one.
-        let (allocated, prewired) = futures::join!(ops.allocate(req), ops.prewire(req));
-        let ep = match allocated {
-            Ok(ep) => ep,
+        let allocation = ops.allocate(req).shared();
+        let for_route = allocation.clone();
+        let route = async {
+            let ep = for_route.await.ok()?;
+            let allocated = started.elapsed();
+            let t = std::time::Instant::now();
+            let routed = ops.add_route(&ep).await;
+            Some((routed, allocated, t.elapsed()))
+        };
+        let (routed, rest) = futures::join!(route, Self::wire_and_record(ops, req, allocation));
+        let (ep, done_after_route, mut timings, error) = match rest {
             Err(error) => {
                 let undo_errors = match ops.sweep(&req.endpoint_id()).await {
                     Ok(()) => Vec::new(),
@@ -145,33 +164,21 @@ impl Saga {
                     undo_errors,
                 });
             }
+            Ok(rest) => rest,
         };
-        let mut timings = vec![(Step::Allocate, started.elapsed())];
-        if let Err(error) = prewired {
-            let undo_errors = Self::undo(ops, &ep, &[Step::Allocate, Step::Wire]).await;
-            return Err(AttachError {
-                step: Step::Wire,
-                error,
-                undo_errors,
-            });
-        }
-        // The master's record needs nothing the data plane produces, so it is written while
-        // the data plane is wired: the runtime's answer waits for the slower of the two, and
-        // the /32 reaches the ToRs without waiting for the store.
-        let record_ep = ep.clone();
-        let record = async {
-            let t = std::time::Instant::now();
-            (ops.record(&record_ep).await, t.elapsed())
-        };
-        let ((ep, chain_done, chain_timings, chain_error), (recorded, record_time)) =
-            futures::join!(Self::data_plane(ops, ep), record);
-        timings.extend(chain_timings);
-        timings.push((Step::Record, record_time));
-        // The record is undone also when it failed: a write that timed out may have landed.
+        // Undone newest first: the route is withdrawn after the data plane is gone and before
+        // the address is released.
         let mut done = vec![Step::Allocate];
-        done.extend(chain_done);
-        done.push(Step::Record);
-        let error = chain_error.or(recorded.err().map(|e| (Step::Record, e)));
+        let mut error = error;
+        if let Some((result, allocated, route_time)) = routed {
+            done.push(Step::Route);
+            timings.insert(0, (Step::Allocate, allocated));
+            timings.push((Step::Route, route_time));
+            if let Err(e) = result {
+                error = error.or(Some((Step::Route, e)));
+            }
+        }
+        done.extend(done_after_route);
         if let Some((step, error)) = error {
             let undo_errors = Self::undo(ops, &ep, &done).await;
             return Err(AttachError {
@@ -188,14 +195,58 @@ impl Saga {
         Ok(ep)
     }
 
-    /// Wire, then port → flows alongside route; nothing after a failed wire.
-    ///
-    /// The route (kernel /32 and BGP announcement) does not wait for the OVS port and flows:
-    /// until they are in, a packet for the new address from the fabric meets the pipeline's
-    /// table miss (the gateway port only admits local destinations) and is dropped, never
-    /// forwarded around policy, and the runtime learns the address only when ADD returns,
-    /// after all of them. Calico makes the same trade (the route exists before Felix has
-    /// programmed the workload's policy); it takes the OVS work off the time to routable.
+    /// The veth pair (made while `allocation` runs), then the data plane alongside the
+    /// master's record. Err: the allocation failed. Ok: the endpoint (with its port number),
+    /// the steps attempted, their timings and the first failure.
+    #[allow(clippy::type_complexity)]
+    async fn wire_and_record(
+        ops: &dyn AttachOps,
+        req: &AttachRequest,
+        allocation: impl std::future::Future<Output = Result<Endpoint, StepError>>,
+    ) -> Result<
+        (
+            Endpoint,
+            Vec<Step>,
+            Vec<(Step, std::time::Duration)>,
+            Option<(Step, StepError)>,
+        ),
+        StepError,
+    > {
+        let t = std::time::Instant::now();
+        let prewire = async {
+            let prewired = ops.prewire(req).await;
+            (prewired, t.elapsed())
+        };
+        let (allocated, (prewired, prewire_time)) = futures::join!(allocation, prewire);
+        let ep = allocated?;
+        if let Err(error) = prewired {
+            return Ok((
+                ep,
+                vec![Step::Wire],
+                vec![(Step::Wire, prewire_time)],
+                Some((Step::Wire, error)),
+            ));
+        }
+        // The master's record needs nothing the data plane produces, so it is written while
+        // the data plane is wired.
+        let record_ep = ep.clone();
+        let record = async {
+            let t = std::time::Instant::now();
+            (ops.record(&record_ep).await, t.elapsed())
+        };
+        let ((ep, mut done, mut timings, chain_error), (recorded, record_time)) =
+            futures::join!(Self::data_plane(ops, ep), record);
+        if let Some((Step::Wire, wire_time)) = timings.first_mut() {
+            *wire_time += prewire_time;
+        }
+        timings.push((Step::Record, record_time));
+        // The record is undone also when it failed: a write that timed out may have landed.
+        done.push(Step::Record);
+        let error = chain_error.or(recorded.err().map(|e| (Step::Record, e)));
+        Ok((ep, done, timings, error))
+    }
+
+    /// Wire, then port → flows; nothing after a failed step.
     #[allow(clippy::type_complexity)]
     async fn data_plane(
         ops: &dyn AttachOps,
@@ -215,42 +266,20 @@ impl Saga {
         if let Err(e) = wired {
             return (ep, done, timings, Some((Step::Wire, e)));
         }
-        let switch = async {
-            let t = std::time::Instant::now();
-            let port = match ops.add_port(&ep).await {
-                Ok(port) => port,
-                Err(e) => return (None, vec![(Step::Port, t.elapsed())], Some((Step::Port, e))),
-            };
-            let mut timings = vec![(Step::Port, t.elapsed())];
-            let with_port = Endpoint {
-                ofport: port,
-                ..ep.clone()
-            };
-            let t = std::time::Instant::now();
-            let flows = ops.add_flows(&with_port).await;
-            timings.push((Step::Flows, t.elapsed()));
-            (Some(port), timings, flows.err().map(|e| (Step::Flows, e)))
-        };
-        let route = async {
-            let t = std::time::Instant::now();
-            (ops.add_route(&ep).await, t.elapsed())
-        };
-        let ((port, switch_timings, switch_error), (routed, route_time)) =
-            futures::join!(switch, route);
-        timings.extend(switch_timings);
-        timings.push((Step::Route, route_time));
+        let t = std::time::Instant::now();
+        let port = ops.add_port(&ep).await;
+        timings.push((Step::Port, t.elapsed()));
         done.push(Step::Port);
-        if let Some(port) = port {
-            ep.ofport = port;
-            done.push(Step::Flows);
-        }
-        done.push(Step::Route);
-        (
-            ep,
-            done,
-            timings,
-            switch_error.or(routed.err().map(|e| (Step::Route, e))),
-        )
+        let port = match port {
+            Ok(port) => port,
+            Err(e) => return (ep, done, timings, Some((Step::Port, e))),
+        };
+        ep.ofport = port;
+        let t = std::time::Instant::now();
+        let flows = ops.add_flows(&ep).await;
+        timings.push((Step::Flows, t.elapsed()));
+        done.push(Step::Flows);
+        (ep, done, timings, flows.err().map(|e| (Step::Flows, e)))
     }
 
     /// Undoes every step of an attachment; returns the undos that failed.

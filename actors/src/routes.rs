@@ -53,16 +53,27 @@ pub struct RouteTable {
     pub local: BTreeSet<Ipv4Addr>,
     /// Learned prefix → (next hops, stale).
     pub learned: BTreeMap<Ipv4Net, (BTreeSet<Ipv4Addr>, bool)>,
+    /// Addresses reserved for this host's next containers → whether their route is in the
+    /// kernel. Routed to the gateway port ahead of their attach (where the pipeline drops
+    /// what comes for them) and never announced, so an attach only has to announce.
+    pub prepared: BTreeMap<Ipv4Addr, bool>,
 }
 
 impl RouteTable {
+    /// A local container wins over a learned route (an address that moved here), which wins
+    /// over a prepared one (an address the master took back from our reserve).
     pub fn desired(&self) -> BTreeMap<Ipv4Net, KernelRoute> {
         let mut table: BTreeMap<Ipv4Net, KernelRoute> = self
-            .learned
-            .iter()
-            .filter(|(_, (hops, _))| !hops.is_empty())
-            .map(|(p, (hops, _))| (*p, KernelRoute::Via(hops.clone())))
+            .prepared
+            .keys()
+            .map(|ip| (host_net(*ip), KernelRoute::Local))
             .collect();
+        table.extend(
+            self.learned
+                .iter()
+                .filter(|(_, (hops, _))| !hops.is_empty())
+                .map(|(p, (hops, _))| (*p, KernelRoute::Via(hops.clone()))),
+        );
         for ip in &self.local {
             table.insert(host_net(*ip), KernelRoute::Local);
         }
@@ -588,7 +599,13 @@ impl Handler<AddLocal> for RouteActor {
 
     fn handle(&mut self, msg: AddLocal, _: &mut Context<Self>) -> Self::Result {
         let ip = msg.0;
+        let routed = self.table.prepared.remove(&ip) == Some(true)
+            && !self.table.learned.contains_key(&host_net(ip));
         self.table.local.insert(ip);
+        if routed {
+            self.announce(&[ip]);
+            return Box::pin(fut::ready(Ok(())));
+        }
         let kernel = self.kernel.clone();
         Box::pin(
             async move { kernel.replace(host_net(ip), &KernelRoute::Local).await }
@@ -620,6 +637,84 @@ impl Handler<RemoveLocal> for RouteActor {
                 match after {
                     Some(route) => kernel.replace(host_net(ip), &route).await,
                     None => kernel.delete(host_net(ip), &KernelRoute::Local).await,
+                }
+            }
+            .into_actor(self),
+        )
+    }
+}
+
+/// Addresses reserved for this host: route them to the gateway port ahead of their attach.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Prepare(pub Vec<Ipv4Addr>);
+
+/// Reserved addresses given back: their prepared routes go (unless a container has one).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Unprepare(pub Vec<Ipv4Addr>);
+
+impl Handler<Prepare> for RouteActor {
+    type Result = ResponseActFuture<Self, ()>;
+
+    fn handle(&mut self, msg: Prepare, _: &mut Context<Self>) -> Self::Result {
+        let mut install = Vec::new();
+        for ip in msg.0 {
+            if self.table.local.contains(&ip) || self.table.prepared.contains_key(&ip) {
+                continue;
+            }
+            self.table.prepared.insert(ip, false);
+            if !self.table.learned.contains_key(&host_net(ip)) {
+                install.push(ip);
+            }
+        }
+        let kernel = self.kernel.clone();
+        Box::pin(
+            async move {
+                let mut routed = Vec::new();
+                for ip in install {
+                    match kernel.replace(host_net(ip), &KernelRoute::Local).await {
+                        Ok(()) => routed.push(ip),
+                        Err(error) => tracing::warn!(%error, %ip, "preparing a route failed"),
+                    }
+                }
+                routed
+            }
+            .into_actor(self)
+            .map(|routed, act, _| {
+                for ip in routed {
+                    // Only if still prepared: an attach may have taken it meanwhile.
+                    if let Some(installed) = act.table.prepared.get_mut(&ip) {
+                        *installed = true;
+                    }
+                }
+            }),
+        )
+    }
+}
+
+impl Handler<Unprepare> for RouteActor {
+    type Result = ResponseActFuture<Self, ()>;
+
+    fn handle(&mut self, msg: Unprepare, _: &mut Context<Self>) -> Self::Result {
+        let mut changes = Vec::new();
+        for ip in msg.0 {
+            if self.table.prepared.remove(&ip).is_none() || self.table.local.contains(&ip) {
+                continue;
+            }
+            changes.push((ip, self.table.desired().get(&host_net(ip)).cloned()));
+        }
+        let kernel = self.kernel.clone();
+        Box::pin(
+            async move {
+                for (ip, after) in changes {
+                    let done = match after {
+                        Some(route) => kernel.replace(host_net(ip), &route).await,
+                        None => kernel.delete(host_net(ip), &KernelRoute::Local).await,
+                    };
+                    if let Err(error) = done {
+                        tracing::warn!(%error, %ip, "removing a prepared route failed");
+                    }
                 }
             }
             .into_actor(self),
@@ -764,6 +859,28 @@ mod tests {
         installed.remove(&net("10.1.2.9/32"));
         installed.insert(replace[0].0, replace[0].1.clone());
         assert_eq!(t.diff(&installed), (vec![], vec![]));
+    }
+
+    #[test]
+    fn prepared_addresses_route_locally_until_learned_and_a_container_wins_over_both() {
+        let mut t = RouteTable::default();
+        let (a, b): (Ipv4Addr, Ipv4Addr) =
+            ("10.1.2.20".parse().unwrap(), "10.1.2.21".parse().unwrap());
+        t.prepared.insert(a, true);
+        t.prepared.insert(b, true);
+        assert_eq!(t.desired()[&net("10.1.2.20/32")], KernelRoute::Local);
+        // The master took b back and another host announces it: the learned route wins.
+        t.learn(&[change("10.1.2.21/32", &[Some("10.254.1.0")])]);
+        assert_eq!(
+            t.desired()[&net("10.1.2.21/32")],
+            KernelRoute::Via(["10.254.1.0".parse().unwrap()].into())
+        );
+        // A container here wins over both.
+        t.local.insert(b);
+        assert_eq!(t.desired()[&net("10.1.2.21/32")], KernelRoute::Local);
+        t.prepared.clear();
+        t.local.clear();
+        assert_eq!(t.desired().len(), 1, "only the learned route is left");
     }
 
     /// A kernel that refuses routes through one next hop (as Linux refuses a next hop whose

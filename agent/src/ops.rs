@@ -11,7 +11,7 @@ use actix::Addr;
 use async_trait::async_trait;
 use fabric_actors::endpoint::{AttachOps, ErrorKind, StepError};
 use fabric_actors::flows::{FlowWriter, Remove, Upsert};
-use fabric_actors::routes::{AddLocal, RemoveLocal, RouteActor};
+use fabric_actors::routes::{AddLocal, Prepare, RemoveLocal, RouteActor, Unprepare};
 use fabric_actors::types::{
     host_if_name, mac_for, mac_string, AttachRequest, Endpoint, StateSource,
 };
@@ -48,8 +48,16 @@ impl AgentOps {
             let master = self.master.clone();
             let pools = self.pools.clone();
             let host = self.host.clone();
+            let routes = self.routes.clone();
             tokio::spawn(async move {
                 let grant = reserve(&master, &host, &refill).await;
+                // Routed before they are handed out, so an attach only has to announce.
+                let addresses = grant.as_ref().map(|g| g.addresses.clone());
+                if let Some(addresses) = addresses.filter(|a| !a.is_empty()) {
+                    if let Err(error) = routes.send(Prepare(addresses)).await {
+                        tracing::warn!(%error, "route actor unavailable for prepared routes");
+                    }
+                }
                 if let Ok(mut pools) = pools.lock() {
                     pools.filled(&refill, grant, Instant::now());
                 }
@@ -66,8 +74,12 @@ impl AgentOps {
             Err(_) => return,
         };
         let master = self.master.clone();
+        let routes = self.routes.clone();
         let (network, host) = (network.to_string(), self.host.clone());
         tokio::spawn(async move {
+            if let Err(error) = routes.send(Unprepare(dropped.clone())).await {
+                tracing::warn!(%error, "route actor unavailable for prepared routes");
+            }
             for ip in dropped {
                 if let Err(error) = master.release(&network, IpAddr::V4(ip), "", &host).await {
                     tracing::warn!(%error, %ip, "giving back a reserved address failed");

@@ -66,6 +66,23 @@ fn fifty_containers_at_once_on_one_host() {
         f.reserved("default:default-net") > 0,
         "host2 keeps addresses for its next containers"
     );
+    // Each is routed to the gateway port ahead of its container, and announced to no one.
+    let prepared = poll(Duration::from_secs(10), || {
+        let reserve = f.reserve_of("host2");
+        let all = f.all_routes("host2");
+        let routed = reserve
+            .iter()
+            .all(|ip| all.iter().any(|r| r.starts_with(&format!("{ip} dev gw0"))));
+        (!reserve.is_empty() && routed).then_some(reserve)
+    })
+    .expect("host2's reserved addresses are routed to gw0");
+    let t1 = f.tor1_routes();
+    assert!(
+        prepared
+            .iter()
+            .all(|ip| !t1.contains_key(&format!("{ip}/32"))),
+        "a reserved address is announced: {prepared:?}"
+    );
     assert_eq!(f.allocated("default:default-net"), N as u64 + 1);
 
     // Every container answers from the other rack.

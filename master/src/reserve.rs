@@ -129,6 +129,16 @@ impl Master {
         Ok(reservation)
     }
 
+    /// Every address reserved for `host`, as (network, address).
+    pub fn reservations_of(&self, host: &str) -> Vec<(String, IpAddr)> {
+        let owner = keys::reservation(host);
+        self.cache()
+            .ips()
+            .filter(|(_, _, o)| **o == owner)
+            .map(|(network, ip, _)| (network.clone(), *ip))
+            .collect()
+    }
+
     /// Gives back every address reserved for `host` (an agent starting afresh); returns how
     /// many.
     pub async fn unreserve_all(&self, host: &str) -> Result<usize, ApiError> {

@@ -18,6 +18,7 @@ const OTHER_ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/agent/allocate"),
     ("post", "/api/v1/agent/release"),
     ("post", "/api/v1/agent/reserve"),
+    ("get", "/api/v1/agent/hosts/{host}/reservations"),
     ("delete", "/api/v1/agent/hosts/{host}/reservations"),
     ("put", "/api/v1/agent/endpoints/{id}"),
     ("delete", "/api/v1/agent/endpoints/{id}"),

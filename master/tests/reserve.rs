@@ -340,8 +340,19 @@ async fn reservations_go_with_the_host_and_the_network(f: &Fixture) {
         .await;
         assert_eq!((s, addresses(&v).len()), (200, 10), "{v}");
     }
+    let (s, v) = m.get("/api/v1/agent/hosts/host1/reservations").await;
+    assert_eq!(s, 200, "{v}");
+    let listed = v["reservations"].as_array().map_or(0, Vec::len);
+    assert_eq!(listed, 10, "{v}");
+    assert!(
+        v["reservations"][0]["network"] == "default:n"
+            && v["reservations"][0]["ipAddress"].is_string(),
+        "{v}"
+    );
     let (s, v) = m.delete("/api/v1/agent/hosts/host1/reservations").await;
     assert_eq!((s, v["released"].as_u64()), (200, Some(10)), "{v}");
+    let (_, v) = m.get("/api/v1/agent/hosts/host1/reservations").await;
+    assert_eq!(v["reservations"], serde_json::json!([]), "{v}");
     assert_eq!(taken_count(&m, "default:n").await, 10, "host2's stay");
     let (s, v) = m.delete("/api/v1/agent/hosts/host1/reservations").await;
     assert_eq!((s, v["released"].as_u64()), (200, Some(0)), "again: {v}");

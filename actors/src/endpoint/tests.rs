@@ -128,16 +128,17 @@ fn attach_runs_every_step_in_order() {
     let fake = Fake::default();
     let ep = run(Saga::attach(&fake, &request())).unwrap();
     assert_eq!(ep.ofport, 7);
-    // The record runs alongside the data plane (the fake never yields, so it comes last).
+    // The route goes as soon as the address is known; the record runs alongside the data
+    // plane (the fake never yields, so each strand runs to its end in turn).
     assert_eq!(
         fake.log(),
         [
             "allocate",
+            "add_route",
             "prewire",
             "wire",
             "add_port",
             "add_flows",
-            "add_route",
             "record"
         ]
     );
@@ -146,87 +147,70 @@ fn attach_runs_every_step_in_order() {
 #[test]
 fn a_failure_undoes_exactly_the_attempted_steps_newest_first() {
     // A failed step is undone too (it may have half-happened); the route runs alongside the
-    // port and flows, so it is attempted even when they fail.
+    // veth and the data plane, so it is attempted whenever there is an address, and it is
+    // withdrawn after the data plane is undone and before the address goes.
+    const FULL: &[&str] = &[
+        "allocate",
+        "add_route",
+        "prewire",
+        "wire",
+        "add_port",
+        "add_flows",
+        "record",
+        "unrecord",
+        "del_flows",
+        "del_port",
+        "unwire",
+        "del_route",
+        "release",
+    ];
     let cases: [(&str, &[&str]); 7] = [
         // The pair made alongside a failed allocation is swept by the endpoint's name.
         ("allocate", &["allocate", "prewire", "sweep"]),
-        ("prewire", &["allocate", "prewire", "unwire", "release"]),
+        (
+            "prewire",
+            &[
+                "allocate",
+                "add_route",
+                "prewire",
+                "unwire",
+                "del_route",
+                "release",
+            ],
+        ),
         (
             "wire",
             &[
-                "allocate", "prewire", "wire", "record", "unrecord", "unwire", "release",
+                "allocate",
+                "add_route",
+                "prewire",
+                "wire",
+                "record",
+                "unrecord",
+                "unwire",
+                "del_route",
+                "release",
             ],
         ),
         (
             "add_port",
             &[
                 "allocate",
+                "add_route",
                 "prewire",
                 "wire",
                 "add_port",
-                "add_route",
                 "record",
                 "unrecord",
-                "del_route",
                 "del_port",
                 "unwire",
+                "del_route",
                 "release",
             ],
         ),
-        (
-            "add_flows",
-            &[
-                "allocate",
-                "prewire",
-                "wire",
-                "add_port",
-                "add_flows",
-                "add_route",
-                "record",
-                "unrecord",
-                "del_route",
-                "del_flows",
-                "del_port",
-                "unwire",
-                "release",
-            ],
-        ),
-        (
-            "add_route",
-            &[
-                "allocate",
-                "prewire",
-                "wire",
-                "add_port",
-                "add_flows",
-                "add_route",
-                "record",
-                "unrecord",
-                "del_route",
-                "del_flows",
-                "del_port",
-                "unwire",
-                "release",
-            ],
-        ),
-        (
-            "record",
-            &[
-                "allocate",
-                "prewire",
-                "wire",
-                "add_port",
-                "add_flows",
-                "add_route",
-                "record",
-                "unrecord",
-                "del_route",
-                "del_flows",
-                "del_port",
-                "unwire",
-                "release",
-            ],
-        ),
+        ("add_flows", FULL),
+        ("add_route", FULL),
+        ("record", FULL),
     ];
     for (fail_at, log) in cases {
         let fake = Fake {

@@ -523,11 +523,39 @@ impl Fabric {
     }
 
     /// The host's kernel routes of our protocol.
+    /// Our kernel routes on `host` (proto 205), without the ones prepared for the addresses
+    /// the host keeps in reserve (those come and go with the reserve, not with containers).
     pub fn routes(&self, host: &str) -> Vec<String> {
+        let all = self.all_routes(host);
+        // Read after the routes: a prepared route's address is reserved before it is routed.
+        let reserve = self.reserve_of(host);
+        let mut routes: Vec<String> = all
+            .into_iter()
+            .filter(|r| {
+                let dst = r.split_whitespace().next().unwrap_or_default();
+                !(r.contains("dev gw0") && reserve.iter().any(|ip| ip == dst))
+            })
+            .collect();
+        routes.sort();
+        routes
+    }
+
+    /// Every route with our protocol number on `host`, prepared ones included.
+    pub fn all_routes(&self, host: &str) -> Vec<String> {
         let (_, out) = self.exec(host, &["ip", "route", "show", "proto", "205"]);
         let mut routes: Vec<String> = out.lines().map(|l| l.trim().to_string()).collect();
         routes.sort();
         routes
+    }
+
+    /// The addresses the master keeps in reserve for `host`.
+    pub fn reserve_of(&self, host: &str) -> Vec<String> {
+        self.get(&format!("/api/v1/agent/hosts/{host}/reservations"))["reservations"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r["ipAddress"].as_str().map(String::from))
+            .collect()
     }
 
     /// The netplugin process of a host: its pid and command line.

@@ -37,6 +37,15 @@ pub async fn reserve(
     master.reserve(req).await.map(Json)
 }
 
+pub async fn reservations(State(master): State<AppState>, Path(host): Path<String>) -> Json<Value> {
+    let list: Vec<Value> = master
+        .reservations_of(&host)
+        .into_iter()
+        .map(|(network, ip)| json!({"network": network, "ipAddress": ip}))
+        .collect();
+    Json(json!({ "host": host, "reservations": list }))
+}
+
 pub async fn unreserve(
     State(master): State<AppState>,
     Path(host): Path<String>,

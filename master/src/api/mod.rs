@@ -13,7 +13,7 @@ use crate::metrics::RequestLabels;
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{delete, get, post, put};
+use axum::routing::{get, post, put};
 use axum::serve::ListenerExt as _;
 use axum::Router;
 use std::future::Future;
@@ -65,7 +65,7 @@ pub fn router(master: Arc<Master>) -> Router {
         .route("/api/v1/agent/reserve", post(agent::reserve))
         .route(
             "/api/v1/agent/hosts/{host}/reservations",
-            delete(agent::unreserve),
+            get(agent::reservations).delete(agent::unreserve),
         )
         .route("/api/v1/agent/hosts", get(hosts::list))
         .route("/api/v1/agent/hosts/{host}", put(hosts::heartbeat))

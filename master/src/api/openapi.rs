@@ -217,6 +217,10 @@ fn other_paths(paths: &mut Map<String, Value>, err: &Value) {
     paths.insert(
         "/api/v1/agent/hosts/{host}/reservations".into(),
         json!({"parameters": [{"name": "host", "in": "path", "required": true, "schema": {"type": "string"}}],
+            "get": {"summary": "The addresses reserved for the host's next containers",
+                "responses": {"200": ok(json!({"type": "object", "properties": {"host": {"type": "string"},
+                    "reservations": {"type": "array", "items": {"type": "object", "properties": {
+                        "network": {"type": "string"}, "ipAddress": {"type": "string"}}}}}}))}},
             "delete": {"summary": "Give back every address reserved for the host",
                 "responses": {"200": ok(json!({"type": "object", "properties": {"released": {"type": "integer"}}}))}}}),
     );
