@@ -296,6 +296,26 @@ pub async fn sync_kernel(
     }
 }
 
+/// The speaker's own thread. Its core and sessions (spawned where it starts) answer the ToRs
+/// and send our announcements while the actor system's one thread is busy with attaches;
+/// on that thread, an UPDATE for a new container waited behind the attach work of its batch.
+/// None if the thread cannot be made: the speaker then shares the actor system's.
+fn bgp_runtime() -> Option<&'static tokio::runtime::Runtime> {
+    static RUNTIME: std::sync::OnceLock<Option<tokio::runtime::Runtime>> =
+        std::sync::OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name("bgp")
+                .enable_all()
+                .build()
+                .map_err(|error| tracing::warn!(%error, "no thread of its own for BGP"))
+                .ok()
+        })
+        .as_ref()
+}
+
 pub fn host_net(ip: Ipv4Addr) -> Ipv4Net {
     Ipv4Net::new(ip, 32).unwrap_or_else(|_| Ipv4Net::default())
 }
@@ -420,7 +440,13 @@ impl RouteActor {
         let config = s.speaker_config();
         ctx.wait(
             async move {
-                let speaker = Speaker::new(config).await?;
+                let speaker = match bgp_runtime() {
+                    Some(rt) => rt
+                        .spawn(Speaker::new(config))
+                        .await
+                        .map_err(|_| fabric_bgp::SpeakerError::Stopped)??,
+                    None => Speaker::new(config).await?,
+                };
                 Ok::<_, fabric_bgp::SpeakerError>(Arc::new(speaker))
             }
             .into_actor(self)
