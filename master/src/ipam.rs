@@ -10,6 +10,7 @@ use crate::cache::Cache;
 use crate::error::ApiError;
 use crate::keys;
 use crate::master::{Master, Plan};
+use crate::proposals::Held;
 use fabric_model::objects::{Endpoint, EndpointGroup, Network};
 use fabric_model::{Collection, Object};
 use fabric_store::Txn;
@@ -138,6 +139,15 @@ pub(crate) fn pool_of(
     })
 }
 
+/// Addresses of `network` that requests on this master are proposing right now.
+pub(crate) fn proposed(held: &Held<'_>, network: &str) -> Vec<IpAddr> {
+    let prefix = keys::ip_prefix(network);
+    held.held_under(&prefix)
+        .iter()
+        .filter_map(|k| k.strip_prefix(&prefix)?.parse::<IpAddr>().ok())
+        .collect()
+}
+
 /// A request naming no network is malformed (400 naming the field), not a missing network.
 fn require_network(network: &str) -> Result<(), ApiError> {
     if network.is_empty() {
@@ -174,12 +184,7 @@ impl Master {
                     gateway,
                     ..
                 } = pool_of(cache, &req.network, &req.group, req.ipv6)?;
-                let prefix = keys::ip_prefix(&req.network);
-                reserved.extend(
-                    held.held_under(&prefix)
-                        .iter()
-                        .filter_map(|k| k.strip_prefix(&prefix)?.parse::<IpAddr>().ok()),
-                );
+                reserved.extend(proposed(&held, &req.network));
                 let empty = Default::default();
                 let taken = cache.ips_of(&req.network).unwrap_or(&empty);
                 let preferred = req.preferred.filter(|ip| {

@@ -10,7 +10,7 @@
 
 use crate::alloc;
 use crate::error::ApiError;
-use crate::ipam::{pool_of, PoolOf};
+use crate::ipam::{pool_of, proposed, PoolOf};
 use crate::keys;
 use crate::master::{Master, Plan};
 use fabric_model::Collection;
@@ -81,12 +81,7 @@ impl Master {
                     gateway,
                     narrowed_by,
                 } = pool_of(cache, &req.network, &req.group, false)?;
-                let prefix = keys::ip_prefix(&req.network);
-                excluded.extend(
-                    held.held_under(&prefix)
-                        .iter()
-                        .filter_map(|k| k.strip_prefix(&prefix)?.parse::<IpAddr>().ok()),
-                );
+                excluded.extend(proposed(&held, &req.network));
                 let empty = Default::default();
                 let taken = cache.ips_of(&req.network).unwrap_or(&empty);
                 let unusable = alloc::taken_in(pool, taken)

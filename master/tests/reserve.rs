@@ -14,6 +14,24 @@ both_backends! {
     reservations_go_with_the_host_and_the_network => reservations_go_with_the_host_and_the_network;
 }
 
+/// Network `default:n` with `subnet` and its first address as the gateway.
+async fn network(m: &TestMaster, subnet: &str) {
+    m.create(
+        "/api/v1/networks/default:n/",
+        json!({"subnet": subnet, "gateway": "10.9.0.1"}),
+    )
+    .await;
+}
+
+/// `count` addresses of `default:n` for `host`.
+async fn reserve_n(m: &TestMaster, host: &str, count: u32) -> (u16, Value) {
+    reserve(
+        m,
+        json!({"network": "default:n", "host": host, "count": count}),
+    )
+    .await
+}
+
 async fn reserve(m: &TestMaster, body: Value) -> (u16, Value) {
     m.post("/api/v1/agent/reserve", body).await
 }
@@ -68,16 +86,8 @@ async fn record(m: &TestMaster, id: &str, ip: &str, host: &str, reserved: bool) 
 
 async fn reserved_addresses_are_the_hosts_until_recorded(f: &Fixture) {
     let m = f.master().await;
-    m.create(
-        "/api/v1/networks/default:n/",
-        json!({"subnet": "10.9.0.0/24", "gateway": "10.9.0.1"}),
-    )
-    .await;
-    let (s, v) = reserve(
-        &m,
-        json!({"network": "default:n", "host": "host1", "count": 8}),
-    )
-    .await;
+    network(&m, "10.9.0.0/24").await;
+    let (s, v) = reserve_n(&m, "host1", 8).await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(
         (v["prefixLen"].as_u64(), v["gateway"].as_str()),
@@ -124,11 +134,7 @@ async fn reserved_addresses_are_the_hosts_until_recorded(f: &Fixture) {
         assert!(!mine.contains(&got), "{got} was reserved for host1");
         taken.insert(got);
     }
-    let (s, v) = reserve(
-        &m,
-        json!({"network": "default:n", "host": "host2", "count": 8}),
-    )
-    .await;
+    let (s, v) = reserve_n(&m, "host2", 8).await;
     assert_eq!(s, 200, "{v}");
     let theirs = addresses(&v);
     assert!(
@@ -265,16 +271,8 @@ async fn reserved_addresses_are_the_hosts_until_recorded(f: &Fixture) {
 async fn a_full_pool_takes_reserved_addresses_back(f: &Fixture) {
     let m = f.master().await;
     // 13 usable addresses (.2-.14; .1 is the gateway).
-    m.create(
-        "/api/v1/networks/default:n/",
-        json!({"subnet": "10.9.0.0/28", "gateway": "10.9.0.1"}),
-    )
-    .await;
-    let (s, v) = reserve(
-        &m,
-        json!({"network": "default:n", "host": "host1", "count": 32}),
-    )
-    .await;
+    network(&m, "10.9.0.0/28").await;
+    let (s, v) = reserve_n(&m, "host1", 32).await;
     assert_eq!(s, 200, "{v}");
     let mine = addresses(&v);
     assert_eq!(mine.len(), 3, "a quarter of 13 free: {v}");
@@ -313,11 +311,7 @@ async fn a_full_pool_takes_reserved_addresses_back(f: &Fixture) {
         (409, Some("ipAddress")),
         "taken back: {v}"
     );
-    let (s, v) = reserve(
-        &m,
-        json!({"network": "default:n", "host": "host1", "count": 4}),
-    )
-    .await;
+    let (s, v) = reserve_n(&m, "host1", 4).await;
     assert_eq!(
         (s, addresses(&v).len()),
         (200, 0),
@@ -327,11 +321,7 @@ async fn a_full_pool_takes_reserved_addresses_back(f: &Fixture) {
 
 async fn reservations_go_with_the_host_and_the_network(f: &Fixture) {
     let m = f.master().await;
-    m.create(
-        "/api/v1/networks/default:n/",
-        json!({"subnet": "10.9.0.0/24", "gateway": "10.9.0.1"}),
-    )
-    .await;
+    network(&m, "10.9.0.0/24").await;
     for host in ["host1", "host2"] {
         let (s, v) = reserve(
             &m,
@@ -379,11 +369,7 @@ async fn reservations_go_with_the_host_and_the_network(f: &Fixture) {
     assert_eq!(s, 200);
     let (s, v) = m.delete("/api/v1/networks/default:n/").await;
     assert_eq!(s, 200, "{v}");
-    m.create(
-        "/api/v1/networks/default:n/",
-        json!({"subnet": "10.9.0.0/24", "gateway": "10.9.0.1"}),
-    )
-    .await;
+    network(&m, "10.9.0.0/24").await;
     assert_eq!(
         taken_count(&m, "default:n").await,
         0,
