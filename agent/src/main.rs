@@ -174,6 +174,7 @@ async fn run(args: Args, host: String) -> anyhow::Result<()> {
         pools: Default::default(),
     });
 
+    ops.audit_reserve();
     let link_ops: Arc<dyn fabric_actors::endpoint::AttachOps> = ops.clone();
     let endpoints = actix::Supervisor::start(move |_| EndpointActor::new(link_ops.clone()));
     let api: Arc<dyn fabric_actors::master_link::MasterApi> = Arc::new(master.clone());

@@ -136,6 +136,28 @@ impl MasterClient {
         .map(Option::unwrap_or_default)
     }
 
+    /// The addresses the master keeps for this host, as (network, address).
+    pub async fn reservations(&self, host: &str) -> Result<Vec<(String, IpAddr)>, StepError> {
+        let v = self
+            .call(
+                reqwest::Method::GET,
+                &format!("/api/v1/agent/hosts/{host}/reservations"),
+                None,
+                false,
+            )
+            .await?
+            .unwrap_or_default();
+        Ok(v["reservations"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| {
+                let ip = r["ipAddress"].as_str()?.parse().ok()?;
+                Some((r["network"].as_str()?.to_string(), ip))
+            })
+            .collect())
+    }
+
     /// Gives back every address the master keeps for this host; returns how many.
     pub async fn unreserve_all(&self, host: &str) -> Result<u64, StepError> {
         let v = self

@@ -21,6 +21,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+/// How often the agent checks its address reserve against the master's.
+const RESERVE_AUDIT: std::time::Duration = std::time::Duration::from_secs(5);
 /// The MTU of a container interface when the CNI config sets none.
 pub const DEFAULT_MTU: u32 = 1500;
 /// external_ids keys on our OVS ports besides the endpoint id.
@@ -83,6 +85,53 @@ impl AgentOps {
             for ip in dropped {
                 if let Err(error) = master.release(&network, IpAddr::V4(ip), "", &host).await {
                     tracing::warn!(%error, %ip, "giving back a reserved address failed");
+                }
+            }
+        });
+    }
+
+    /// Every [`RESERVE_AUDIT`], drops the addresses the master no longer keeps for this host
+    /// (their network was deleted, or a full pool took them back) and their prepared routes.
+    pub fn audit_reserve(self: &Arc<Self>) {
+        let ops = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(RESERVE_AUDIT);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let before = match ops.pools.lock() {
+                    Ok(pools) => pools.addresses(),
+                    Err(_) => return,
+                };
+                if before.is_empty() {
+                    continue;
+                }
+                let reserved = match ops.master.reservations(&ops.host).await {
+                    Ok(list) => list
+                        .into_iter()
+                        .filter_map(|(network, ip)| match ip {
+                            IpAddr::V4(ip) => Some((network, ip)),
+                            IpAddr::V6(_) => None,
+                        })
+                        .collect(),
+                    Err(error) => {
+                        tracing::debug!(%error, "reading this host's reserve failed");
+                        continue;
+                    }
+                };
+                let dropped = match ops.pools.lock() {
+                    Ok(mut pools) => pools.drop_unreserved(&before, &reserved),
+                    Err(_) => return,
+                };
+                if dropped.is_empty() {
+                    continue;
+                }
+                tracing::info!(
+                    dropped = dropped.len(),
+                    "reserved addresses the master no longer keeps for us dropped"
+                );
+                if let Err(error) = ops.routes.send(Unprepare(dropped)).await {
+                    tracing::warn!(%error, "route actor unavailable for prepared routes");
                 }
             }
         });

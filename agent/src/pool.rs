@@ -136,6 +136,39 @@ impl AddressPools {
         dropped
     }
 
+    /// Every address kept, with its network.
+    pub fn addresses(&self) -> Vec<(String, Ipv4Addr)> {
+        self.pools
+            .iter()
+            .flat_map(|((network, _), pool)| pool.free.iter().map(|ip| (network.clone(), *ip)))
+            .collect()
+    }
+
+    /// Drops the addresses of `kept_before` that the master no longer holds for us
+    /// (`reserved`: its list, read after `kept_before` was taken, so an address granted in
+    /// between is never dropped); returns them.
+    pub fn drop_unreserved(
+        &mut self,
+        kept_before: &[(String, Ipv4Addr)],
+        reserved: &HashSet<(String, Ipv4Addr)>,
+    ) -> Vec<Ipv4Addr> {
+        let gone: HashSet<&(String, Ipv4Addr)> = kept_before
+            .iter()
+            .filter(|entry| !reserved.contains(*entry))
+            .collect();
+        let mut dropped = Vec::new();
+        for ((network, _), pool) in self.pools.iter_mut() {
+            pool.free.retain(|ip| {
+                let keep = !gone.contains(&(network.clone(), *ip));
+                if !keep {
+                    dropped.push(*ip);
+                }
+                keep
+            });
+        }
+        dropped
+    }
+
     /// Addresses kept, over every pool.
     pub fn len(&self) -> usize {
         self.pools.values().map(|p| p.free.len()).sum()
@@ -229,6 +262,27 @@ mod tests {
         p.filled(&r, Some(grant("", 1, 0)), now);
         assert_eq!(p.take("t:n", "", now + Duration::from_secs(1)).1, None);
         assert!(p.take("t:n", "", now + EMPTY_BACKOFF).1.is_some());
+    }
+
+    #[test]
+    fn addresses_the_master_no_longer_holds_are_dropped_but_newer_grants_stay() {
+        let mut p = AddressPools::default();
+        let now = Instant::now();
+        let r = p.take("t:a", "", now).1.expect("refill");
+        p.filled(&r, Some(grant("", 10, 3)), now);
+        let before = p.addresses();
+        // Granted after the snapshot: not in the master's list the audit read earlier.
+        let r = p.take("t:b", "", now).1.expect("refill");
+        p.filled(&r, Some(grant("", 50, 2)), now);
+        let reserved: HashSet<(String, Ipv4Addr)> =
+            [("t:a".to_string(), Ipv4Addr::new(10, 1, 2, 11))].into();
+        let mut dropped = p.drop_unreserved(&before, &reserved);
+        dropped.sort();
+        assert_eq!(
+            dropped,
+            [Ipv4Addr::new(10, 1, 2, 10), Ipv4Addr::new(10, 1, 2, 12)]
+        );
+        assert_eq!(p.len(), 3, "t:a's .11 and t:b's two stay");
     }
 
     #[test]

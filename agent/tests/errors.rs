@@ -4,8 +4,9 @@
 
 mod common;
 
-use common::{config, Fabric};
+use common::{config, poll, Fabric};
 use serde_json::json;
+use std::time::Duration;
 
 /// Everything an attach on `host` could leave behind.
 fn footprint(
@@ -111,6 +112,45 @@ fn failures_are_cni_errors_and_leave_nothing_behind() {
     assert!(f.cni("DEL", "host1", "tiny-1", &first_ns, &tiny).ok);
     assert_eq!(f.allocated("default:tiny"), 0);
     assert_eq!(footprint(&f, "host1"), before);
+
+    // A network deleted while a host keeps a reserve of it: the reserve and the routes
+    // prepared for it go too.
+    f.netctl(&[
+        "net",
+        "create",
+        "--subnet",
+        "10.9.8.0/24",
+        "--gateway",
+        "10.9.8.1",
+        "spare",
+    ]);
+    let mut spare = config();
+    spare["network"] = json!("spare");
+    let spare_ns = f.container_netns("s1");
+    assert!(f.cni("ADD", "host1", "spare-1", &spare_ns, &spare).ok);
+    assert!(f.cni("DEL", "host1", "spare-1", &spare_ns, &spare).ok);
+    let in_spare = |r: &String| r.starts_with("10.9.8.");
+    let prepared = poll(Duration::from_secs(10), || {
+        let routes = f.all_routes("host1");
+        (f.reserve_of("host1").iter().any(in_spare) && routes.iter().any(in_spare))
+            .then_some(routes)
+    })
+    .expect("host1 keeps a reserve of spare, routed ahead");
+    assert!(prepared
+        .iter()
+        .filter(|r| in_spare(r))
+        .all(|r| r.contains("dev gw0")));
+    f.netctl(&["net", "rm", "spare"]);
+    let gone = poll(Duration::from_secs(20), || {
+        let left: Vec<String> = f.all_routes("host1").into_iter().filter(in_spare).collect();
+        left.is_empty().then_some(())
+    });
+    assert!(
+        gone.is_some(),
+        "routes prepared for a deleted network stay: {:?}",
+        f.all_routes("host1")
+    );
+    assert!(!f.reserve_of("host1").iter().any(in_spare));
 
     // An unreachable master: the agent answers "try again later" and does nothing.
     // STATUS (CNI 1.1) says so too.
