@@ -12,4 +12,5 @@ pub mod netns;
 pub mod ops;
 pub mod ovsdb;
 pub mod pool;
+pub mod reserve;
 pub mod server;

@@ -171,10 +171,10 @@ async fn run(args: Args, host: String) -> anyhow::Result<()> {
         ovs,
         flows: flows.clone(),
         routes: routes.clone(),
-        pools: Default::default(),
+        reserve: netplugin::reserve::Reserve::new(&host, master.clone(), routes.clone()),
     });
 
-    ops.audit_reserve();
+    ops.reserve.audit();
     let link_ops: Arc<dyn fabric_actors::endpoint::AttachOps> = ops.clone();
     let endpoints = actix::Supervisor::start(move |_| EndpointActor::new(link_ops.clone()));
     let api: Arc<dyn fabric_actors::master_link::MasterApi> = Arc::new(master.clone());

@@ -1,28 +1,25 @@
 //! The attach steps as this agent implements them: addresses from this host's reserve (or the
-//! master's IPAM), endpoint records in the master, veth wiring through netlink, the OVS port through OVSDB, flows through the flow-writer
-//! actor, routes through the route actor.
+//! master's IPAM), endpoint records in the master, veth wiring through netlink, the OVS port
+//! through OVSDB, flows through the flow-writer actor, routes through the route actor.
 
 use crate::flows::PipelineCompiler;
 use crate::master_client::MasterClient;
 use crate::netlink;
 use crate::ovsdb::{Ovsdb, EXT_ENDPOINT};
-use crate::pool::{AddressPools, Grant, Refill};
+use crate::reserve::Reserve;
 use actix::Addr;
 use async_trait::async_trait;
 use fabric_actors::endpoint::{AttachOps, ErrorKind, StepError};
 use fabric_actors::flows::{FlowWriter, Remove, Upsert};
-use fabric_actors::routes::{AddLocal, Prepare, RemoveLocal, RouteActor, Unprepare};
+use fabric_actors::routes::{AddLocal, RemoveLocal, RouteActor};
 use fabric_actors::types::{
     host_if_name, mac_for, mac_string, AttachRequest, Endpoint, StateSource,
 };
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::sync::Arc;
 
-/// How often the agent checks its address reserve against the master's.
-const RESERVE_AUDIT: std::time::Duration = std::time::Duration::from_secs(5);
 /// The MTU of a container interface when the CNI config sets none.
 pub const DEFAULT_MTU: u32 = 1500;
 /// external_ids keys on our OVS ports besides the endpoint id.
@@ -35,108 +32,10 @@ pub struct AgentOps {
     pub flows: Addr<FlowWriter<PipelineCompiler>>,
     pub routes: Addr<RouteActor>,
     /// Addresses the master keeps for this host's next containers.
-    pub pools: Arc<Mutex<AddressPools>>,
+    pub reserve: Arc<Reserve>,
 }
 
 impl AgentOps {
-    /// An address from this host's reserve, asking the master for more in the background
-    /// when it runs low.
-    fn take_reserved(&self, network: &str, group: &str) -> Option<crate::pool::Reserved> {
-        let (taken, refill) = match self.pools.lock() {
-            Ok(mut pools) => pools.take(network, group, Instant::now()),
-            Err(_) => return None,
-        };
-        if let Some(refill) = refill {
-            let master = self.master.clone();
-            let pools = self.pools.clone();
-            let host = self.host.clone();
-            let routes = self.routes.clone();
-            tokio::spawn(async move {
-                let grant = reserve(&master, &host, &refill).await;
-                // Routed before they are handed out, so an attach only has to announce.
-                let addresses = grant.as_ref().map(|g| g.addresses.clone());
-                if let Some(addresses) = addresses.filter(|a| !a.is_empty()) {
-                    if let Err(error) = routes.send(Prepare(addresses)).await {
-                        tracing::warn!(%error, "route actor unavailable for prepared routes");
-                    }
-                }
-                if let Ok(mut pools) = pools.lock() {
-                    pools.filled(&refill, grant, Instant::now());
-                }
-            });
-        }
-        taken
-    }
-
-    /// The master no longer keeps `network`'s addresses for us (deleted and created again):
-    /// drop what is left and give back whatever it still holds.
-    fn forget_reserve(&self, network: &str) {
-        let dropped = match self.pools.lock() {
-            Ok(mut pools) => pools.forget_network(network),
-            Err(_) => return,
-        };
-        let master = self.master.clone();
-        let routes = self.routes.clone();
-        let (network, host) = (network.to_string(), self.host.clone());
-        tokio::spawn(async move {
-            if let Err(error) = routes.send(Unprepare(dropped.clone())).await {
-                tracing::warn!(%error, "route actor unavailable for prepared routes");
-            }
-            for ip in dropped {
-                if let Err(error) = master.release(&network, IpAddr::V4(ip), "", &host).await {
-                    tracing::warn!(%error, %ip, "giving back a reserved address failed");
-                }
-            }
-        });
-    }
-
-    /// Every [`RESERVE_AUDIT`], drops the addresses the master no longer keeps for this host
-    /// (their network was deleted, or a full pool took them back) and their prepared routes.
-    pub fn audit_reserve(self: &Arc<Self>) {
-        let ops = self.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(RESERVE_AUDIT);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                let before = match ops.pools.lock() {
-                    Ok(pools) => pools.addresses(),
-                    Err(_) => return,
-                };
-                if before.is_empty() {
-                    continue;
-                }
-                let reserved = match ops.master.reservations(&ops.host).await {
-                    Ok(list) => list
-                        .into_iter()
-                        .filter_map(|(network, ip)| match ip {
-                            IpAddr::V4(ip) => Some((network, ip)),
-                            IpAddr::V6(_) => None,
-                        })
-                        .collect(),
-                    Err(error) => {
-                        tracing::debug!(%error, "reading this host's reserve failed");
-                        continue;
-                    }
-                };
-                let dropped = match ops.pools.lock() {
-                    Ok(mut pools) => pools.drop_unreserved(&before, &reserved),
-                    Err(_) => return,
-                };
-                if dropped.is_empty() {
-                    continue;
-                }
-                tracing::info!(
-                    dropped = dropped.len(),
-                    "reserved addresses the master no longer keeps for us dropped"
-                );
-                if let Err(error) = ops.routes.send(Unprepare(dropped)).await {
-                    tracing::warn!(%error, "route actor unavailable for prepared routes");
-                }
-            }
-        });
-    }
-
     fn source(&self) -> Desired {
         Desired {
             host: self.host.clone(),
@@ -144,30 +43,6 @@ impl AgentOps {
             ovs: self.ovs.clone(),
         }
     }
-}
-
-/// Asks the master for `refill`; `None` when it failed (the next attach asks again).
-async fn reserve(master: &MasterClient, host: &str, refill: &Refill) -> Option<Grant> {
-    let reply = master
-        .reserve(&refill.network, &refill.group, host, refill.count)
-        .await;
-    let v = match reply {
-        Ok(v) => v,
-        Err(error) => {
-            tracing::warn!(%error, network = %refill.network, "reserving addresses failed");
-            return None;
-        }
-    };
-    Some(Grant {
-        pool_group: v["group"].as_str().unwrap_or_default().to_string(),
-        prefix_len: v["prefixLen"].as_u64().and_then(|l| u8::try_from(l).ok())?,
-        gateway: v["gateway"].as_str().and_then(|g| g.parse().ok()),
-        addresses: v["addresses"]
-            .as_array()?
-            .iter()
-            .filter_map(|a| a.as_str()?.parse().ok())
-            .collect(),
-    })
 }
 
 /// A namespace path that is not there is the request's fault, not the data plane's.
@@ -334,7 +209,7 @@ impl AttachOps for AgentOps {
             g if g.is_empty() => 0,
             g => self.master.group_id(&g).await?,
         };
-        let (ip, prefix_len, gateway) = match self.take_reserved(&network, &req.group_key()) {
+        let (ip, prefix_len, gateway) = match self.reserve.take(&network, &req.group_key()) {
             Some(r) => (r.ip, r.prefix_len, r.gateway),
             None => {
                 let a = self
@@ -479,7 +354,7 @@ impl AttachOps for AgentOps {
         let recorded = self.master.record(&ep.id, body).await;
         if let Err(e) = &recorded {
             if e.message.contains("no longer reserved") {
-                self.forget_reserve(&ep.network);
+                self.reserve.forget(&ep.network);
             }
         }
         recorded
