@@ -723,13 +723,17 @@ impl Handler<Unprepare> for RouteActor {
     type Result = ResponseActFuture<Self, ()>;
 
     fn handle(&mut self, msg: Unprepare, _: &mut Context<Self>) -> Self::Result {
-        let mut changes = Vec::new();
-        for ip in msg.0 {
-            if self.table.prepared.remove(&ip).is_none() || self.table.local.contains(&ip) {
-                continue;
-            }
-            changes.push((ip, self.table.desired().get(&host_net(ip)).cloned()));
-        }
+        let gone: Vec<Ipv4Addr> = msg
+            .0
+            .into_iter()
+            .filter(|ip| self.table.prepared.remove(ip).is_some() && !self.table.local.contains(ip))
+            .collect();
+        // What each address has after its prepared route (a learned one, or nothing).
+        let desired = self.table.desired();
+        let changes: Vec<(Ipv4Addr, Option<KernelRoute>)> = gone
+            .into_iter()
+            .map(|ip| (ip, desired.get(&host_net(ip)).cloned()))
+            .collect();
         let kernel = self.kernel.clone();
         Box::pin(
             async move {

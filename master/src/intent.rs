@@ -53,26 +53,19 @@ impl Intent for Endpoint {
         txn: &mut Txn,
         _held: &mut Held,
     ) -> Result<(), ApiError> {
-        let Some(ip) = self
-            .ip_address
-            .first()
-            .and_then(|a| a.parse::<std::net::IpAddr>().ok())
-        else {
+        let Some((ip, owner)) = address_holder(self, cache) else {
             return Ok(());
         };
-        let Some(owner) = cache.ips_of(&self.network).and_then(|ips| ips.get(&ip)) else {
-            return Ok(());
-        };
-        let id = self.key();
-        if *owner == id {
-            return Ok(());
-        }
-        if keys::reserved_for(owner) != Some(self.homing_host.as_str()) {
+        if !may_take(self, owner) {
             return Err(ApiError::conflict(
                 self.display_id(),
                 Some("ipAddress"),
                 format!("{ip} is held by {owner}"),
             ));
+        }
+        let id = self.key();
+        if *owner == id {
+            return Ok(());
         }
         let key = keys::ip(&self.network, ip);
         txn.compares.push(fabric_store::Compare::Value(
@@ -85,6 +78,20 @@ impl Intent for Endpoint {
         });
         Ok(())
     }
+}
+
+/// The endpoint's address and who holds it now, when someone does.
+pub(crate) fn address_holder<'c>(
+    ep: &Endpoint,
+    cache: &'c Cache,
+) -> Option<(std::net::IpAddr, &'c String)> {
+    let ip = ep.ip_address.first()?.parse().ok()?;
+    Some((ip, cache.ips_of(&ep.network)?.get(&ip)?))
+}
+
+/// Whether the endpoint may have an address `owner` holds: its own, or its host's reserve.
+pub(crate) fn may_take(ep: &Endpoint, owner: &str) -> bool {
+    owner == ep.key() || keys::reserved_for(owner) == Some(ep.homing_host.as_str())
 }
 
 /// Addresses of a network held by endpoints (not by a host's reserve).

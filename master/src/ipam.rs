@@ -297,12 +297,8 @@ impl Master {
             return self.write(ep).await;
         }
         self.write_checked(ep, |ep, cache| {
-            let ip = ep.ip_address.first().and_then(|a| a.parse::<IpAddr>().ok());
-            let owner = ip.and_then(|ip| cache.ips_of(&ep.network)?.get(&ip));
-            match owner {
-                Some(o) if *o == ep.key() || keys::reserved_for(o) == Some(&ep.homing_host) => {
-                    Ok(())
-                }
+            match crate::intent::address_holder(ep, cache) {
+                Some((_, owner)) if crate::intent::may_take(ep, owner) => Ok(()),
                 _ => Err(ApiError::conflict(
                     ep.display_id(),
                     Some("ipAddress"),
