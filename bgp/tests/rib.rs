@@ -419,6 +419,23 @@ fn packing_fills_updates_and_batches_withdrawals() {
 }
 
 #[test]
+fn routes_announced_one_by_one_with_equal_attributes_share_an_update() {
+    // An agent announces each container's /32 as it attaches: separate calls, equal
+    // attributes. Between two flushes they must still go out together.
+    let mut r = rib(None);
+    let dst = peer(&mut r, 3, 65003, false);
+    r.peer_up(dst);
+    r.flush();
+    for i in 0..5u8 {
+        r.announce_local(&[p(&format!("10.1.2.{i}/32"))], PathAttrs::default());
+    }
+    r.announce_local(&[p("10.1.3.1/32")], attrs(&[], 9));
+    let flush = r.flush().pop().unwrap();
+    assert_eq!(flush.announced, 6);
+    assert_eq!(flush.messages, 2, "one UPDATE per distinct attribute set");
+}
+
+#[test]
 fn routes_whose_attributes_cannot_fit_a_message_are_not_sent() {
     use fabric_bgp::packet::encode::Packer;
     let huge = PathAttrs {

@@ -129,10 +129,22 @@ impl Rib {
 
     /// Originate routes ourselves (`announce`): they go to every peer the export rules allow.
     pub fn announce_local(&mut self, prefixes: &[Prefix], attrs: PathAttrs) {
-        let attrs = Arc::new(attrs);
+        let attrs = self.shared_local_attrs(attrs);
         for prefix in prefixes {
             self.set_path(*prefix, LOCAL_PEER, Some(attrs.clone()));
         }
+    }
+
+    /// `attrs` as an already shared equal set, or newly shared. Sets no route uses any more
+    /// are let go first (the list only ever holds what local routes currently use, a handful).
+    fn shared_local_attrs(&mut self, attrs: PathAttrs) -> Arc<PathAttrs> {
+        self.local_attrs.retain(|a| Arc::strong_count(a) > 1);
+        if let Some(shared) = self.local_attrs.iter().find(|a| ***a == attrs) {
+            return shared.clone();
+        }
+        let shared = Arc::new(attrs);
+        self.local_attrs.push(shared.clone());
+        shared
     }
 
     /// Stop originating routes.

@@ -106,6 +106,10 @@ pub struct Rib {
     /// One UPDATE's prefixes with the import policy's verdicts, kept between UPDATEs so the
     /// buffer (about 26 kB for a full 4,096-byte UPDATE of /32s) is allocated once.
     import_scratch: Vec<(Prefix, Option<Arc<PathAttrs>>)>,
+    /// The attribute sets our own routes use, shared: routes announced one call at a time
+    /// (an agent's containers, as they attach) then have one attribute set, which export and
+    /// packing tell apart by address, so they leave in one UPDATE instead of one each.
+    local_attrs: Vec<Arc<PathAttrs>>,
 }
 
 /// How many peers are up, as far as export needs to know. With exactly one up, a change whose
@@ -163,6 +167,7 @@ impl Rib {
             dirty: Vec::new(),
             up: UpPeers::None,
             import_scratch: Vec::new(),
+            local_attrs: Vec::new(),
         }
     }
 
