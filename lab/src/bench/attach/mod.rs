@@ -9,6 +9,7 @@ pub(super) mod fabric;
 pub(super) mod ours;
 mod probe;
 mod report;
+mod rib;
 pub(super) mod stats;
 
 use std::net::Ipv4Addr;
@@ -33,7 +34,12 @@ pub struct AttachArgs {
     /// The rack-1 agent host our containers are attached on.
     #[arg(long, default_value = "host1", value_parser = ["host1", "host2"])]
     pub host: String,
-    /// Milliseconds between two polls of tor1's RIB.
+    /// How the /32s are seen in tor1's RIB: `kernel` watches tor1's kernel routes, which its
+    /// BIRD installs from the RIB as it changes (netlink notifications, no polling); `birdc`
+    /// polls BIRD's control socket every --poll-ms.
+    #[arg(long, default_value = "kernel", value_parser = ["kernel", "birdc"])]
+    pub observer: String,
+    /// Milliseconds between two polls of tor1's RIB (`--observer birdc`).
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=1000))]
     pub poll_ms: u64,
     /// Seconds a container may take to reach the RIB and answer pings before it counts as lost.
@@ -142,13 +148,16 @@ pub fn run(args: &AttachArgs) -> Result<i32> {
         .iter()
         .map(|s| s.parse())
         .collect::<Result<_, _>>()?;
-    let poller = probe::RibPoller::start(
-        &fabric.bird_ctl("tor1"),
-        &subnets,
-        Duration::from_millis(args.poll_ms),
-    )?;
+    let observer = match args.observer.as_str() {
+        "birdc" => rib::RibObserver::birdc(
+            &fabric.bird_ctl("tor1"),
+            &subnets,
+            Duration::from_millis(args.poll_ms),
+        )?,
+        _ => rib::RibObserver::kernel(&fabric.netns("tor1"), &subnets)?,
+    };
     let ctx = Ctx {
-        poller: &poller,
+        rib: &observer,
         pinger: &pinger,
         namespaces: &namespaces,
         timeout,
@@ -169,13 +178,13 @@ pub fn run(args: &AttachArgs) -> Result<i32> {
         baseline::attach(&host5, ns, i, ip)?;
         Ok(ip)
     })?;
-    let cost = poller.stop()?;
+    let cost = observer.stop()?;
     report::print(&report::Setup {
         n,
         batch,
         host: &args.host,
         poll_every: Duration::from_millis(args.poll_ms),
-        cost,
+        observer: cost,
         ours: &ours,
         baseline: &base,
     });
@@ -230,7 +239,7 @@ pub struct Side {
 }
 
 struct Ctx<'a> {
-    poller: &'a probe::RibPoller,
+    rib: &'a rib::RibObserver,
     pinger: &'a str,
     namespaces: &'a Namespaces,
     timeout: Duration,
@@ -284,7 +293,7 @@ impl Ctx<'_> {
         let deadline = t0 + self.timeout;
         let ping = probe::first_ping(self.pinger, ip, deadline)?.map(|at| at - t0);
         let rib = self
-            .poller
+            .rib
             .wait_for(ip, deadline)
             .map(|at| at.saturating_duration_since(t0));
         Ok(Sample { call, rib, ping })

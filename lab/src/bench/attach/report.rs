@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::probe::PollCost;
+use super::rib::Cost;
 use super::stats::{ms, summarize, Sample, Summary};
 use super::Side;
 
@@ -15,7 +15,7 @@ pub struct Setup<'a> {
     pub batch: usize,
     pub host: &'a str,
     pub poll_every: Duration,
-    pub cost: PollCost,
+    pub observer: Cost,
     pub ours: &'a Side,
     pub baseline: &'a Side,
 }
@@ -53,12 +53,20 @@ pub fn print(s: &Setup) {
          baseline on host5 (ip script + BIRD kernel learn, scan time 2)",
         s.n, s.batch, s.host
     );
+    let rib = match s.observer {
+        Cost::Polls { polls, mean } => format!(
+            "tor1 (BIRD) polled over its control socket every {} ms ({polls} polls, {:.2} ms each)",
+            s.poll_every.as_millis(),
+            ms(mean)
+        ),
+        Cost::Notifications { routes } => format!(
+            "tor1's kernel routes, which its BIRD installs from the RIB, watched over netlink \
+             ({routes} route notifications)"
+        ),
+    };
     println!(
-        "RIB: tor1 (BIRD) polled over its control socket every {} ms ({} polls, {:.2} ms each); \
-         ping: from a container on host3, `ping -c 1 -W 0.1` every 5 ms until answered",
-        s.poll_every.as_millis(),
-        s.cost.polls,
-        ms(s.cost.mean)
+        "RIB: {rib}; ping: from a container on host3, `ping -c 1 -W 0.1` every 5 ms until \
+         answered"
     );
     println!(
         "\n{:<24} {:>17}   {:>17}   {:>17}   {:>13}",
