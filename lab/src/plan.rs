@@ -187,7 +187,16 @@ impl NodeCtx<'_> {
         env
     }
 
+    /// A daemon of this node, started at the node's `lab.nice` priority if it has one
+    /// (`nice` execs the daemon, so the recorded pid is still the daemon's).
     pub fn spawn(&self, name: &str, argv: Vec<String>, env: BTreeMap<String, String>) -> Action {
+        let argv = match self.node.nice {
+            Some(n) => ["nice".to_string(), "-n".into(), n.to_string()]
+                .into_iter()
+                .chain(argv)
+                .collect(),
+            None => argv,
+        };
         Action::Spawn(Spawn {
             node: self.node.name.clone(),
             name: name.to_string(),

@@ -248,6 +248,8 @@ fn unsupported_kinds_and_misplaced_keys_name_the_key() {
         ("name: \"bad name\"\ntopology:\n  nodes:\n    r1: {kind: linux}\n", "name: `bad name` is not a valid name"),
         ("name: x\ntopology:\n  nodes:\n    r1: {kind: linux, binds: [\"onlysource\"]}\n", "topology.nodes.r1.binds[0]"),
         ("name: x\ntopology:\n  nodes: {}\n", "topology.nodes: the topology has no nodes"),
+        ("name: x\ntopology:\n  nodes:\n    r1: {kind: linux, labels: {lab.nice: \"-30\"}}\n", "topology.nodes.r1.labels.lab.nice: `-30` is not a nice value"),
+        ("name: x\ntopology:\n  nodes:\n    r1: {kind: linux, labels: {lab.nice: high}}\n", "topology.nodes.r1.labels.lab.nice: `high` is not a nice value"),
     ];
     for (text, want) in cases {
         let e = error_of(text);
@@ -348,6 +350,24 @@ fn fake_env(skip_missing: bool, ours: bool) -> PlanEnv {
         programs,
         skip_missing,
     }
+}
+
+#[test]
+fn a_nodes_nice_label_starts_its_daemons_at_that_priority() {
+    let text = "name: x\ntopology:\n  nodes:\n    r1: {kind: bird, startup-config: r1.conf, labels: {lab.nice: \"-5\"}}\n    r2: {kind: bird, startup-config: r2.conf}\n";
+    let t = parse(text).unwrap();
+    let p = plan(&t, &fake_env(false, false)).unwrap();
+    let argv = |node: &str| {
+        p.actions
+            .iter()
+            .find_map(|a| match a {
+                Action::Spawn(s) if s.node == node => Some(s.argv.clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("{node} spawns nothing"))
+    };
+    assert_eq!(argv("r1")[..4], ["nice", "-n", "-5", "/bin/bird"]);
+    assert_eq!(argv("r2")[0], "/bin/bird");
 }
 
 #[test]

@@ -23,6 +23,10 @@ use resolve::invalid;
 pub const KIND_LABEL: &str = "lab.kind";
 /// The label that attaches a `container` node to the `netplugin` host it runs on.
 pub const HOST_LABEL: &str = "lab.host";
+/// The label that runs a node's daemons at another CPU priority (a `nice` value, -20 to 19).
+/// The lab packs many machines onto a few cores; a real ToR has CPUs of its own, which a
+/// negative value lets its routing daemon approach when hosts keep every core busy.
+pub const NICE_LABEL: &str = "lab.nice";
 /// containerlab's default management subnet.
 pub const DEFAULT_MGMT_SUBNET: &str = "172.20.20.0/24";
 
@@ -75,6 +79,8 @@ pub struct Node {
     pub mgmt_ipv4: Ipv4Addr,
     /// For `container` nodes: the `netplugin` node it runs on.
     pub host: Option<String>,
+    /// The `nice` value its daemons start with (label `lab.nice`); None: inherited.
+    pub nice: Option<i8>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -10,7 +10,7 @@ use ipnet::Ipv4Net;
 use super::raw::{RawFile, RawLink, RawMgmt, RawNode, RawTopology};
 use super::{
     Bind, Endpoint, Link, MgmtNet, Node, Topology, TopologyError, DEFAULT_MGMT_SUBNET, HOST_LABEL,
-    KIND_LABEL,
+    KIND_LABEL, NICE_LABEL,
 };
 use crate::kind::Kind;
 
@@ -256,6 +256,16 @@ fn resolve_node(
             "only a `container` node is attached to a host",
         ));
     }
+    let nice = labels
+        .get(NICE_LABEL)
+        .map(|v| match v.trim().parse::<i8>() {
+            Ok(n) if (-20..=19).contains(&n) => Ok(n),
+            _ => Err(invalid(
+                format!("{key}.labels.{NICE_LABEL}"),
+                format!("`{v}` is not a nice value (an integer from -20 to 19)"),
+            )),
+        })
+        .transpose()?;
     Ok(Node {
         name: name.to_string(),
         kind,
@@ -272,6 +282,7 @@ fn resolve_node(
         labels,
         mgmt_ipv4: Ipv4Addr::UNSPECIFIED,
         host,
+        nice,
     })
 }
 
