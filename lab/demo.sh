@@ -59,7 +59,7 @@ fi
 say "all there"
 
 bold "2. Building in release mode"
-run cargo build --release --workspace --quiet
+run scripts/build-release.sh --quiet
 
 # A binary counts as built when it is the real thing: it takes the flags lab starts it with
 # (the workspace skeleton has placeholder binaries that do nothing).

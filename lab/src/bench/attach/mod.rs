@@ -125,6 +125,14 @@ pub(super) fn preflight_for(
 
 pub fn run(args: &AttachArgs) -> Result<i32> {
     let [_, _, contivk8s] = preflight()?;
+    let plugin_static = ours::linked_statically(&contivk8s)?;
+    if !plugin_static {
+        eprintln!(
+            "lab bench attach: {} is linked dynamically; scripts/build-release.sh links it \
+             statically, as it ships",
+            contivk8s.display()
+        );
+    }
     watch_signals()?;
     let (n, batch) = (usize::from(args.n), usize::from(args.concurrency));
     let timeout = Duration::from_secs(args.timeout);
@@ -183,6 +191,7 @@ pub fn run(args: &AttachArgs) -> Result<i32> {
         n,
         batch,
         host: &args.host,
+        plugin_static,
         poll_every: Duration::from_millis(args.poll_ms),
         observer: cost,
         ours: &ours,

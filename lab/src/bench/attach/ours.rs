@@ -9,6 +9,34 @@ use std::process::{Command, Stdio};
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
+/// Whether the ELF executable at `path` runs without the dynamic loader (no PT_INTERP program
+/// header): the plugin's start-up cost, which every attach pays, depends on it.
+pub fn linked_statically(path: &Path) -> Result<bool> {
+    const PT_INTERP: u32 = 3;
+    let elf = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let field = |at: usize, len: usize| -> Result<u64> {
+        let bytes = elf
+            .get(at..at + len)
+            .with_context(|| format!("{} is cut short", path.display()))?;
+        Ok(bytes
+            .iter()
+            .rev()
+            .fold(0u64, |acc, b| (acc << 8) | u64::from(*b)))
+    };
+    // A 64-bit little-endian ELF: e_phoff at 32, e_phentsize at 54, e_phnum at 56.
+    if elf.get(..6) != Some(b"\x7fELF\x02\x01".as_slice()) {
+        bail!("{} is not a 64-bit little-endian ELF file", path.display());
+    }
+    let (phoff, phentsize, phnum) = (field(32, 8)?, field(54, 2)?, field(56, 2)?);
+    for i in 0..phnum {
+        let at = usize::try_from(phoff + i * phentsize)?;
+        if field(at, 4)? == u64::from(PT_INTERP) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 /// The interface name a runtime asks for inside the container.
 pub const IFNAME: &str = "eth1";
 
@@ -80,5 +108,34 @@ impl Cni {
             .unwrap_or("")
             .parse()
             .with_context(|| format!("ADD {container_id}: no IPv4 address in {stdout}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dynamically_linked_program_is_told_apart() {
+        // The test binary itself is linked the default way: against glibc's loader.
+        let me = std::env::current_exe().unwrap();
+        assert!(!linked_statically(&me).unwrap());
+        let dir = tempfile::tempdir().unwrap();
+        let text = dir.path().join("text");
+        std::fs::write(&text, "not a program").unwrap();
+        assert!(linked_statically(&text).is_err());
+        // A header with one PT_LOAD program header and no PT_INTERP: static.
+        let mut elf = vec![0u8; 64 + 56];
+        elf[..6].copy_from_slice(b"\x7fELF\x02\x01");
+        elf[32] = 64; // e_phoff
+        elf[54] = 56; // e_phentsize
+        elf[56] = 1; // e_phnum
+        elf[64] = 1; // p_type = PT_LOAD
+        let file = dir.path().join("static");
+        std::fs::write(&file, &elf).unwrap();
+        assert!(linked_statically(&file).unwrap());
+        elf[64] = 3; // PT_INTERP
+        std::fs::write(&file, &elf).unwrap();
+        assert!(!linked_statically(&file).unwrap());
     }
 }

@@ -14,6 +14,8 @@ pub struct Setup<'a> {
     pub n: usize,
     pub batch: usize,
     pub host: &'a str,
+    /// contivk8s runs without the dynamic loader.
+    pub plugin_static: bool,
     pub poll_every: Duration,
     pub observer: Cost,
     pub ours: &'a Side,
@@ -49,9 +51,16 @@ pub fn print(s: &Setup) {
         ("-> first ping, rack 2", |x| x.ping),
     ];
     println!(
-        "\nlab bench attach: {} containers per side, {} at a time; ours on {} (contivk8s ADD), \
-         baseline on host5 (ip script + BIRD kernel learn, scan time 2)",
-        s.n, s.batch, s.host
+        "\nlab bench attach: {} containers per side, {} at a time; ours on {} (contivk8s ADD, {} \
+         linked), baseline on host5 (ip script + BIRD kernel learn, scan time 2)",
+        s.n,
+        s.batch,
+        s.host,
+        if s.plugin_static {
+            "statically"
+        } else {
+            "dynamically"
+        }
     );
     let rib = match s.observer {
         Cost::Polls { polls, mean } => format!(

@@ -141,6 +141,7 @@ fn watch_kernel(
     ready: &mpsc::Sender<()>,
 ) -> Result<Cost> {
     setns(ns, CloneFlags::CLONE_NEWNET).context("entering tor1's namespace")?;
+    run_ahead_of_the_load();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -181,6 +182,22 @@ fn watch_kernel(
     })
 }
 
+/// The observer is the bench's clock: it runs at the ToRs' priority (nice -10), so the moment it
+/// notes is when the route arrived, not when a core came free behind the attach work. Best
+/// effort: without it the figures only get coarser.
+fn run_ahead_of_the_load() {
+    let tid = nix::unistd::gettid().as_raw();
+    // SAFETY: setpriority takes plain integers and only changes this thread's nice value.
+    let rc =
+        unsafe { nix::libc::setpriority(nix::libc::PRIO_PROCESS, tid as nix::libc::id_t, -10) };
+    if rc != 0 {
+        eprintln!(
+            "lab bench attach: the RIB observer keeps the default priority: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
 /// The address of an IPv4 /32 route.
 fn host_route(route: &RouteMessage) -> Option<Ipv4Addr> {
     if route.header.destination_prefix_length != 32 {
@@ -200,6 +217,7 @@ fn poll_birdc(
     seen: &Seen,
     stop: &AtomicBool,
 ) -> Result<Cost> {
+    run_ahead_of_the_load();
     let (mut polls, mut busy) = (0u64, Duration::ZERO);
     let mut known: Vec<Ipv4Net> = Vec::new();
     while !stop.load(Ordering::Relaxed) {
