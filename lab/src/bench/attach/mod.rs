@@ -42,6 +42,14 @@ pub struct AttachArgs {
     /// Milliseconds between two polls of tor1's RIB (`--observer birdc`).
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=1000))]
     pub poll_ms: u64,
+    /// Milliseconds of rest after every batch, so one batch's background work (OVS
+    /// revalidation, a reserve refill, the other hosts learning the routes) does not run into
+    /// the next batch's, whichever side it belongs to.
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(0..=5000))]
+    pub settle_ms: u64,
+    /// All of ours first, then all of the baseline's (by default their batches alternate).
+    #[arg(long)]
+    pub sequential: bool,
     /// Seconds a container may take to reach the RIB and answer pings before it counts as lost.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=120))]
     pub timeout: u64,
@@ -169,29 +177,43 @@ pub fn run(args: &AttachArgs) -> Result<i32> {
         pinger: &pinger,
         namespaces: &namespaces,
         timeout,
+        settle: Duration::from_millis(args.settle_ms),
     };
 
-    eprintln!(
-        "lab bench attach: ours: {n} containers on {}, {batch} at a time",
-        args.host
-    );
     let host_cni = cni(&args.host);
-    let ours = ctx.side("o", n, batch, |id, ns, _| host_cni.add(id, ns))?;
-
-    eprintln!("lab bench attach: baseline: {n} containers on host5, {batch} at a time");
+    let ours_attach = |id: &str, ns: &str, _: usize| host_cni.add(id, ns);
     let host5 = fabric.netns("host5");
     let pool = subnets[1];
-    let base = ctx.side("b", n, batch, |_, ns, i| {
+    let base_attach = |_: &str, ns: &str, i: usize| {
         let ip = baseline_ip(pool, i)?;
         baseline::attach(&host5, ns, i, ip)?;
         Ok(ip)
-    })?;
+    };
+    let (ours, base) = if args.sequential {
+        eprintln!(
+            "lab bench attach: ours: {n} containers on {}, {batch} at a time",
+            args.host
+        );
+        let [ours] = ctx.sides(n, batch, &[("o", &ours_attach)])?;
+        eprintln!("lab bench attach: baseline: {n} containers on host5, {batch} at a time");
+        let [base] = ctx.sides(n, batch, &[("b", &base_attach)])?;
+        (ours, base)
+    } else {
+        eprintln!(
+            "lab bench attach: {n} containers per side, {batch} at a time, a batch of ours on \
+             {} then one of the baseline's on host5, in turn",
+            args.host
+        );
+        let [ours, base] = ctx.sides(n, batch, &[("o", &ours_attach), ("b", &base_attach)])?;
+        (ours, base)
+    };
     let cost = observer.stop()?;
     report::print(&report::Setup {
         n,
         batch,
         host: &args.host,
         plugin_static,
+        sequential: args.sequential,
         poll_every: Duration::from_millis(args.poll_ms),
         observer: cost,
         ours: &ours,
@@ -240,62 +262,68 @@ pub(super) fn run_batch<T: Send>(
     })
 }
 
-/// One side's results and its wall time.
+/// One side's results and its wall time (the sum of its batches').
+#[derive(Default)]
 pub struct Side {
     pub samples: Vec<Sample>,
     pub failures: Vec<String>,
     pub total: Duration,
 }
 
+/// One side's attach: `(container id, namespace, index)` to the container's address.
+type Attach<'a> = dyn Fn(&str, &str, usize) -> Result<Ipv4Addr> + Sync + 'a;
+
 struct Ctx<'a> {
     rib: &'a rib::RibObserver,
     pinger: &'a str,
     namespaces: &'a Namespaces,
     timeout: Duration,
+    settle: Duration,
 }
 
 impl Ctx<'_> {
-    /// Attaches `n` containers `batch` at a time with `attach(id, netns, index)`, measuring
-    /// each from the call's start to its /32 in the RIB and to its first answered ping.
-    fn side(
+    /// Attaches `n` containers per side, `batch` at a time with each side's
+    /// `attach(id, netns, index)`, taking the sides' batches in turn: the machine's load drifts
+    /// over a run's minutes, and alternating batches lets it weigh on both sides alike. Each
+    /// container is measured from the call's start to its /32 in the RIB and to its first
+    /// answered ping. Returns the sides in the order given.
+    fn sides<const S: usize>(
         &self,
-        tag: &str,
         n: usize,
         batch: usize,
-        attach: impl Fn(&str, &str, usize) -> Result<Ipv4Addr> + Sync,
-    ) -> Result<Side> {
-        let names: Vec<String> = (0..n)
-            .map(|i| self.namespaces.add(&format!("{}-{tag}{i}", fabric::LAB)))
-            .collect::<Result<_>>()?;
-        let (mut samples, mut failures) = (Vec::new(), Vec::new());
-        let started = Instant::now();
-        for (b, chunk) in names.chunks(batch).enumerate() {
-            check_stop()?;
-            let results = run_batch(chunk, b * batch, |i, ns| {
-                self.one(&format!("{tag}{i}"), ns, i, &attach)
-            });
-            for r in results {
-                match r {
-                    Ok(s) => samples.push(s),
-                    Err(e) => failures.push(format!("{e:#}")),
+        sides: &[(&str, &Attach); S],
+    ) -> Result<[Side; S]> {
+        let mut names = Vec::new();
+        for (tag, _) in sides {
+            let side: Vec<String> = (0..n)
+                .map(|i| self.namespaces.add(&format!("{}-{tag}{i}", fabric::LAB)))
+                .collect::<Result<_>>()?;
+            names.push(side);
+        }
+        let mut out: [Side; S] = std::array::from_fn(|_| Side::default());
+        for first in (0..n).step_by(batch.max(1)) {
+            for (((tag, attach), names), side) in sides.iter().zip(&names).zip(out.iter_mut()) {
+                check_stop()?;
+                let chunk = &names[first..(first + batch).min(n)];
+                let started = Instant::now();
+                let results = run_batch(chunk, first, |i, ns| {
+                    self.one(&format!("{tag}{i}"), ns, i, attach)
+                });
+                side.total += started.elapsed();
+                for r in results {
+                    match r {
+                        Ok(s) => side.samples.push(s),
+                        Err(e) => side.failures.push(format!("{e:#}")),
+                    }
                 }
+                std::thread::sleep(self.settle);
             }
         }
         check_stop()?;
-        Ok(Side {
-            samples,
-            failures,
-            total: started.elapsed(),
-        })
+        Ok(out)
     }
 
-    fn one(
-        &self,
-        id: &str,
-        ns: &str,
-        i: usize,
-        attach: &(impl Fn(&str, &str, usize) -> Result<Ipv4Addr> + Sync),
-    ) -> Result<Sample> {
+    fn one(&self, id: &str, ns: &str, i: usize, attach: &Attach) -> Result<Sample> {
         let t0 = Instant::now();
         let ip = attach(id, ns, i)?;
         let call = t0.elapsed();

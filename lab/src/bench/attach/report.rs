@@ -14,6 +14,8 @@ pub struct Setup<'a> {
     pub n: usize,
     pub batch: usize,
     pub host: &'a str,
+    /// All of ours ran before the baseline (else their batches alternated).
+    pub sequential: bool,
     /// contivk8s runs without the dynamic loader.
     pub plugin_static: bool,
     pub poll_every: Duration,
@@ -51,10 +53,15 @@ pub fn print(s: &Setup) {
         ("-> first ping, rack 2", |x| x.ping),
     ];
     println!(
-        "\nlab bench attach: {} containers per side, {} at a time; ours on {} (contivk8s ADD, {} \
-         linked), baseline on host5 (ip script + BIRD kernel learn, scan time 2)",
+        "\nlab bench attach: {} containers per side, {} at a time ({}); ours on {} (contivk8s \
+         ADD, {} linked), baseline on host5 (ip script + BIRD kernel learn, scan time 2)",
         s.n,
         s.batch,
+        if s.sequential {
+            "ours first, then the baseline"
+        } else {
+            "the sides' batches in turn"
+        },
         s.host,
         if s.plugin_static {
             "statically"
