@@ -15,8 +15,9 @@ pub fn linked_statically(path: &Path) -> Result<bool> {
     const PT_INTERP: u32 = 3;
     let elf = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let field = |at: usize, len: usize| -> Result<u64> {
-        let bytes = elf
-            .get(at..at + len)
+        let bytes = at
+            .checked_add(len)
+            .and_then(|end| elf.get(at..end))
             .with_context(|| format!("{} is cut short", path.display()))?;
         Ok(bytes
             .iter()
@@ -29,7 +30,11 @@ pub fn linked_statically(path: &Path) -> Result<bool> {
     }
     let (phoff, phentsize, phnum) = (field(32, 8)?, field(54, 2)?, field(56, 2)?);
     for i in 0..phnum {
-        let at = usize::try_from(phoff + i * phentsize)?;
+        let at = i
+            .checked_mul(phentsize)
+            .and_then(|off| off.checked_add(phoff))
+            .and_then(|at| usize::try_from(at).ok())
+            .with_context(|| format!("{}: program headers out of range", path.display()))?;
         if field(at, 4)? == u64::from(PT_INTERP) {
             return Ok(false);
         }
@@ -137,5 +142,9 @@ mod tests {
         elf[64] = 3; // PT_INTERP
         std::fs::write(&file, &elf).unwrap();
         assert!(!linked_statically(&file).unwrap());
+        // Program headers said to lie far beyond the file: an error, not a panic.
+        elf[32..40].copy_from_slice(&u64::MAX.to_le_bytes());
+        std::fs::write(&file, &elf).unwrap();
+        assert!(linked_statically(&file).is_err());
     }
 }
