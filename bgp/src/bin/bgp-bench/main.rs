@@ -3,7 +3,8 @@
 //! Receiving: a BIRD sender exports N static /32s to our speaker, then (a fresh sender) to a
 //! BIRD receiver. The sender loads its routes with its session disabled and is then enabled;
 //! we time each receiver from the session's Established until it holds all N, and read its
-//! peak memory and CPU.
+//! peak memory and CPU. Then the same with the BIRD sender's stream recorded once and replayed
+//! at wire speed (`replay`), so that the receiver, not the sender, sets the pace.
 //! Sending: our speaker, then BIRD, advertise the same N /32s to a fresh receiver (GoBGP, then
 //! BIRD). Each sender first holds its routes, then gets its session; we time from Established
 //! until the receiver holds all N and count UPDATE messages and bytes sent.
@@ -11,6 +12,8 @@
 
 mod daemons;
 mod lab;
+mod receive;
+mod replay;
 
 use std::time::{Duration, Instant};
 
@@ -18,6 +21,7 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 use daemons::{Bird, BirdOpts, Fabric, GoBgp};
 use lab::{poll, poll_every, Ns, Segment};
+use receive::{Source, Summary};
 use serde_json::json;
 
 #[derive(Parser)]
@@ -32,10 +36,20 @@ struct Args {
     /// Run only the receiving comparison.
     #[arg(long)]
     receive_only: bool,
+    /// Senders for the receiving comparison: `live` (a BIRD sender per run), `replay` (its
+    /// recorded stream at wire speed), comma separated.
+    #[arg(long, value_delimiter = ',', default_value = "live,replay")]
+    source: Vec<SourceKind>,
     /// Runs per receiver (receiving) and per sender (sending) and N, alternating ours and
     /// BIRD; medians are printed.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=50))]
     repeat: u32,
+}
+
+#[derive(Clone, Copy, PartialEq, clap::ValueEnum)]
+enum SourceKind {
+    Live,
+    Replay,
 }
 
 struct Names {
@@ -73,24 +87,6 @@ fn transfer(
     Ok(((end - start).as_secs_f64(), (end - first).as_secs_f64()))
 }
 
-/// One receiver's result.
-struct Received {
-    /// Seconds until the receiver held all N: from the sender's session Established, and from
-    /// the first route the receiver was seen to hold.
-    secs: (f64, f64),
-    /// Seconds the sender took to load its N static routes (before the session, not counted).
-    load_secs: f64,
-    /// Seconds from `enable` to the sender's session Established (set-up, not counted).
-    setup_secs: f64,
-    peak_kib: u64,
-    base_kib: u64,
-    /// CPU the receiver spent from `enable` to holding all N: its own cost, whatever the
-    /// sender's pace.
-    cpu_secs: f64,
-    /// CPU the sender spent over the same span: near the wall time, the sender set the pace.
-    sender_cpu_secs: f64,
-}
-
 /// How often the sending comparison asks a BIRD receiver how many routes it holds.
 const TICK: Duration = Duration::from_millis(20);
 
@@ -98,10 +94,6 @@ const TICK: Duration = Duration::from_millis(20);
 /// more CPU than BIRD's control socket, which on two cores slowed the very transfer timed;
 /// its transfers take seconds, so 100 ms is still a fine resolution.
 const GOBGP_TICK: Duration = Duration::from_millis(100);
-
-/// How often the receiving comparison asks the receiver how many routes it holds (both
-/// receivers answer from a counter, so asking costs them little).
-const RECEIVE_TICK: Duration = Duration::from_millis(10);
 
 /// Longest wait for a session to come up once enabled.
 const SETUP_LIMIT: Duration = Duration::from_secs(60);
@@ -148,152 +140,12 @@ fn open_bird_session(sender: &Bird) -> Result<()> {
     )
 }
 
-/// A BIRD sender exports N static /32s to one receiver (ours or BIRD). The sender starts with
-/// its BGP protocol disabled and first loads its N static routes; only when its own table holds
-/// them all is the protocol enabled, and the clock starts when the session is Established, so
-/// what is timed is the sender dumping a ready table at its full rate and the receiver taking
-/// it in, not the sender parsing its configuration. The receiver is passive and the sender
-/// connects, so neither receiver waits on its own retry timer; the set-up is timed apart.
-/// Receivers run one after the other, each with the same fresh sender, so they never compete
-/// for the CPUs.
-fn receiving(
-    names: &mut Names,
-    dir: &std::path::Path,
-    n: u64,
-    limit: Duration,
-    ours: bool,
-) -> Result<Received> {
-    let hub = names.ns()?;
-    let recv_ns = names.ns()?;
-    let mut seg = Segment::new(&hub, "10.0.0.1/24")?;
-    seg.attach(&recv_ns, "10.0.0.2/24")?;
-    let (fabric, bird) = if ours {
-        let f = Fabric::start(
-            &recv_ns,
-            dir,
-            "recv-ours",
-            json!({"local_as": 65020, "router_id": "10.0.0.2", "listen": "10.0.0.2:179", "connect_retry": 1,
-                   "peers": [{"address": "10.0.0.1", "peer_as": 65010, "families": ["Ipv4"], "passive": true}]}),
-            json!([]),
-        )?;
-        (Some(f), None)
-    } else {
-        let b = Bird::start(
-            &recv_ns,
-            dir,
-            "recv-bird",
-            "10.0.0.2",
-            65020,
-            &[("10.0.0.1", 65010)],
-            BirdOpts {
-                passive: true,
-                ..BirdOpts::default()
-            },
-        )?;
-        poll("the BIRD receiver's control socket", SETUP_LIMIT, || {
-            b.cli("show status")
-        })?;
-        (None, Some(b))
-    };
-    let daemon = match (&fabric, &bird) {
-        (Some(f), _) => &f.daemon,
-        (_, Some(b)) => &b.daemon,
-        _ => bail!("no receiver"),
-    };
-    let load_start = Instant::now();
-    let sender = loaded_bird_sender(
-        &hub,
-        dir,
-        ("10.0.0.1", 65010),
-        ("10.0.0.2", 65020),
-        n,
-        limit,
-    )?;
-    let load_secs = load_start.elapsed().as_secs_f64();
-    let base_kib = daemon.rss_kib().unwrap_or(0);
-    let cpu_before = daemon.cpu_secs().unwrap_or(0.0);
-    let sender_cpu_before = sender.daemon.cpu_secs().unwrap_or(0.0);
-    let enabled = Instant::now();
-    open_bird_session(&sender)?;
-    let start = Instant::now();
-    // A BIRD sender may hold its last UPDATEs until its event loop wakes up, which it does on
-    // its own only every 3 s when idle: asking it for its status on every tick keeps it awake,
-    // so it sends at its full rate to the end, whichever the receiver.
-    let secs = transfer(
-        "the receiver to hold all routes",
-        n,
-        limit,
-        RECEIVE_TICK,
-        start,
-        || {
-            let _ = sender.cli("show status");
-            match (&fabric, &bird) {
-                (Some(f), _) => f.count(),
-                (_, Some(b)) => b.count(),
-                _ => None,
-            }
-        },
-    )?;
-    let peak_kib = daemon.peak_kib().unwrap_or(0);
-    let cpu_secs = daemon.cpu_secs().unwrap_or(0.0) - cpu_before;
-    let sender_cpu_secs = sender.daemon.cpu_secs().unwrap_or(0.0) - sender_cpu_before;
-    // BIRD was counted by its import counter: check the table itself holds them all.
-    if let Some(b) = &bird {
-        let held = b.table_count();
-        if held != Some(n) {
-            bail!("the BIRD receiver counted {n} routes imported but its table holds {held:?}");
-        }
-    }
-    Ok(Received {
-        secs,
-        load_secs,
-        setup_secs: (start - enabled).as_secs_f64(),
-        peak_kib,
-        base_kib,
-        cpu_secs,
-        sender_cpu_secs,
-    })
-}
-
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     match v.len() {
         0 => 0.0,
         l if l % 2 == 1 => v[l / 2],
         l => (v[l / 2 - 1] + v[l / 2]) / 2.0,
-    }
-}
-
-/// The median of each figure over one receiver's runs.
-struct Summary {
-    secs: f64,
-    first_secs: f64,
-    peak_kib: f64,
-    bytes_per_route: f64,
-    cpu_secs: f64,
-    sender_cpu_secs: f64,
-    load_secs: f64,
-    setup_secs: f64,
-    /// Each run's time from Established, in run order.
-    runs: Vec<f64>,
-}
-
-impl Summary {
-    fn of(runs: &[Received], n: u64) -> Summary {
-        let m = |f: &dyn Fn(&Received) -> f64| median(runs.iter().map(f).collect());
-        Summary {
-            secs: m(&|r| r.secs.0),
-            first_secs: m(&|r| r.secs.1),
-            peak_kib: m(&|r| r.peak_kib as f64),
-            bytes_per_route: m(&|r| {
-                (r.peak_kib.saturating_sub(r.base_kib) * 1024) as f64 / n.max(1) as f64
-            }),
-            cpu_secs: m(&|r| r.cpu_secs),
-            sender_cpu_secs: m(&|r| r.sender_cpu_secs),
-            load_secs: m(&|r| r.load_secs),
-            setup_secs: m(&|r| r.setup_secs),
-            runs: runs.iter().map(|r| r.secs.0).collect(),
-        }
     }
 }
 
@@ -468,6 +320,83 @@ fn secs_ratio(a: f64, b: f64) -> String {
     }
 }
 
+/// The receiving comparison for one N: from a live BIRD sender, then from its recorded
+/// stream replayed at wire speed; runs alternate between the receivers.
+fn receive_side_by_side(
+    names: &mut Names,
+    dir: &std::path::Path,
+    n: u64,
+    limit: Duration,
+    repeat: u32,
+    kinds: &[SourceKind],
+) -> Result<()> {
+    let recording = if kinds.contains(&SourceKind::Replay) {
+        Some(receive::record_bird(names, dir, n, limit)?)
+    } else {
+        None
+    };
+    let live = kinds.contains(&SourceKind::Live).then_some(Source::Bird);
+    for source in live
+        .into_iter()
+        .chain(recording.as_ref().map(Source::Replay))
+    {
+        let (mut ours, mut bird) = (Vec::new(), Vec::new());
+        for _ in 0..repeat {
+            ours.push(receive::receiving(names, dir, n, limit, true, source)?);
+            bird.push(receive::receiving(names, dir, n, limit, false, source)?);
+        }
+        let ours = Summary::of(&ours, n);
+        let bird = Summary::of(&bird, n);
+        match source {
+            Source::Bird => {
+                println!("receiving from a BIRD sender that first loads its N static routes with its session disabled, then is enabled;");
+                println!("  clock: from the sender's session Established to the receiver holding all N / from the first route the receiver holds to all N;");
+                println!("  peak memory and CPU from enable to all N; sender load and enable-to-Established are not counted;");
+            }
+            Source::Replay(rec) => {
+                println!(
+                    "receiving BIRD's stream replayed at wire speed (its OPEN and {} UPDATEs, {} bytes, recorded once from a sender loaded as above);",
+                    rec.messages,
+                    rec.updates.len()
+                );
+                println!("  clock: from the replayed session's Established to the receiver holding all N / from the first route it holds; the receiver alone sets the pace;");
+            }
+        }
+        println!("  medians of {repeat} runs per receiver, alternating, one at a time, each against a fresh sender:");
+        for (name, r) in [("ours", &ours), ("BIRD", &bird)] {
+            let runs: Vec<String> = r.runs.iter().map(|s| format!("{s:.2}")).collect();
+            let sender_cpu = r
+                .sender_cpu_secs
+                .map_or("n/a".to_string(), |c| format!("{c:.2} s"));
+            println!(
+                "  {name} : {:8.2} s / {:8.2} s   peak {:8.0} KiB  ({:.0} B/route)   receiver CPU {:.2} s, sender CPU {sender_cpu}   [sender load {:.2} s, to Established {:.2} s; runs {} s]",
+                r.secs,
+                r.first_secs,
+                r.peak_kib,
+                r.bytes_per_route,
+                r.cpu_secs,
+                r.load_secs,
+                r.setup_secs,
+                runs.join(" ")
+            );
+        }
+        let target = match source {
+            Source::Bird => {
+                "the sender sets the pace here; the time target is judged on the replay"
+            }
+            Source::Replay(_) => "target: time <= 0.5, memory <= 1",
+        };
+        println!(
+            "  ours/BIRD: time from Established {} (from first route {}), receiver CPU {}, memory per route {}   [{target}]",
+            secs_ratio(ours.secs, bird.secs),
+            secs_ratio(ours.first_secs, bird.first_secs),
+            secs_ratio(ours.cpu_secs, bird.cpu_secs),
+            ratio(ours.bytes_per_route, bird.bytes_per_route)
+        );
+    }
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let args = Args::parse();
     // SAFETY: geteuid has no preconditions.
@@ -484,42 +413,7 @@ fn main() -> Result<()> {
     let result = (|| -> Result<()> {
         for &n in &args.n {
             println!("== N = {n} /32s ==");
-            let (mut ours, mut bird) = (Vec::new(), Vec::new());
-            for _ in 0..args.repeat {
-                ours.push(receiving(&mut names, &dir, n, limit, true)?);
-                bird.push(receiving(&mut names, &dir, n, limit, false)?);
-            }
-            let ours = Summary::of(&ours, n);
-            let bird = Summary::of(&bird, n);
-            println!("receiving from a BIRD sender that first loads its N static routes with its session disabled, then is enabled;");
-            println!("  clock: from the sender's session Established to the receiver holding all N / from the first route the receiver holds to all N;");
-            println!("  peak memory and CPU from enable to all N; sender load and enable-to-Established are not counted;");
-            println!(
-                "  medians of {} runs per receiver, run one at a time, each against a fresh sender:",
-                args.repeat
-            );
-            for (name, r) in [("ours", &ours), ("BIRD", &bird)] {
-                let runs: Vec<String> = r.runs.iter().map(|s| format!("{s:.2}")).collect();
-                println!(
-                    "  {name} : {:8.2} s / {:8.2} s   peak {:8.0} KiB  ({:.0} B/route)   receiver CPU {:.2} s, sender CPU {:.2} s   [sender load {:.2} s, enable to Established {:.2} s; runs {} s]",
-                    r.secs,
-                    r.first_secs,
-                    r.peak_kib,
-                    r.bytes_per_route,
-                    r.cpu_secs,
-                    r.sender_cpu_secs,
-                    r.load_secs,
-                    r.setup_secs,
-                    runs.join(" ")
-                );
-            }
-            println!(
-                "  ours/BIRD: time from Established {} (from first route {}), receiver CPU {}, memory per route {}   [target: time <= 0.5, memory <= 1]",
-                secs_ratio(ours.secs, bird.secs),
-                secs_ratio(ours.first_secs, bird.first_secs),
-                secs_ratio(ours.cpu_secs, bird.cpu_secs),
-                ratio(ours.bytes_per_route, bird.bytes_per_route)
-            );
+            receive_side_by_side(&mut names, &dir, n, limit, args.repeat, &args.source)?;
             let receivers: &[Receiver] = if args.receive_only {
                 &[]
             } else {
