@@ -658,6 +658,7 @@ impl Core {
                 peer,
                 epoch,
                 update,
+                credit: _credit,
             } => {
                 let Some(entry) = self.by_id.get(&peer).and_then(|a| self.peers.get(a)) else {
                     return;

@@ -6,6 +6,10 @@ use std::sync::Arc;
 use super::{MaxPrefixExceeded, PeerId, Rib, LOCAL_PEER};
 use crate::packet::{Afi, PathAttrs, Prefix, Update};
 
+/// How many prefixes ahead of its insert a prefix's table slot is prefetched: enough for a
+/// memory access (about a hundred nanoseconds) to finish while the inserts before it run.
+const PREFETCH_AHEAD: usize = 8;
+
 /// What one UPDATE did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ImportResult {
@@ -109,7 +113,16 @@ impl Rib {
             nlri.into_iter()
                 .map(|prefix| (prefix, policy.import(&info, &prefix, attrs))),
         );
-        for (prefix, accepted) in decided.drain(..) {
+        // Each insert misses the cache on its slot in a table far bigger than the cache: the
+        // slots of the prefixes a few places ahead are already being loaded meanwhile.
+        for (prefix, _) in decided.iter().take(PREFETCH_AHEAD) {
+            self.table.prefetch(prefix);
+        }
+        for i in 0..decided.len() {
+            if let Some((ahead, _)) = decided.get(i + PREFETCH_AHEAD) {
+                self.table.prefetch(ahead);
+            }
+            let (prefix, accepted) = (decided[i].0, decided[i].1.take());
             if accepted.is_some() {
                 result.announced += 1;
             } else {
@@ -117,6 +130,7 @@ impl Rib {
             }
             self.set_path(prefix, peer, accepted);
         }
+        decided.clear();
         self.import_scratch = decided;
         if let Some(limit) = info.max_prefix {
             let count = self.received_count(peer);

@@ -6,7 +6,9 @@
 pub mod adj_in;
 pub mod adj_out;
 pub mod decision;
+pub mod host_blocks;
 pub mod packing;
+pub mod prefix_map;
 pub mod table;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};

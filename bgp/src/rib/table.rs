@@ -1,10 +1,13 @@
-//! The prefix table behind the RIBs, laid out for memory: IPv4 prefixes are keyed by one
-//! packed `u64` (address and length), and an entry keeps its first path inline, so the common
-//! one-path prefix costs one hash slot and no extra allocation.
+//! The prefix table behind the RIBs, laid out for memory and for taking in a full table: IPv4
+//! /32s live in blocks by /24 ([`HostBlocks`]), other IPv4 prefixes in a [`PrefixMap`] keyed by
+//! one packed `u64` (address and length), and an entry keeps its first path inline, so the
+//! common one-path prefix costs one slot and no extra allocation.
 
 use std::collections::hash_map::Entry as Slot;
 use std::net::Ipv4Addr;
 
+use super::host_blocks::HostBlocks;
+use super::prefix_map::PrefixMap;
 use super::Path;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use rustc_hash::FxHashMap;
@@ -107,28 +110,61 @@ type Prefix4 = Ipv4Net;
 
 #[derive(Debug, Default)]
 pub struct Table {
-    v4: FxHashMap<u64, Entry>,
+    /// IPv4 /32s: the fabric's host routes, most of a table.
+    hosts: HostBlocks,
+    /// Every other IPv4 prefix.
+    v4: PrefixMap<Entry>,
     v6: FxHashMap<Ipv6Net, Entry>,
+}
+
+/// Where an IPv4 prefix lives.
+enum V4Key {
+    Host(u32),
+    Other(u64),
+}
+
+fn v4_key(net: &Ipv4Net) -> V4Key {
+    if net.prefix_len() == 32 {
+        V4Key::Host(u32::from(net.addr()))
+    } else {
+        V4Key::Other(pack(net))
+    }
 }
 
 impl Table {
     pub fn get(&self, prefix: &IpNet) -> Option<&Entry> {
         match prefix {
-            IpNet::V4(n) => self.v4.get(&pack(n)),
+            IpNet::V4(n) => match v4_key(n) {
+                V4Key::Host(a) => self.hosts.get(a),
+                V4Key::Other(k) => self.v4.get(k),
+            },
             IpNet::V6(n) => self.v6.get(n),
         }
     }
 
     pub fn get_mut(&mut self, prefix: &IpNet) -> Option<&mut Entry> {
         match prefix {
-            IpNet::V4(n) => self.v4.get_mut(&pack(n)),
+            IpNet::V4(n) => match v4_key(n) {
+                V4Key::Host(a) => self.hosts.get_mut(a),
+                V4Key::Other(k) => self.v4.get_mut(k),
+            },
             IpNet::V6(n) => self.v6.get_mut(n),
         }
     }
 
+    /// Start loading the slot of `prefix` ahead of its insert (IPv4; a no-op for IPv6).
+    pub fn prefetch(&self, prefix: &IpNet) {
+        if let IpNet::V4(n) = prefix {
+            match v4_key(n) {
+                V4Key::Host(a) => self.hosts.prefetch(a),
+                V4Key::Other(k) => self.v4.prefetch(k),
+            }
+        }
+    }
+
     /// Make `path` the only path of a new entry for `prefix`: `Ok` with the new entry, or
-    /// `Err` with the existing entry and the path handed back. One hash lookup either way, and
-    /// the path is moved, not cloned: a new prefix (every prefix of a full table) costs no
+    /// `Err` with the existing entry and the path handed back. One lookup either way, and the
+    /// path is moved, not cloned: a new prefix (every prefix of a full table) costs no
     /// reference-count traffic on its shared attributes beyond the one it keeps.
     pub fn insert_new(
         &mut self,
@@ -136,9 +172,9 @@ impl Table {
         path: Path,
     ) -> Result<&mut Entry, (&mut Entry, Path)> {
         match prefix {
-            IpNet::V4(n) => match self.v4.entry(pack(&n)) {
-                Slot::Occupied(o) => Err((o.into_mut(), path)),
-                Slot::Vacant(v) => Ok(v.insert(Entry::One(path))),
+            IpNet::V4(n) => match v4_key(&n) {
+                V4Key::Host(a) => self.hosts.insert_new_with(a, path, Entry::One),
+                V4Key::Other(k) => self.v4.insert_new_with(k, path, Entry::One),
             },
             IpNet::V6(n) => match self.v6.entry(n) {
                 Slot::Occupied(o) => Err((o.into_mut(), path)),
@@ -147,22 +183,16 @@ impl Table {
         }
     }
 
-    pub fn insert(&mut self, prefix: IpNet, entry: Entry) {
-        match prefix {
-            IpNet::V4(n) => {
-                self.v4.insert(pack(&n), entry);
-            }
-            IpNet::V6(n) => {
-                self.v6.insert(n, entry);
-            }
-        }
-    }
-
     pub fn remove(&mut self, prefix: &IpNet) {
         match prefix {
-            IpNet::V4(n) => {
-                self.v4.remove(&pack(n));
-            }
+            IpNet::V4(n) => match v4_key(n) {
+                V4Key::Host(a) => {
+                    self.hosts.remove(a);
+                }
+                V4Key::Other(k) => {
+                    self.v4.remove(k);
+                }
+            },
             IpNet::V6(n) => {
                 self.v6.remove(n);
             }
@@ -170,14 +200,19 @@ impl Table {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (IpNet, &Entry)> {
-        self.v4
+        let host = |a: u32| IpNet::V4(Ipv4Net::new(Ipv4Addr::from(a), 32).unwrap_or_default());
+        self.hosts
             .iter()
-            .map(|(k, e)| (IpNet::V4(unpack(*k)), e))
+            .map(move |(a, e)| (host(a), e))
+            .chain(self.v4.iter().map(|(k, e)| (IpNet::V4(unpack(k)), e)))
             .chain(self.v6.iter().map(|(k, e)| (IpNet::V6(*k), e)))
     }
 
     pub fn values_mut(&mut self) -> impl Iterator<Item = &mut Entry> {
-        self.v4.values_mut().chain(self.v6.values_mut())
+        self.hosts
+            .values_mut()
+            .chain(self.v4.values_mut())
+            .chain(self.v6.values_mut())
     }
 
     pub fn keys(&self) -> impl Iterator<Item = IpNet> + '_ {
@@ -185,7 +220,7 @@ impl Table {
     }
 
     pub fn len(&self) -> usize {
-        self.v4.len() + self.v6.len()
+        self.hosts.len() + self.v4.len() + self.v6.len()
     }
 
     pub fn is_empty(&self) -> bool {

@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::io::{read_loop, write_loop, Incoming};
+use super::io::{credits, read_loop, write_loop, Incoming};
 use super::socket::{connect, SocketOptions};
 use super::{SessionCmd, SessionEvent, SessionStatus};
 use crate::fsm::{collision_winner, Action, Event, Fsm, Initiator, State, Timer};
@@ -41,7 +41,7 @@ impl Conn {
         let (rd, wr) = stream.into_split();
         let (tx, incoming) = mpsc::channel(64);
         let (writer, wrx) = mpsc::unbounded_channel();
-        let reader = tokio::spawn(read_loop(rd, local_as, tx));
+        let reader = tokio::spawn(read_loop(rd, local_as, tx, credits()));
         tokio::spawn(write_loop(wr, wrx));
         Ok(Conn {
             writer,
@@ -317,7 +317,7 @@ impl Session {
     /// A message on the second connection of a collision.
     fn pending_incoming(&mut self, incoming: Incoming) {
         match incoming {
-            Incoming::Message(Message::Open(open)) if self.fsm.state() == State::OpenSent => {
+            Incoming::Message(Message::Open(open), _) if self.fsm.state() == State::OpenSent => {
                 if self.resolve_on_open(open.bgp_id, true) {
                     self.status().messages_in += 1;
                     self.feed(Event::OpenReceived(open));
@@ -329,7 +329,7 @@ impl Session {
 
     fn incoming(&mut self, incoming: Incoming) {
         let event = match incoming {
-            Incoming::Message(msg) => {
+            Incoming::Message(msg, credit) => {
                 self.status().messages_in += 1;
                 match msg {
                     Message::Open(open) => {
@@ -367,6 +367,7 @@ impl Session {
                                 peer: self.setup.peer,
                                 epoch: self.epoch,
                                 update,
+                                credit,
                             });
                         }
                         Event::UpdateReceived

@@ -53,6 +53,8 @@ pub enum SessionEvent {
         peer: PeerId,
         epoch: u64,
         update: Box<Update>,
+        /// Returned (dropped) once the UPDATE is imported, see [`io::Credit`].
+        credit: Option<io::Credit>,
     },
     RefreshRequested {
         peer: PeerId,
