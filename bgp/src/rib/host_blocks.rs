@@ -31,36 +31,29 @@ const SHRINK_BELOW: usize = SPARSE_MAX / 2;
 enum Block {
     /// (place in the /26, entry), sorted by place.
     Sparse(Vec<(u8, Entry)>),
-    Dense(Box<Dense>),
+    /// The slots, and how many are taken: the count lives here, beside the block's place in
+    /// the map, so counting an insert touches no line of the block but the slot's own.
+    Dense(Box<Slots>, u8),
 }
 
-#[derive(Debug, Clone)]
-struct Dense {
-    len: usize,
-    slots: [Option<Entry>; BLOCK_SLOTS],
+type Slots = [Option<Entry>; BLOCK_SLOTS];
+
+fn dense_from(list: Vec<(u8, Entry)>) -> Block {
+    let mut slots: Box<Slots> = Box::new([const { None }; BLOCK_SLOTS]);
+    let taken = list.len() as u8;
+    for (low, entry) in list {
+        slots[usize::from(low)] = Some(entry);
+    }
+    Block::Dense(slots, taken)
 }
 
-impl Dense {
-    fn from_sparse(list: Vec<(u8, Entry)>) -> Box<Dense> {
-        let mut dense = Box::new(Dense {
-            len: list.len(),
-            slots: [const { None }; BLOCK_SLOTS],
-        });
-        for (low, entry) in list {
-            dense.slots[usize::from(low)] = Some(entry);
-        }
-        dense
-    }
-
-    fn into_sparse(self) -> Vec<(u8, Entry)> {
-        let mut list = Vec::with_capacity(self.len);
-        for (low, slot) in self.slots.into_iter().enumerate() {
-            if let Some(entry) = slot {
-                list.push((low as u8, entry));
-            }
-        }
-        list
-    }
+fn sparse_from(slots: Box<Slots>) -> Block {
+    let list = slots
+        .into_iter()
+        .enumerate()
+        .filter_map(|(low, slot)| slot.map(|entry| (low as u8, entry)))
+        .collect();
+    Block::Sparse(list)
 }
 
 /// The /26 of a /32 address, and the address's place in it.
@@ -85,7 +78,7 @@ impl HostBlocks {
                 .binary_search_by_key(&low, |(l, _)| *l)
                 .ok()
                 .map(|i| &list[i].1),
-            Block::Dense(d) => d.slots[usize::from(low)].as_ref(),
+            Block::Dense(slots, _) => slots[usize::from(low)].as_ref(),
         }
     }
 
@@ -96,18 +89,31 @@ impl HostBlocks {
                 Ok(i) => Some(&mut list[i].1),
                 Err(_) => None,
             },
-            Block::Dense(d) => d.slots[usize::from(low)].as_mut(),
+            Block::Dense(slots, _) => slots[usize::from(low)].as_mut(),
         }
     }
 
-    /// Start loading the slot of `addr` if its /26 is a dense block (a list is found by a
-    /// search, which a prefetch cannot help). The lookup of the block is a probe into a map
-    /// small enough to stay in cache; the block's slot, in a table of blocks that is not, is
-    /// what the insert would wait for.
-    pub fn prefetch(&self, addr: u32) {
+    /// Prefetch, first stage (some prefixes ahead of the insert): start loading the /26's
+    /// place in the map of blocks.
+    pub fn prefetch_block(&self, addr: u32) {
+        self.blocks.prefetch(split(addr).0);
+    }
+
+    /// Prefetch, second stage (nearer the insert, once the block's place is in cache): start
+    /// loading the slot of `addr` in a dense block, or the lines a short list is searched in.
+    pub fn prefetch_entry(&self, addr: u32) {
         let (block, low) = split(addr);
-        if let Some(Block::Dense(d)) = self.blocks.get(block) {
-            prefetch_read(std::ptr::from_ref(&d.slots[usize::from(low)]).cast());
+        match self.blocks.get(block) {
+            Some(Block::Dense(slots, _)) => {
+                prefetch_read(std::ptr::from_ref(&slots[usize::from(low)]).cast());
+            }
+            Some(Block::Sparse(list)) => {
+                let bytes = std::mem::size_of_val(list.as_slice());
+                for offset in (0..bytes).step_by(64) {
+                    prefetch_read(list.as_ptr().cast::<i8>().wrapping_add(offset));
+                }
+            }
+            None => {}
         }
     }
 
@@ -128,7 +134,7 @@ impl HostBlocks {
         };
         if let Block::Sparse(list) = block {
             if list.len() >= SPARSE_MAX && list.binary_search_by_key(&low, |(l, _)| *l).is_err() {
-                *block = Block::Dense(Dense::from_sparse(std::mem::take(list)));
+                *block = dense_from(std::mem::take(list));
             }
         }
         match block {
@@ -140,11 +146,11 @@ impl HostBlocks {
                     Ok(&mut list[i].1)
                 }
             },
-            Block::Dense(d) => match &mut d.slots[usize::from(low)] {
+            Block::Dense(slots, taken) => match &mut slots[usize::from(low)] {
                 Some(entry) => Err((entry, item)),
                 empty => {
                     self.len += 1;
-                    d.len += 1;
+                    *taken += 1;
                     Ok(empty.insert(make(item)))
                 }
             },
@@ -159,13 +165,14 @@ impl HostBlocks {
                 let i = list.binary_search_by_key(&low, |(l, _)| *l).ok()?;
                 (list.remove(i).1, list.len())
             }
-            Block::Dense(d) => {
-                let removed = d.slots[usize::from(low)].take()?;
-                d.len -= 1;
-                if d.len < SHRINK_BELOW {
-                    let dense = std::mem::replace(block, Block::Sparse(Vec::new()));
-                    if let Block::Dense(d) = dense {
-                        *block = Block::Sparse(d.into_sparse());
+            Block::Dense(slots, taken) => {
+                let removed = slots[usize::from(low)].take()?;
+                *taken -= 1;
+                if usize::from(*taken) < SHRINK_BELOW {
+                    if let Block::Dense(slots, _) =
+                        std::mem::replace(block, Block::Sparse(Vec::new()))
+                    {
+                        *block = sparse_from(slots);
                     }
                 }
                 (removed, 1)
@@ -192,14 +199,14 @@ impl HostBlocks {
             let base = (key as u32) << BLOCK_BITS;
             let (list, dense) = match block {
                 Block::Sparse(list) => (Some(list), None),
-                Block::Dense(d) => (None, Some(d)),
+                Block::Dense(slots, _) => (None, Some(slots)),
             };
             let listed = list
                 .into_iter()
                 .flatten()
                 .map(move |(low, e)| (base | u32::from(*low), e));
-            let slotted = dense.into_iter().flat_map(move |d| {
-                d.slots
+            let slotted = dense.into_iter().flat_map(move |slots| {
+                slots
                     .iter()
                     .enumerate()
                     .filter_map(move |(low, s)| s.as_ref().map(|e| (base | low as u32, e)))
@@ -212,10 +219,12 @@ impl HostBlocks {
         self.blocks.values_mut().flat_map(|block| {
             let (list, dense) = match block {
                 Block::Sparse(list) => (Some(list), None),
-                Block::Dense(d) => (None, Some(d)),
+                Block::Dense(slots, _) => (None, Some(slots)),
             };
             let listed = list.into_iter().flatten().map(|(_, e)| e);
-            let slotted = dense.into_iter().flat_map(|d| d.slots.iter_mut().flatten());
+            let slotted = dense
+                .into_iter()
+                .flat_map(|slots| slots.iter_mut().flatten());
             listed.chain(slotted)
         })
     }
@@ -255,7 +264,7 @@ mod tests {
             assert!(hosts.insert_new_with(base | low, low, entry).is_ok());
         }
         let key = u64::from(base >> BLOCK_BITS);
-        assert!(matches!(hosts.blocks.get(key), Some(Block::Dense(_))));
+        assert!(matches!(hosts.blocks.get(key), Some(Block::Dense(..))));
         assert_eq!(hosts.len(), 64);
         assert!(hosts.insert_new_with(base | 7, 99, entry).is_err());
         for low in 0..60u32 {

@@ -152,12 +152,23 @@ impl Table {
         }
     }
 
-    /// Start loading the slot of `prefix` ahead of its insert (IPv4; a no-op for IPv6).
-    pub fn prefetch(&self, prefix: &IpNet) {
+    /// Prefetch, first stage, some prefixes ahead of an insert: where `prefix` is indexed
+    /// (IPv4; a no-op for IPv6).
+    pub fn prefetch_index(&self, prefix: &IpNet) {
         if let IpNet::V4(n) = prefix {
             match v4_key(n) {
-                V4Key::Host(a) => self.hosts.prefetch(a),
+                V4Key::Host(a) => self.hosts.prefetch_block(a),
                 V4Key::Other(k) => self.v4.prefetch(k),
+            }
+        }
+    }
+
+    /// Prefetch, second stage, once the first has landed: the entry's own slot, where it is
+    /// not the index itself.
+    pub fn prefetch_entry(&self, prefix: &IpNet) {
+        if let IpNet::V4(n) = prefix {
+            if let V4Key::Host(a) = v4_key(n) {
+                self.hosts.prefetch_entry(a);
             }
         }
     }
