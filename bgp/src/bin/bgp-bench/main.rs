@@ -308,13 +308,19 @@ fn ratio(a: f64, b: f64) -> String {
     }
 }
 
-/// Shortest time (wall or CPU) a ratio is printed for: the clocks tick every 10 ms.
+/// Shortest time (wall or CPU) a ratio is printed for where the clock ticks every 10 ms (CPU
+/// time, and the polls of live transfers).
 const MIN_SECS: f64 = 0.05;
 
 /// `ratio` of two durations, or "n/a" if the second is too short to divide by.
 fn secs_ratio(a: f64, b: f64) -> String {
-    if b < MIN_SECS {
-        format!("n/a (< {MIN_SECS} s)")
+    secs_ratio_above(a, b, MIN_SECS)
+}
+
+/// `ratio` of two durations, or "n/a" if the second is below `min` seconds.
+fn secs_ratio_above(a: f64, b: f64, min: f64) -> String {
+    if b < min {
+        format!("n/a (< {min} s)")
     } else {
         ratio(a, b)
     }
@@ -364,12 +370,12 @@ fn receive_side_by_side(
         }
         println!("  medians of {repeat} runs per receiver, alternating, one at a time, each against a fresh sender:");
         for (name, r) in [("ours", &ours), ("BIRD", &bird)] {
-            let runs: Vec<String> = r.runs.iter().map(|s| format!("{s:.2}")).collect();
+            let runs: Vec<String> = r.runs.iter().map(|s| format!("{s:.3}")).collect();
             let sender_cpu = r
                 .sender_cpu_secs
                 .map_or("n/a".to_string(), |c| format!("{c:.2} s"));
             println!(
-                "  {name} : {:8.2} s / {:8.2} s   peak {:8.0} KiB  ({:.0} B/route)   receiver CPU {:.2} s, sender CPU {sender_cpu}   [sender load {:.2} s, to Established {:.2} s; runs {} s]",
+                "  {name} : {:8.3} s / {:8.3} s   peak {:8.0} KiB  ({:.0} B/route)   receiver CPU {:.2} s, sender CPU {sender_cpu}   [sender load {:.2} s, to Established {:.2} s; runs {} s]",
                 r.secs,
                 r.first_secs,
                 r.peak_kib,
@@ -380,6 +386,8 @@ fn receive_side_by_side(
                 runs.join(" ")
             );
         }
+        // A time is divided by only when it spans five of the ticks it was measured in.
+        let min_wall = source.tick().as_secs_f64() * 5.0;
         let target = match source {
             Source::Bird => {
                 "the sender sets the pace here; the time target is judged on the replay"
@@ -388,8 +396,8 @@ fn receive_side_by_side(
         };
         println!(
             "  ours/BIRD: time from Established {} (from first route {}), receiver CPU {}, memory per route {}   [{target}]",
-            secs_ratio(ours.secs, bird.secs),
-            secs_ratio(ours.first_secs, bird.first_secs),
+            secs_ratio_above(ours.secs, bird.secs, min_wall),
+            secs_ratio_above(ours.first_secs, bird.first_secs, min_wall),
             secs_ratio(ours.cpu_secs, bird.cpu_secs),
             ratio(ours.bytes_per_route, bird.bytes_per_route)
         );
