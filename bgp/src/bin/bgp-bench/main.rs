@@ -34,8 +34,14 @@ struct Args {
     #[arg(long, default_value_t = 900)]
     timeout: u64,
     /// Run only the receiving comparison.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "send_only")]
     receive_only: bool,
+    /// Run only the sending comparison.
+    #[arg(long)]
+    send_only: bool,
+    /// Receivers for the sending comparison, comma separated.
+    #[arg(long, value_delimiter = ',', default_value = "gobgp,bird")]
+    send_to: Vec<Receiver>,
     /// Senders for the receiving comparison: `live` (a BIRD sender per run), `replay` (its
     /// recorded stream at wire speed), comma separated.
     #[arg(long, value_delimiter = ',', default_value = "live,replay")]
@@ -149,8 +155,9 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
-#[derive(Clone, Copy, PartialEq)]
+#[derive(Clone, Copy, PartialEq, clap::ValueEnum)]
 enum Receiver {
+    #[value(name = "gobgp")]
     GoBgp,
     Bird,
 }
@@ -421,11 +428,13 @@ fn main() -> Result<()> {
     let result = (|| -> Result<()> {
         for &n in &args.n {
             println!("== N = {n} /32s ==");
-            receive_side_by_side(&mut names, &dir, n, limit, args.repeat, &args.source)?;
+            if !args.send_only {
+                receive_side_by_side(&mut names, &dir, n, limit, args.repeat, &args.source)?;
+            }
             let receivers: &[Receiver] = if args.receive_only {
                 &[]
             } else {
-                &[Receiver::GoBgp, Receiver::Bird]
+                &args.send_to
             };
             for &receiver in receivers {
                 let rname = if receiver == Receiver::GoBgp {
