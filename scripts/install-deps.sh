@@ -7,7 +7,8 @@ packages=(
   openvswitch-switch   # OVS userspace datapath for the agent's bridge
   bird2 frr gobgpd     # top-of-rack routers in the lab and BGP interop peers
   etcd-server etcd-client
-  protobuf-compiler    # builds the etcd-client crate
+  protobuf-compiler libprotobuf-dev  # build the etcd-client crate (protoc, and the well-known
+                                     # types it imports, which --no-install-recommends leaves out)
   iproute2 iputils-ping ethtool iperf3 tcpdump nftables
   graphviz             # lab graph renders PNGs
   busybox-static       # a root filesystem for container images

@@ -20,7 +20,7 @@ const BLOCK_SLOTS: usize = 1 << BLOCK_BITS;
 /// Most /32s a /26 keeps as a sorted list before it becomes a 64-slot block: a block costs
 /// 1 KiB, a list entry 24 bytes, so this keeps a block at most about 60 bytes a route, and a
 /// list short enough that inserting into it in order stays cheap.
-pub const SPARSE_MAX: usize = 16;
+const SPARSE_MAX: usize = 16;
 
 /// A dense block shrinks back to a list below this many routes (half of [`SPARSE_MAX`], so
 /// a /26 hovering around the limit does not convert back and forth).
