@@ -49,9 +49,9 @@ const PER_UPDATE: usize = 256;
 /// The speaker's core handles at most this many session events between flushes.
 const FLUSH_EVERY: usize = 64;
 
-/// The UPDATEs a BIRD sender would send: /32s from 10.0.0.0 up, in a scattered order (a
-/// bijection of 0..2^20, so the table is not filled in address order).
-fn updates() -> Vec<Update> {
+/// The UPDATEs a BIRD sender would send: /32s from 10.0.0.0 up, `stride` addresses apart, in
+/// a scattered order (a bijection of 0..2^20, so the table is not filled in address order).
+fn updates(stride: u32) -> Vec<Update> {
     let attrs = PathAttrs {
         as_path: AsPath::sequence(vec![65002]),
         next_hop: Some(IpAddr::V4(Ipv4Addr::new(10, 255, 0, 2))),
@@ -62,7 +62,7 @@ fn updates() -> Vec<Update> {
         .map(|i| i.wrapping_mul(0x9E37_79B1) & ((1 << 20) - 1))
         .filter(|&j| (j as usize) < N);
     let prefixes: Vec<Prefix> = order
-        .map(|j| Prefix::V4(Ipv4Net::new(Ipv4Addr::from(base + j), 32).unwrap()))
+        .map(|j| Prefix::V4(Ipv4Net::new(Ipv4Addr::from(base + j * stride), 32).unwrap()))
         .collect();
     assert_eq!(prefixes.len(), N);
     let mut out: Vec<Update> = prefixes
@@ -133,9 +133,16 @@ fn receive_one_million() {
         .ok()
         .and_then(|r| r.parse().ok())
         .unwrap_or(5);
+    // RIB_IMPORT_STRIDE=64 puts every /32 in a /26 of its own: the table's worst layout, one
+    // route per block, where the default (consecutive addresses) is the fabric's own.
+    let stride: u32 = std::env::var("RIB_IMPORT_STRIDE")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .filter(|&s| (1..=4096).contains(&s))
+        .unwrap_or(1);
     for _ in 0..reps {
         let empty = LIVE.load(Ordering::Relaxed);
-        let updates = updates();
+        let updates = updates(stride);
         let before = LIVE.load(Ordering::Relaxed);
         PEAK.store(before, Ordering::Relaxed);
         let (took, rib) = receive(updates);
@@ -151,7 +158,7 @@ fn receive_one_million() {
     }
     times.sort();
     println!(
-        "receive {N} /32s: min {:.1} ms, median {:.1} ms (of {}); heap per route: peak above the UPDATEs {peak_per_route:.1} bytes, kept {kept_per_route:.1} bytes",
+        "receive {N} /32s {stride} apart: min {:.1} ms, median {:.1} ms (of {}); heap per route: peak above the UPDATEs {peak_per_route:.1} bytes, kept {kept_per_route:.1} bytes",
         times[0].as_secs_f64() * 1e3,
         times[times.len() / 2].as_secs_f64() * 1e3,
         times.len(),

@@ -126,9 +126,12 @@ impl HostBlocks {
         make: impl FnOnce(T) -> Entry,
     ) -> Result<&mut Entry, (&mut Entry, T)> {
         let (key, low) = split(addr);
+        // A new /26's list starts with room for exactly one route: in a table of scattered
+        // /32s (one per /26) most lists never hold more, and a larger first allocation would
+        // cost them over a hundred bytes a route.
         let block = match self
             .blocks
-            .insert_new_with(key, (), |()| Block::Sparse(Vec::new()))
+            .insert_new_with(key, (), |()| Block::Sparse(Vec::with_capacity(1)))
         {
             Ok(b) | Err((b, ())) => b,
         };
