@@ -50,6 +50,11 @@ struct Args {
     /// BIRD; medians are printed.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=50))]
     repeat: u32,
+    /// Runs per receiver of the replay (a fraction of a second each): the machine's own
+    /// variance, which moves both receivers' times by up to a half from one minute to the
+    /// next, needs more runs than the live transfers can afford.
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u32).range(1..=100))]
+    replay_repeat: u32,
 }
 
 #[derive(Clone, Copy, PartialEq, clap::ValueEnum)]
@@ -340,7 +345,7 @@ fn receive_side_by_side(
     dir: &std::path::Path,
     n: u64,
     limit: Duration,
-    repeat: u32,
+    (repeat, replay_repeat): (u32, u32),
     kinds: &[SourceKind],
 ) -> Result<()> {
     let recording = if kinds.contains(&SourceKind::Replay) {
@@ -353,6 +358,10 @@ fn receive_side_by_side(
         .into_iter()
         .chain(recording.as_ref().map(Source::Replay))
     {
+        let repeat = match source {
+            Source::Bird => repeat,
+            Source::Replay(_) => replay_repeat,
+        };
         let (mut ours, mut bird) = (Vec::new(), Vec::new());
         for _ in 0..repeat {
             ours.push(receive::receiving(names, dir, n, limit, true, source)?);
@@ -408,6 +417,25 @@ fn receive_side_by_side(
             secs_ratio(ours.cpu_secs, bird.cpu_secs),
             ratio(ours.bytes_per_route, bird.bytes_per_route)
         );
+        // Each of our runs is followed by one of BIRD's, so a pair shares the machine's state
+        // of the moment: the median of the pairs' ratios leaves out most of what moves both.
+        let mut paired: Vec<f64> = ours
+            .runs
+            .iter()
+            .zip(&bird.runs)
+            .filter(|(_, &b)| b >= min_wall)
+            .map(|(&o, &b)| o / b)
+            .collect();
+        paired.sort_by(f64::total_cmp);
+        if let (Some(first), Some(last)) = (paired.first(), paired.last()) {
+            let quarter = paired.len() / 4;
+            println!(
+                "  ours/BIRD run by run (each of our runs over BIRD's next): median {:.2}, middle half {:.2}-{:.2}, all {first:.2}-{last:.2}",
+                median(paired.clone()),
+                paired[quarter],
+                paired[paired.len() - 1 - quarter],
+            );
+        }
     }
     Ok(())
 }
@@ -429,7 +457,14 @@ fn main() -> Result<()> {
         for &n in &args.n {
             println!("== N = {n} /32s ==");
             if !args.send_only {
-                receive_side_by_side(&mut names, &dir, n, limit, args.repeat, &args.source)?;
+                receive_side_by_side(
+                    &mut names,
+                    &dir,
+                    n,
+                    limit,
+                    (args.repeat, args.replay_repeat),
+                    &args.source,
+                )?;
             }
             let receivers: &[Receiver] = if args.receive_only {
                 &[]
