@@ -258,7 +258,8 @@ struct Core {
     listener: Option<Arc<TcpListener>>,
 }
 
-/// Messages handled between two flushes, so UPDATE packing sees large batches.
+/// Session events (UPDATEs for a batch of them) handled between two flushes, so UPDATE
+/// packing sees large batches while commands (a count, an announcement) still get in often.
 const BATCH: usize = 64;
 
 impl Core {
@@ -283,9 +284,14 @@ impl Core {
                 },
                 Some(ev) = sessions.recv() => self.session_event(ev),
             }
-            for _ in 0..BATCH {
+            // Counted in UPDATEs, not events: an event can carry a whole read's worth.
+            let mut budget = BATCH;
+            while budget > 0 {
                 match sessions.try_recv() {
-                    Ok(ev) => self.session_event(ev),
+                    Ok(ev) => {
+                        budget = budget.saturating_sub(ev.weight());
+                        self.session_event(ev);
+                    }
                     Err(_) => break,
                 }
             }
@@ -654,10 +660,10 @@ impl Core {
                     self.start_stale_timer(peer, restart_time.max(1));
                 }
             }
-            SessionEvent::Update {
+            SessionEvent::Updates {
                 peer,
                 epoch,
-                update,
+                updates,
                 credit: _credit,
             } => {
                 let Some(entry) = self.by_id.get(&peer).and_then(|a| self.peers.get(a)) else {
@@ -666,16 +672,23 @@ impl Core {
                 if entry.epoch != epoch {
                     return;
                 }
-                match self.rib.import_update(peer, *update) {
-                    Ok(result) => {
-                        if let Some(afi) = result.end_of_rib {
-                            self.rib.purge_stale(peer, Some(afi));
-                            self.end_of_rib(peer, afi);
+                for update in updates {
+                    match self.rib.import_update(peer, update) {
+                        Ok(result) => {
+                            if let Some(afi) = result.end_of_rib {
+                                self.rib.purge_stale(peer, Some(afi));
+                                self.end_of_rib(peer, afi);
+                            }
                         }
-                    }
-                    Err(e) => {
-                        tracing::warn!(peer = %entry.config.address, error = %e, "max-prefix exceeded");
-                        let _ = entry.cmd.send(SessionCmd::Cease(cease::MAX_PREFIXES));
+                        Err(e) => {
+                            if let Some(entry) =
+                                self.by_id.get(&peer).and_then(|a| self.peers.get(a))
+                            {
+                                tracing::warn!(peer = %entry.config.address, error = %e, "max-prefix exceeded");
+                                let _ = entry.cmd.send(SessionCmd::Cease(cease::MAX_PREFIXES));
+                            }
+                            break;
+                        }
                     }
                 }
             }

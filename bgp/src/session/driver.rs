@@ -317,7 +317,7 @@ impl Session {
     /// A message on the second connection of a collision.
     fn pending_incoming(&mut self, incoming: Incoming) {
         match incoming {
-            Incoming::Message(Message::Open(open), _) if self.fsm.state() == State::OpenSent => {
+            Incoming::Message(Message::Open(open)) if self.fsm.state() == State::OpenSent => {
                 if self.resolve_on_open(open.bgp_id, true) {
                     self.status().messages_in += 1;
                     self.feed(Event::OpenReceived(open));
@@ -329,7 +329,26 @@ impl Session {
 
     fn incoming(&mut self, incoming: Incoming) {
         let event = match incoming {
-            Incoming::Message(msg, credit) => {
+            Incoming::Updates(updates, credit) => {
+                {
+                    let mut status = self.status();
+                    status.messages_in += updates.len() as u64;
+                    status.updates_in += updates.len() as u64;
+                }
+                if self.fsm.state() == State::Established {
+                    for reason in updates.iter().filter_map(|u| u.treat_as_withdraw.as_ref()) {
+                        tracing::warn!(peer = %self.setup.remote, reason, "UPDATE treated as withdraw (RFC 7606)");
+                    }
+                    let _ = self.setup.core.send(SessionEvent::Updates {
+                        peer: self.setup.peer,
+                        epoch: self.epoch,
+                        updates,
+                        credit,
+                    });
+                }
+                Event::UpdateReceived
+            }
+            Incoming::Message(msg) => {
                 self.status().messages_in += 1;
                 match msg {
                     Message::Open(open) => {
@@ -357,21 +376,8 @@ impl Session {
                         }
                         Event::RouteRefreshReceived
                     }
-                    Message::Update(update) => {
-                        self.status().updates_in += 1;
-                        if self.fsm.state() == State::Established {
-                            if let Some(reason) = &update.treat_as_withdraw {
-                                tracing::warn!(peer = %self.setup.remote, reason, "UPDATE treated as withdraw (RFC 7606)");
-                            }
-                            let _ = self.setup.core.send(SessionEvent::Update {
-                                peer: self.setup.peer,
-                                epoch: self.epoch,
-                                update,
-                                credit,
-                            });
-                        }
-                        Event::UpdateReceived
-                    }
+                    // The reader hands UPDATEs on as `Incoming::Updates`.
+                    Message::Update(_) => Event::UpdateReceived,
                 }
             }
             Incoming::Error(e) => {

@@ -49,17 +49,28 @@ pub enum SessionEvent {
         graceful: bool,
         restart_time: u16,
     },
-    Update {
+    /// UPDATEs in the order received.
+    Updates {
         peer: PeerId,
         epoch: u64,
-        update: Box<Update>,
-        /// Returned (dropped) once the UPDATE is imported, see [`io::Credit`].
-        credit: Option<io::Credit>,
+        updates: Vec<Update>,
+        /// Returned (dropped) once the UPDATEs are imported, see [`io::Credit`].
+        credit: io::Credit,
     },
     RefreshRequested {
         peer: PeerId,
         epoch: u64,
     },
+}
+
+impl SessionEvent {
+    /// How much work the event is for the core: its UPDATEs, or one.
+    pub fn weight(&self) -> usize {
+        match self {
+            SessionEvent::Updates { updates, .. } => updates.len().max(1),
+            _ => 1,
+        }
+    }
 }
 
 /// Counters and state of one session, for `inspect` and metrics.
