@@ -183,6 +183,17 @@ mod tests {
         m
     }
 
+    /// A loopback connection: the peer's end, and our read and write halves.
+    async fn connected() -> (TcpStream, OwnedReadHalf, OwnedWriteHalf) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let peer = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (ours, _) = listener.accept().await.unwrap();
+        let (rd, wr) = ours.into_split();
+        (peer, rd, wr)
+    }
+
     /// UPDATEs arriving within `wait`, and their credits, kept.
     async fn drain(rx: &mut mpsc::Receiver<Incoming>, wait: Duration) -> (usize, Vec<Credit>) {
         let (mut updates, mut credits) = (0, Vec::new());
@@ -198,12 +209,7 @@ mod tests {
 
     #[tokio::test]
     async fn updates_are_handed_on_together_and_other_messages_keep_their_place() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let mut peer = TcpStream::connect(listener.local_addr().unwrap())
-            .await
-            .unwrap();
-        let (ours, _) = listener.accept().await.unwrap();
-        let (rd, _wr) = ours.into_split();
+        let (mut peer, rd, _wr) = connected().await;
         let mut keepalive = vec![0xff; 16];
         keepalive.extend_from_slice(&[0, 19, 4]);
         let mut bytes = empty_update().repeat(3);
@@ -246,12 +252,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_reader_stops_at_its_credits_until_updates_are_imported() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let mut peer = TcpStream::connect(listener.local_addr().unwrap())
-            .await
-            .unwrap();
-        let (ours, _) = listener.accept().await.unwrap();
-        let (rd, _wr) = ours.into_split();
+        let (mut peer, rd, _wr) = connected().await;
         let sent = UPDATES_IN_FLIGHT * 3;
         peer.write_all(&empty_update().repeat(sent)).await.unwrap();
         // A queue far longer than the credits, so only the credits can hold the reader back.
