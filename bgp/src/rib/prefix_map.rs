@@ -136,14 +136,6 @@ impl<V> PrefixMap<V> {
         (i, false)
     }
 
-    /// Insert or replace.
-    pub fn insert(&mut self, key: u64, value: V) {
-        match self.insert_new(key, value) {
-            Ok(_) => {}
-            Err((slot, value)) => *slot = value,
-        }
-    }
-
     /// Remove `key`, shifting back the entries that probed past its slot.
     pub fn remove(&mut self, key: u64) -> Option<V> {
         let mut hole = self.find(key)?;
@@ -223,6 +215,13 @@ pub(crate) fn prefetch_read(ptr: *const i8) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Insert or replace, as `HashMap::insert` does.
+    fn upsert<V>(m: &mut PrefixMap<V>, key: u64, value: V) {
+        if let Err((slot, value)) = m.insert_new(key, value) {
+            *slot = value;
+        }
+    }
     use proptest::prelude::*;
     use std::collections::HashMap;
 
@@ -249,7 +248,7 @@ mod tests {
         let mut m = PrefixMap::default();
         // Enough keys in few slots that probe runs wrap and overlap.
         for k in 0..12u64 {
-            m.insert(k, k);
+            upsert(&mut m, k, k);
         }
         for k in (0..12u64).step_by(3) {
             assert_eq!(m.remove(k), Some(k));
@@ -270,7 +269,7 @@ mod tests {
             let mut model = HashMap::new();
             for (insert, key, value) in ops {
                 if insert {
-                    ours.insert(key, value);
+                    upsert(&mut ours, key, value);
                     model.insert(key, value);
                 } else {
                     prop_assert_eq!(ours.remove(key), model.remove(&key));

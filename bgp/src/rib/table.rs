@@ -1,5 +1,5 @@
 //! The prefix table behind the RIBs, laid out for memory and for taking in a full table: IPv4
-//! /32s live in blocks by /24 ([`HostBlocks`]), other IPv4 prefixes in a [`PrefixMap`] keyed by
+//! /32s live in blocks by /26 ([`HostBlocks`]), other IPv4 prefixes in a [`PrefixMap`] keyed by
 //! one packed `u64` (address and length), and an entry keeps its first path inline, so the
 //! common one-path prefix costs one slot and no extra allocation.
 

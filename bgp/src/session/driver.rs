@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::io::{credits, read_loop, write_loop, Incoming};
+use super::io::{read_loop, write_loop, Incoming};
 use super::socket::{connect, SocketOptions};
 use super::{SessionCmd, SessionEvent, SessionStatus};
 use crate::fsm::{collision_winner, Action, Event, Fsm, Initiator, State, Timer};
@@ -41,7 +41,7 @@ impl Conn {
         let (rd, wr) = stream.into_split();
         let (tx, incoming) = mpsc::channel(64);
         let (writer, wrx) = mpsc::unbounded_channel();
-        let reader = tokio::spawn(read_loop(rd, local_as, tx, credits()));
+        let reader = tokio::spawn(read_loop(rd, local_as, tx));
         tokio::spawn(write_loop(wr, wrx));
         Ok(Conn {
             writer,

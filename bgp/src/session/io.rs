@@ -33,11 +33,6 @@ pub struct Credit {
     _permit: OwnedSemaphorePermit,
 }
 
-/// A connection's credits.
-pub fn credits() -> Arc<Semaphore> {
-    Arc::new(Semaphore::new(UPDATES_IN_FLIGHT))
-}
-
 /// What the reader reports.
 #[derive(Debug)]
 pub enum Incoming {
@@ -50,12 +45,8 @@ pub enum Incoming {
 }
 
 /// Read until the connection ends or a message fails validation.
-pub async fn read_loop(
-    mut rd: OwnedReadHalf,
-    local_as: u32,
-    tx: mpsc::Sender<Incoming>,
-    credits: Arc<Semaphore>,
-) {
+pub async fn read_loop(mut rd: OwnedReadHalf, local_as: u32, tx: mpsc::Sender<Incoming>) {
+    let credits = Arc::new(Semaphore::new(UPDATES_IN_FLIGHT));
     let mut buf = BytesMut::with_capacity(1 << 16);
     let mut ctx = DecodeCtx {
         four_octet_as: false,
@@ -217,7 +208,7 @@ mod tests {
         bytes.extend_from_slice(&empty_update().repeat(BATCH_MAX + 1));
         peer.write_all(&bytes).await.unwrap();
         let (tx, mut rx) = mpsc::channel(64);
-        let reader = tokio::spawn(read_loop(rd, 65001, tx, credits()));
+        let reader = tokio::spawn(read_loop(rd, 65001, tx));
         let mut seen = Vec::new();
         while let Ok(Some(incoming)) =
             tokio::time::timeout(Duration::from_millis(300), rx.recv()).await
@@ -257,7 +248,7 @@ mod tests {
         peer.write_all(&empty_update().repeat(sent)).await.unwrap();
         // A queue far longer than the credits, so only the credits can hold the reader back.
         let (tx, mut rx) = mpsc::channel(sent * 2);
-        let reader = tokio::spawn(read_loop(rd, 65001, tx, credits()));
+        let reader = tokio::spawn(read_loop(rd, 65001, tx));
         let (first, held) = drain(&mut rx, Duration::from_millis(300)).await;
         assert_eq!(first, UPDATES_IN_FLIGHT);
         drop(held);
