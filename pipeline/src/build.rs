@@ -108,3 +108,12 @@ pub fn ct_has(mut m: Match, bits: u32) -> Match {
     m.ct_state = Some(Masked::with_mask(v, v));
     m
 }
+
+/// An IPv4 prefix as a match value (exact for a /32, host bits of `net` ignored).
+pub fn prefix(net: ipnet::Ipv4Net) -> Masked<std::net::Ipv4Addr> {
+    if net.prefix_len() == 32 {
+        Masked::exact(net.network())
+    } else {
+        Masked::with_mask(net.network(), net.netmask())
+    }
+}

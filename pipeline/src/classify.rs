@@ -141,7 +141,8 @@ fn arp_responder(r: &Resolved, f: &mut Flows) {
 }
 
 /// The source group of traffic from the gateway port: a remote endpoint of the destination's
-/// tenant with that address, or none.
+/// tenant with that address, or none. Sources of other tenants are dropped in between
+/// (`isolation`); the miss is for addresses outside every network.
 fn remote_sources(r: &Resolved, f: &mut Flows) {
     for &(vrf, ip, group) in &r.remotes {
         f.add(

@@ -30,8 +30,19 @@ pub enum Warning {
     },
     #[error("{ip} belongs to local endpoints of several tenants; traffic from the gateway port to it is dropped")]
     AmbiguousGatewayDestination { ip: std::net::Ipv4Addr },
-    #[error("remote endpoint {ip}: tenant '{tenant}' is unknown; left out")]
+    #[error("remote endpoint {ip}: tenant '{tenant}' is unknown; left out (traffic between it and this host's endpoints is dropped as another tenant's)")]
     UnknownRemoteTenant {
+        ip: std::net::Ipv4Addr,
+        tenant: String,
+    },
+    #[error("network {network}: tenant '{tenant}' is unknown; its subnet is dropped as another tenant's until the tenant exists")]
+    UnknownNetworkTenant { network: String, tenant: String },
+    #[error("networks {a} and {b} of two tenants overlap (legacy state); addresses in the overlap that are not known endpoints are dropped for both tenants")]
+    OverlappingTenantNetworks { a: String, b: String },
+    #[error("{ip} is an endpoint address of several tenants; traffic through the gateway port from it, and from this host to a remote one, is dropped")]
+    SharedEndpointAddress { ip: std::net::Ipv4Addr },
+    #[error("endpoint {ip} of tenant '{tenant}' is in none of its tenant's networks; other tenants' traffic with it is dropped by its address")]
+    EndpointOutsideNetworks {
         ip: std::net::Ipv4Addr,
         tenant: String,
     },

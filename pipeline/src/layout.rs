@@ -57,6 +57,18 @@ pub mod prio {
     pub const EXACT: u16 = 200;
     /// Remote-endpoint classification (below local endpoints).
     pub const REMOTE: u16 = 150;
+    /// Tenant isolation, fail-closed part: drops addresses whose tenant cannot be told from the
+    /// address (overlapping networks of two tenants, an endpoint address of two tenants, an
+    /// endpoint outside its tenant's networks). Below the exact endpoint flows, so a tenant's
+    /// own known endpoints there keep working; above [`TENANT_OWN`], which would let them in.
+    pub const TENANT_AMBIGUOUS: u16 = 130;
+    /// Tenant isolation: an address in a network of the packet's own tenant (reg0) that is not
+    /// known as an endpoint (yet) continues as the table's miss would.
+    pub const TENANT_OWN: u16 = 120;
+    /// Tenant isolation: an address in any tenant's network that [`TENANT_OWN`] did not take is
+    /// another tenant's: dropped. Addresses in no network fall through to the miss (outside the
+    /// fabric, unchanged).
+    pub const TENANT_FOREIGN: u16 = 110;
     /// A container's ARP request for its own address (not answered).
     pub const ARP_SELF: u16 = 300;
     /// Policy-table bypass flows (replies, related, not-local).

@@ -59,11 +59,31 @@
 //! `ct_mark` that every rule change would have to bump and reinstall; the cost, a policy lookup
 //! per packet, is what OVS's megaflow cache absorbs.
 
+//!
+//! # Tenant isolation
+//!
+//! Tenants are isolated: a packet between endpoints of two different tenants is dropped, on
+//! the source's host and on the destination's host, whatever the rules of either tenant say
+//! (an allow-everything rule included). Seen from a host, the tenant of the other end of a
+//! packet is:
+//! - for a local endpoint, its tenant (its port says which);
+//! - otherwise, the tenant of the endpoint the fabric knows at that address;
+//! - otherwise, the tenant one of whose networks holds the address, so that an address not
+//!   known as an endpoint (yet) is still its network's tenant's;
+//! - otherwise none: the address is outside the fabric and only the rules apply to it, as
+//!   before isolation.
+//!
+//! An address these steps cannot decide is fail-closed, treated as another tenant's by every
+//! tenant: an address that is an endpoint of two tenants, and an address not known as an
+//! endpoint that lies in networks of two tenants. Both need overlapping subnets of two tenants,
+//! which the master refuses in native L3 but legacy state may hold (the compiler warns).
+
 pub mod build;
 pub mod classify;
 pub mod error;
 pub mod forward;
 pub mod input;
+pub mod isolation;
 pub mod layout;
 pub mod policy;
 pub mod resolve;
@@ -93,6 +113,7 @@ pub fn compile(input: &HostInput) -> Result<Compiled, CompileError> {
     let mut f = build::Flows::new(input.cookie);
     classify::compile(&mut r, &mut f);
     forward::compile(&r, &mut f);
+    isolation::compile(&mut r, &mut f);
     policy::compile(&mut r, &mut f)?;
     let mut warnings = r.warnings;
     warnings.sort();

@@ -2,6 +2,7 @@
 //! networks by name, and which groups have members on this host.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
 
 use fabric_model::Rule;
 
@@ -21,8 +22,13 @@ pub struct Resolved<'a> {
     pub rules: BTreeMap<(&'a str, &'a str), Vec<&'a Rule>>,
     /// Ids of the groups with at least one endpoint on this host.
     pub local_groups: BTreeSet<u32>,
-    /// Remote endpoints as (VRF, address, group), one per (VRF, address): the first listed.
-    pub remotes: Vec<(u32, std::net::Ipv4Addr, u32)>,
+    /// Remote endpoints as (VRF, address, group), one per (VRF, address): the first listed;
+    /// without the [`Resolved::shared`] addresses.
+    pub remotes: Vec<(u32, Ipv4Addr, u32)>,
+    /// Addresses that are endpoints (local or remote) of more than one tenant. A packet through
+    /// the gateway port does not say which of them it is, so these are left out of `remotes`
+    /// and isolation drops them (fail-closed) rather than let one tenant in as the other.
+    pub shared: BTreeSet<Ipv4Addr>,
     pub warnings: Vec<Warning>,
 }
 
@@ -115,6 +121,11 @@ impl<'a> Resolved<'a> {
                 remotes.push((t.vrf, rep.ipv4, rep.group));
             }
         }
+        let shared = shared_addresses(input);
+        for &ip in &shared {
+            warnings.push(Warning::SharedEndpointAddress { ip });
+        }
+        remotes.retain(|(_, ip, _)| !shared.contains(ip));
         Ok(Resolved {
             input,
             tenants,
@@ -123,6 +134,7 @@ impl<'a> Resolved<'a> {
             rules,
             local_groups,
             remotes,
+            shared,
             warnings,
         })
     }
@@ -131,6 +143,27 @@ impl<'a> Resolved<'a> {
     pub fn tenant_of(&self, ep: &LocalEndpoint) -> &'a TenantInput {
         self.tenants[ep.tenant.as_str()]
     }
+}
+
+/// Addresses listed as endpoints of two tenants or more (remote endpoints of tenants not known
+/// yet count: their tenant is still another one).
+fn shared_addresses(input: &HostInput) -> BTreeSet<Ipv4Addr> {
+    let local = input
+        .local_endpoints
+        .iter()
+        .map(|e| (e.ipv4, e.tenant.as_str()));
+    let remote = input
+        .remote_endpoints
+        .iter()
+        .map(|e| (e.ipv4, e.tenant.as_str()));
+    let mut owners: Vec<(Ipv4Addr, &str)> = local.chain(remote).collect();
+    owners.sort_unstable();
+    owners.dedup();
+    owners
+        .windows(2)
+        .filter(|w| w[0].0 == w[1].0)
+        .map(|w| w[0].0)
+        .collect()
 }
 
 fn check_endpoints(

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use openflow::flow::{ct_state, proto};
 use openflow::{Masked, Match};
 
-use crate::build::{ct_has, ipv4, with_reg, Flows};
+use crate::build::{ct_has, ipv4, prefix, with_reg, Flows};
 use crate::error::{CompileError, Warning};
 use crate::layout::{prio, reg, table};
 use crate::resolve::Resolved;
@@ -197,11 +197,7 @@ fn l4(spec: &RuleSpec) -> Match {
 
 /// `m` restricted to a source (`dst_side` false) or destination prefix.
 fn with_addr(mut m: Match, dst_side: bool, net: ipnet::Ipv4Net) -> Match {
-    let v = if net.prefix_len() == 32 {
-        Masked::exact(net.network())
-    } else {
-        Masked::with_mask(net.network(), net.netmask())
-    };
+    let v = prefix(net);
     if dst_side {
         m.ipv4_dst = Some(v);
     } else {
