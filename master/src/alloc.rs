@@ -65,35 +65,27 @@ impl Pool {
 const SCAN_LIMIT: u128 = 1 << 20;
 
 /// The first address at or after `hint` (wrapping) that is in `pool`, not `taken`, not
-/// `reserved`. `hint` spreads concurrent allocators over the pool so they rarely collide.
+/// `reserved`, in none of the `fenced` pools. `hint` spreads concurrent allocators over the
+/// pool so they rarely collide.
 pub fn pick_ip<V>(
     pool: Pool,
     taken: &BTreeMap<IpAddr, V>,
     reserved: &[IpAddr],
+    fenced: &[Pool],
     hint: u128,
 ) -> Option<IpAddr> {
     let size = pool.size();
     let start = hint % size;
     for i in 0..size.min(SCAN_LIMIT) {
         let ip = pool.ip(pool.first + (start + i) % size);
-        if !taken.contains_key(&ip) && !reserved.contains(&ip) {
+        if !taken.contains_key(&ip)
+            && !reserved.contains(&ip)
+            && !fenced.iter().any(|f| f.contains(ip))
+        {
             return Some(ip);
         }
     }
     None
-}
-
-/// Counts the taken addresses that lie in `pool`.
-pub fn taken_in<V>(pool: Pool, taken: &BTreeMap<IpAddr, V>) -> u128 {
-    match (
-        pool.index(pool.ip(pool.first)),
-        pool.index(pool.ip(pool.last)),
-    ) {
-        (Some(_), Some(_)) => taken
-            .range(pool.ip(pool.first)..=pool.ip(pool.last))
-            .count() as u128,
-        _ => 0,
-    }
 }
 
 /// The lowest tag in `[first, last]` that is not `taken` and not `skip`ped.
@@ -202,16 +194,21 @@ mod tests {
         let pool = Pool::v4("10.0.0.1".parse().unwrap(), "10.0.0.4".parse().unwrap());
         let mut taken = BTreeMap::new();
         taken.insert(v4("10.0.0.3"), ());
-        assert_eq!(pick_ip(pool, &taken, &[], 0), Some(v4("10.0.0.1")));
-        assert_eq!(pick_ip(pool, &taken, &[], 2), Some(v4("10.0.0.4")));
+        assert_eq!(pick_ip(pool, &taken, &[], &[], 0), Some(v4("10.0.0.1")));
+        assert_eq!(pick_ip(pool, &taken, &[], &[], 2), Some(v4("10.0.0.4")));
         assert_eq!(
-            pick_ip(pool, &taken, &[v4("10.0.0.4")], 2),
+            pick_ip(pool, &taken, &[v4("10.0.0.4")], &[], 2),
             Some(v4("10.0.0.1"))
+        );
+        let fence = Pool::v4("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        assert_eq!(
+            pick_ip(pool, &taken, &[v4("10.0.0.4")], &[fence], 0),
+            None,
+            "fenced addresses are never picked"
         );
         taken.insert(v4("10.0.0.1"), ());
         taken.insert(v4("10.0.0.2"), ());
-        assert_eq!(pick_ip(pool, &taken, &[v4("10.0.0.4")], 0), None);
-        assert_eq!(taken_in(pool, &taken), 3);
+        assert_eq!(pick_ip(pool, &taken, &[v4("10.0.0.4")], &[], 0), None);
     }
 
     #[test]
@@ -222,7 +219,7 @@ mod tests {
         );
         let taken: BTreeMap<IpAddr, ()> = BTreeMap::new();
         assert_eq!(
-            pick_ip(pool, &taken, &[v4("10.0.0.1")], 0),
+            pick_ip(pool, &taken, &[v4("10.0.0.1")], &[], 0),
             Some("2001:db8::1".parse().unwrap())
         );
         assert!(!pool.contains(v4("10.0.0.1")));

@@ -16,6 +16,8 @@ use std::net::IpAddr;
 #[derive(Debug, Default)]
 pub struct Cache {
     pub objects: ObjectIndex,
+    /// Networks' subnets, groups' pools and the fabric's mode, parsed.
+    pub facts: crate::facts::Facts,
     /// Allocated addresses per network key, with their owner.
     pub ips: HashMap<String, BTreeMap<IpAddr, String>>,
     /// Allocated tags with the owning object's key.
@@ -74,13 +76,18 @@ impl Cache {
 
     fn apply_object(&mut self, collection: Collection, key: &str, value: Option<&[u8]>) {
         match value.map(serde_json::from_slice::<serde_json::Value>) {
-            Some(Ok(json)) => self.objects.put(collection, key, json),
+            Some(Ok(json)) => {
+                self.facts.apply(collection, key, Some(&json));
+                self.objects.put(collection, key, json)
+            }
             Some(Err(error)) => {
                 // A value we cannot read is someone else's bug; keep serving the rest.
                 tracing::warn!(%key, %error, "store holds an object that is not JSON; ignoring it");
+                self.facts.apply(collection, key, None);
                 self.objects.remove(collection, key);
             }
             None => {
+                self.facts.apply(collection, key, None);
                 self.objects.remove(collection, key);
             }
         }

@@ -7,6 +7,7 @@ use crate::error::ApiError;
 use crate::keys::{self, TagKind};
 use crate::master::{Master, Plan};
 use crate::proposals::Held;
+use crate::tenancy;
 use fabric_model::integrity::{check_delete, check_write};
 use fabric_model::objects::*;
 use fabric_model::{with_object_type, Collection, Object, DEFAULT_TENANT};
@@ -53,6 +54,19 @@ impl Intent for Endpoint {
         txn: &mut Txn,
         _held: &mut Held,
     ) -> Result<(), ApiError> {
+        if let Some(ip) = self.ip_address.first().and_then(|ip| ip.parse().ok()) {
+            if let Some((network, holder)) = tenancy::foreign_holder_of(cache, &self.network, ip) {
+                return Err(ApiError::conflict(
+                    self.display_id(),
+                    Some("ipAddress"),
+                    format!(
+                        "{ip} is held by {holder} in networks/{network} of another tenant; in \
+                         native L3 one address cannot belong to two tenants"
+                    ),
+                ));
+            }
+            tenancy::guard_address(cache, &self.network, ip, txn);
+        }
         let Some((ip, owner)) = address_holder(self, cache) else {
             return Ok(());
         };
@@ -154,6 +168,7 @@ impl Intent for Network {
             tenant_ver.clone(),
             cache.mod_revision(&tenant_ver),
         ));
+        tenancy::check_new_network(self, cache, txn)?;
         let g = global(cache);
         let (kind, range, range_field) = if self.encap == "vlan" {
             (TagKind::Vlan, g.vlan_range(), "vlans")
@@ -250,11 +265,12 @@ pub fn group_id(cache: &Cache, group_key: &str) -> Option<u32> {
 impl Intent for Global {
     fn prepare(
         &mut self,
-        _old: Option<&Self>,
+        old: Option<&Self>,
         cache: &Cache,
-        _txn: &mut Txn,
+        txn: &mut Txn,
         _held: &mut Held,
     ) -> Result<(), ApiError> {
+        tenancy::check_global(self, old, cache, txn)?;
         for (kind, range, field) in [
             (TagKind::Vlan, self.vlan_range(), "vlans"),
             (TagKind::Vxlan, self.vxlan_range(), "vxlans"),
@@ -359,6 +375,11 @@ impl Master {
         obj.apply_defaults();
         obj.validate()?;
         let id = obj.display_id();
+        let _one_at_a_time = if T::COLLECTION == Collection::Networks {
+            Some(self.network_writes.lock().await)
+        } else {
+            None
+        };
         let mut held = self.proposals.holder();
         let (json, _) = self
             .commit(&id, |cache| {

@@ -68,6 +68,50 @@ pub(crate) struct PoolOf {
     pub gateway: String,
     /// The group's key when its ipPool narrows the network's pool, else empty.
     pub narrowed_by: String,
+    /// Other groups' ipPools inside `pool`: kept for those groups' endpoints, never handed out
+    /// here.
+    pub fenced: Vec<Pool>,
+}
+
+impl PoolOf {
+    /// Whether `ip` may be handed out by this request: in the pool, outside other groups'
+    /// pools.
+    pub fn offers(&self, ip: IpAddr) -> bool {
+        self.pool.contains(ip) && !self.fenced.iter().any(|f| f.contains(ip))
+    }
+
+    /// The request's own description of its pool, for errors.
+    pub fn describe(&self) -> String {
+        if !self.narrowed_by.is_empty() {
+            format!("the ipPool of group {}", self.narrowed_by)
+        } else if self.fenced.is_empty() {
+            "the network's pool".into()
+        } else {
+            "the network's pool outside its groups' ipPools".into()
+        }
+    }
+
+    /// How many of the addresses this request could be given are taken.
+    pub fn taken_of<V>(&self, taken: &std::collections::BTreeMap<IpAddr, V>) -> u128 {
+        taken.keys().filter(|ip| self.offers(**ip)).count() as u128
+    }
+
+    /// How many addresses of the pool this request could ever be given.
+    pub fn usable(&self) -> u128 {
+        let fenced: u128 = self
+            .fenced
+            .iter()
+            .map(|f| {
+                let (first, last) = (f.first.max(self.pool.first), f.last.min(self.pool.last));
+                if first > last {
+                    0
+                } else {
+                    last - first + 1
+                }
+            })
+            .sum();
+        self.pool.size().saturating_sub(fenced)
+    }
 }
 
 /// The pool, the excluded addresses and the prefix length of a request for `network`, narrowed
@@ -103,11 +147,13 @@ pub(crate) fn pool_of(
             prefix_len: net6.prefix_len(),
             gateway: net.ipv6_gateway,
             narrowed_by: String::new(),
+            fenced: Vec::new(),
         });
     }
     let spec = net.subnet_spec().map_err(|e| e.on(id.clone()))?;
     let mut pool = Pool::v4(spec.pool.first, spec.pool.last);
     let mut narrowed_by = String::new();
+    let mut fenced = Vec::new();
     if !group.is_empty() {
         let g: EndpointGroup = cache
             .objects
@@ -130,13 +176,28 @@ pub(crate) fn pool_of(
             narrowed_by = group.to_string();
         }
     }
+    if narrowed_by.is_empty() {
+        // A group's pool is its own: endpoints of no group, or of a group without a pool, take
+        // the rest of the network.
+        fenced = cache.facts.group_pools(network, "");
+    }
     Ok(PoolOf {
         pool,
         excluded: net.gateway.parse().into_iter().collect(),
         prefix_len: spec.net.prefix_len(),
         gateway: net.gateway,
         narrowed_by,
+        fenced,
     })
+}
+
+/// Addresses that endpoints of other tenants hold in networks overlapping `network` (native L3
+/// only; empty unless an overlap predates the rule that refuses them).
+pub(crate) fn foreign_addresses(cache: &Cache, network: &str) -> Vec<IpAddr> {
+    crate::tenancy::foreign_holders(cache, network)
+        .into_iter()
+        .map(|(_, ip, _)| ip)
+        .collect()
 }
 
 /// Addresses of `network` that requests on this master are proposing right now.
@@ -177,24 +238,26 @@ impl Master {
         let (allocation, _) = self
             .commit(&id, |cache| {
                 held.release_all();
-                let PoolOf {
-                    pool,
-                    excluded: mut reserved,
-                    prefix_len,
-                    gateway,
-                    ..
-                } = pool_of(cache, &req.network, &req.group, req.ipv6)?;
+                let from = pool_of(cache, &req.network, &req.group, req.ipv6)?;
+                let mut reserved = from.excluded.clone();
                 reserved.extend(proposed(&held, &req.network));
+                reserved.extend(foreign_addresses(cache, &req.network));
                 let empty = Default::default();
                 let taken = cache.ips_of(&req.network).unwrap_or(&empty);
                 let preferred = req.preferred.filter(|ip| {
-                    pool.contains(*ip) && !taken.contains_key(ip) && !reserved.contains(ip)
+                    from.offers(*ip) && !taken.contains_key(ip) && !reserved.contains(ip)
                 });
                 let picked = preferred.or_else(|| {
-                    alloc::pick_ip(pool, taken, &reserved, hint_seed.wrapping_add(attempt))
+                    alloc::pick_ip(
+                        from.pool,
+                        taken,
+                        &reserved,
+                        &from.fenced,
+                        hint_seed.wrapping_add(attempt),
+                    )
                 });
                 attempt += 1;
-                let (ip, txn) = match picked {
+                let (ip, mut txn) = match picked {
                     Some(ip) => {
                         let key = keys::ip(&req.network, ip);
                         held.try_hold(key.clone());
@@ -203,7 +266,7 @@ impl Master {
                     // A full pool takes back an address some host holds for its next
                     // containers; that host's record of it then fails and it tries again.
                     None => match taken.iter().find(|(ip, owner)| {
-                        pool.contains(**ip)
+                        from.offers(**ip)
                             && !reserved.contains(ip)
                             && keys::reserved_for(owner).is_some()
                     }) {
@@ -215,23 +278,21 @@ impl Master {
                             ),
                         ),
                         None => {
-                            let group = if req.group.is_empty() {
-                                String::new()
-                            } else {
-                                format!(" of group {}", req.group)
-                            };
                             return Err(ApiError::conflict(
                                 id.clone(),
                                 None,
                                 format!(
-                                    "no free address in the pool{group}: {} allocated of {}",
-                                    taken.len(),
-                                    pool.size()
+                                    "no free address in {}: {} allocated of {}",
+                                    from.describe(),
+                                    from.taken_of(taken),
+                                    from.usable()
                                 ),
                             ));
                         }
                     },
                 };
+                crate::tenancy::guard_address(cache, &req.network, ip, &mut txn);
+                let (prefix_len, gateway) = (from.prefix_len, from.gateway.clone());
                 let key = keys::ip(&req.network, ip);
                 let txn = txn
                     .when_present(keys::object(Collection::Networks, &req.network))

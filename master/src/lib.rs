@@ -6,6 +6,7 @@ pub mod alloc;
 pub mod api;
 pub mod cache;
 pub mod error;
+pub mod facts;
 pub mod inspect;
 pub mod intent;
 pub mod ipam;
@@ -14,5 +15,6 @@ pub mod master;
 pub mod metrics;
 pub mod proposals;
 pub mod reserve;
+pub mod tenancy;
 
 pub use master::{Master, Settings};

@@ -93,6 +93,9 @@ async fn main() -> anyhow::Result<()> {
         .ensure_defaults()
         .await
         .context("creating the default tenant and global settings")?;
+    for problem in netmaster::tenancy::audit(&master.cache()) {
+        tracing::error!(%problem, "tenants are not kept apart in the stored state");
+    }
     let addr = listen_addr(&args.listen_url);
     let listener = tokio::net::TcpListener::bind(&addr)
         .await

@@ -29,6 +29,10 @@ pub struct Master {
     pub settings: Settings,
     pub metrics: Metrics,
     pub(crate) proposals: Proposals,
+    /// Network writes of this master, one at a time: each compares and bumps the one
+    /// fabric-wide subnets version (see `tenancy`), so concurrent ones would only keep
+    /// invalidating each other. Across masters the store's compare still decides.
+    pub(crate) network_writes: tokio::sync::Mutex<()>,
     /// Agents' registrations (host → lease), kept in memory: an agent re-registers within a
     /// heartbeat after a master restart.
     pub hosts: crate::api::hosts::Registry,
@@ -57,6 +61,7 @@ impl Master {
             settings,
             metrics: Metrics::default(),
             proposals: Proposals::default(),
+            network_writes: Default::default(),
             hosts: Default::default(),
         });
         let from = master.reload().await?;

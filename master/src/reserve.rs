@@ -10,7 +10,7 @@
 
 use crate::alloc;
 use crate::error::ApiError;
-use crate::ipam::{pool_of, proposed, PoolOf};
+use crate::ipam::{foreign_addresses, pool_of, proposed};
 use crate::keys;
 use crate::master::{Master, Plan};
 use fabric_model::Collection;
@@ -74,22 +74,19 @@ impl Master {
         let (reservation, _) = self
             .commit(&id, |cache| {
                 held.release_all();
-                let PoolOf {
-                    pool,
-                    mut excluded,
-                    prefix_len,
-                    gateway,
-                    narrowed_by,
-                } = pool_of(cache, &req.network, &req.group, false)?;
+                let from = pool_of(cache, &req.network, &req.group, false)?;
+                let mut excluded = from.excluded.clone();
                 excluded.extend(proposed(&held, &req.network));
+                excluded.extend(foreign_addresses(cache, &req.network));
                 let empty = Default::default();
                 let taken = cache.ips_of(&req.network).unwrap_or(&empty);
-                let unusable = alloc::taken_in(pool, taken)
-                    + excluded
-                        .iter()
-                        .filter(|ip| pool.contains(**ip) && !taken.contains_key(ip))
-                        .count() as u128;
-                let free = pool.size().saturating_sub(unusable);
+                let excluded_free = excluded
+                    .iter()
+                    .filter(|ip| from.offers(**ip) && !taken.contains_key(ip))
+                    .count() as u128;
+                let free = from
+                    .usable()
+                    .saturating_sub(from.taken_of(taken) + excluded_free);
                 let grant = u128::from(req.count.min(MAX_RESERVE)).min(free / FREE_SHARE);
                 let mut txn =
                     Txn::new().when_present(keys::object(Collection::Networks, &req.network));
@@ -97,12 +94,14 @@ impl Master {
                 // Hosts start at different places so that concurrent requests rarely collide.
                 let mut hint = hint_seed;
                 for _ in 0..grant {
-                    let Some(ip) = alloc::pick_ip(pool, taken, &excluded, hint) else {
+                    let Some(ip) = alloc::pick_ip(from.pool, taken, &excluded, &from.fenced, hint)
+                    else {
                         break;
                     };
-                    hint = ip_index(ip).wrapping_sub(pool.first).wrapping_add(1);
+                    hint = ip_index(ip).wrapping_sub(from.pool.first).wrapping_add(1);
                     let key = keys::ip(&req.network, ip);
                     held.try_hold(key.clone());
+                    crate::tenancy::guard_address(cache, &req.network, ip, &mut txn);
                     txn = txn
                         .when_absent(key.clone())
                         .put(key, owner.clone().into_bytes());
@@ -113,9 +112,9 @@ impl Master {
                     txn,
                     result: Reservation {
                         network: req.network.clone(),
-                        group: narrowed_by,
-                        prefix_len,
-                        gateway,
+                        group: from.narrowed_by.clone(),
+                        prefix_len: from.prefix_len,
+                        gateway: from.gateway.clone(),
                         addresses,
                     },
                 })

@@ -26,7 +26,7 @@ async fn defaults_exist(f: &Fixture) {
     assert_eq!(g["vlans"], "1-4094");
     assert_eq!(g["vxlans"], "1-10000");
     assert_eq!(g["arpMode"], "proxy");
-    assert_eq!(g["fwdMode"], "bridge");
+    assert_eq!(g["fwdMode"], "routing", "native L3, what the agents run");
     let (s, _) = m.delete("/api/v1/tenants/default/").await;
     assert_eq!(s, 409, "the default tenant stays");
     let (s, _) = m.delete("/api/v1/globals/global/").await;
@@ -322,6 +322,10 @@ async fn cross_object_rules(f: &Fixture) {
         )
         .await;
     assert!(v["reason"].as_str().unwrap().contains("overlaps"), "{v}");
+    // Another tenant may reuse the subnet in an overlay mode (native L3 refuses it: see
+    // tests/tenancy.rs).
+    m.create("/api/v1/globals/global/", json!({"fwdMode": "bridge"}))
+        .await;
     m.create(
         "/api/v1/networks/default:a/",
         json!({"subnet": "10.1.1.0/24"}),

@@ -7,6 +7,8 @@ use crate::object::Object;
 use serde::{Deserialize, Serialize};
 
 pub const GLOBAL_NAME: &str = "global";
+/// The forwarding mode of native L3 over BGP.
+pub const FWD_MODE_ROUTING: &str = "routing";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
@@ -17,7 +19,9 @@ pub struct Global {
     pub network_infra_type: String,
     pub vlans: String,
     pub vxlans: String,
-    /// `bridge` or `routing`.
+    /// `routing` (native L3: every endpoint's /32 in the top-of-rack routers' one table; our
+    /// default, since it is the data plane the agents run) or `bridge` (Contiv's default, the L2
+    /// overlays).
     pub fwd_mode: String,
     /// `proxy` or `flood`.
     pub arp_mode: String,
@@ -32,7 +36,7 @@ impl Default for Global {
             network_infra_type: "default".into(),
             vlans: "1-4094".into(),
             vxlans: "1-10000".into(),
-            fwd_mode: "bridge".into(),
+            fwd_mode: FWD_MODE_ROUTING.into(),
             arp_mode: "proxy".into(),
             pvt_subnet: "172.19.0.0/16".into(),
         }
@@ -42,6 +46,12 @@ impl Default for Global {
 impl Global {
     pub fn vlan_range(&self) -> Result<(u32, u32), FieldError> {
         fields::tag_range("vlans", &self.vlans, 1, 4094)
+    }
+
+    /// Native L3: one routing table at the ToRs carries every tenant's addresses, so tenants
+    /// cannot share a subnet (the overlay modes can).
+    pub fn is_native_l3(&self) -> bool {
+        self.fwd_mode == FWD_MODE_ROUTING
     }
 
     pub fn vxlan_range(&self) -> Result<(u32, u32), FieldError> {

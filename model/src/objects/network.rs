@@ -36,6 +36,37 @@ impl Network {
     pub fn tenant_key(&self) -> String {
         self.tenant_name.clone()
     }
+
+    /// Where this network's addresses overlap `other`'s (the IPv4 subnet first, then the IPv6
+    /// one); None when they share none. Unparsable subnets overlap nothing.
+    pub fn overlap_with(&self, other: &Network) -> Option<Overlap> {
+        if let (Ok(mine), Ok(theirs)) = (self.subnet_spec(), other.subnet_spec()) {
+            if mine.net.contains(&theirs.net.network()) || theirs.net.contains(&mine.net.network())
+            {
+                return Some(Overlap {
+                    field: "subnet",
+                    mine: mine.net.to_string(),
+                    theirs: theirs.net.to_string(),
+                });
+            }
+        }
+        let v6 = |n: &Network| fields::ipv6_subnet("ipv6Subnet", &n.ipv6_subnet).ok();
+        let (mine, theirs) = (v6(self)?, v6(other)?);
+        (mine.contains(&theirs.network()) || theirs.contains(&mine.network())).then(|| Overlap {
+            field: "ipv6Subnet",
+            mine: mine.to_string(),
+            theirs: theirs.to_string(),
+        })
+    }
+}
+
+/// Two networks' subnets that share addresses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Overlap {
+    /// `subnet` or `ipv6Subnet`.
+    pub field: &'static str,
+    pub mine: String,
+    pub theirs: String,
 }
 
 impl Object for Network {
@@ -115,20 +146,16 @@ impl Object for Network {
     }
 
     fn check_against(&self, catalog: &dyn Catalog) -> Result<(), FieldError> {
-        let mine = self.subnet_spec()?.net;
         for other in catalog.networks_of_tenant(&self.tenant_name) {
             if other.network_name == self.network_name {
                 continue;
             }
-            let Ok(theirs) = other.subnet_spec() else {
-                continue;
-            };
-            if mine.contains(&theirs.net.network()) || theirs.net.contains(&mine.network()) {
+            if let Some(o) = self.overlap_with(&other) {
                 return Err(FieldError::new(
-                    "subnet",
+                    o.field,
                     format!(
-                        "{mine} overlaps network '{}' ({}) of tenant '{}'",
-                        other.network_name, theirs.net, self.tenant_name
+                        "{} overlaps network '{}' ({}) of tenant '{}'",
+                        o.mine, other.network_name, o.theirs, self.tenant_name
                     ),
                 ));
             }
