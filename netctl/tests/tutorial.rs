@@ -17,7 +17,9 @@ const START_ATTEMPTS: usize = 3;
 const TUTORIAL: &[&str] = &[
     "netctl global set --fwd-mode routing",
     "netctl tenant create blue",
-    "netctl net create -t blue -s 10.1.1.0/24 -g 10.1.1.254 contiv-net",
+    // Contiv's overlay tutorial gives blue the default tenant's subnet; native L3 (set above)
+    // refuses that (see `overlapping_subnets_of_two_tenants_are_refused_in_native_l3`).
+    "netctl net create -t blue -s 10.1.2.0/24 -g 10.1.2.254 contiv-net",
     "netctl net create -s 10.1.1.0/24 -g 10.1.1.254 contiv-net",
     "netctl policy create db-policy",
     "netctl policy rule-add db-policy 1 -direction=in -protocol=tcp -action=deny",
@@ -234,8 +236,8 @@ fn tutorial_sequence_leaves_the_expected_objects() {
     assert_eq!(blue["tenantName"], "blue");
     let blue_net = master.get("/api/v1/networks/blue:contiv-net/");
     assert_eq!(blue_net["tenantName"], "blue");
-    assert_eq!(blue_net["subnet"], "10.1.1.0/24");
-    assert_eq!(blue_net["gateway"], "10.1.1.254");
+    assert_eq!(blue_net["subnet"], "10.1.2.0/24");
+    assert_eq!(blue_net["gateway"], "10.1.2.254");
     assert_eq!(blue_net["encap"], "vxlan");
     let inspect = master.get("/api/v1/inspect/tenants/blue/");
     assert_eq!(inspect["Config"]["tenantName"], "blue");
@@ -300,7 +302,7 @@ fn ls_inspect_and_rm_print_like_contiv() {
         lines[2].starts_with("blue    contiv-net  data     vxlan "),
         "{nets}"
     );
-    assert!(lines[2].contains("10.1.1.0/24  10.1.1.254"), "{nets}");
+    assert!(lines[2].contains("10.1.2.0/24  10.1.2.254"), "{nets}");
     assert_eq!(lines.len(), 3, "{nets}");
     assert_eq!(
         master.ok("netctl network list -q"),
@@ -373,6 +375,30 @@ fn ls_inspect_and_rm_print_like_contiv() {
         "Deleting Bgp router config: host1\n"
     );
     assert_eq!(master.status("/api/v1/Bgps/host1/"), 404);
+}
+
+#[test]
+fn overlapping_subnets_of_two_tenants_are_refused_in_native_l3() {
+    let master = Netmaster::start();
+    master.ok("netctl global set --fwd-mode routing");
+    master.ok("netctl net create -s 10.1.1.0/24 -g 10.1.1.254 contiv-net");
+    master.ok("netctl tenant create blue");
+    let err = master.fails("netctl net create -t blue -s 10.1.1.0/24 -g 10.1.1.254 contiv-net");
+    assert!(err.starts_with("ERRO[0000] "), "{err}");
+    for named in [
+        "networks/blue:contiv-net",
+        "networks/default:contiv-net",
+        "native L3",
+    ] {
+        assert!(err.contains(named), "the error names {named}: {err}");
+    }
+    assert_eq!(master.status("/api/v1/networks/blue:contiv-net/"), 404);
+    // The overlay modes allow it; switching back to native L3 over it is refused.
+    master.ok("netctl global set --fwd-mode bridge");
+    master.ok("netctl net create -t blue -s 10.1.1.0/24 -g 10.1.1.254 contiv-net");
+    let err = master.fails("netctl global set --fwd-mode routing");
+    assert!(err.contains("fwdMode"), "{err}");
+    assert_eq!(master.get("/api/v1/globals/global/")["fwdMode"], "bridge");
 }
 
 #[test]

@@ -100,7 +100,7 @@ mod tests {
     fn info_lines() {
         assert_eq!(
             info(&Global::default()),
-            "Fabric mode: default\nForward mode: bridge\nARP mode: proxy\nVlan Range: 1-4094\n\
+            "Fabric mode: default\nForward mode: routing\nARP mode: proxy\nVlan Range: 1-4094\n\
              Vxlan range: 1-10000\nPrivate subnet: 172.19.0.0/16\n"
         );
     }
