@@ -65,6 +65,21 @@ impl Cni {
         netns: &str,
         group: Option<&str>,
     ) -> Result<Ipv4Addr> {
+        let labels: Vec<(&str, &str)> = group
+            .map(|g| ("io.contiv.net-group", g))
+            .into_iter()
+            .collect();
+        self.add_labelled(container_id, netns, &labels)
+    }
+
+    /// ADD with Contiv's pod labels (`io.contiv.tenant`, `io.contiv.network`,
+    /// `io.contiv.net-group`) in CNI_ARGS; none: the default tenant's default network.
+    pub fn add_labelled(
+        &self,
+        container_id: &str,
+        netns: &str,
+        labels: &[(&str, &str)],
+    ) -> Result<Ipv4Addr> {
         let config = serde_json::json!({
             "cniVersion": "1.0.0",
             "name": "contiv",
@@ -73,11 +88,12 @@ impl Cni {
         let cni_path = self.plugin.parent().unwrap_or(Path::new("/"));
         let mut cmd = Command::new(&self.plugin);
         cmd.env_clear();
-        if let Some(group) = group {
-            cmd.env(
-                "CNI_ARGS",
-                format!("IgnoreUnknown=1;K8S_POD_NAME={container_id};io.contiv.net-group={group}"),
-            );
+        if !labels.is_empty() {
+            let mut args = format!("IgnoreUnknown=1;K8S_POD_NAME={container_id}");
+            for (k, v) in labels {
+                args.push_str(&format!(";{k}={v}"));
+            }
+            cmd.env("CNI_ARGS", args);
         }
         let mut child = cmd
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())

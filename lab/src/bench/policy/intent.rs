@@ -55,6 +55,33 @@ pub fn setup(groups: usize) -> Vec<Write> {
     writes
 }
 
+/// The second tenant of the isolation comparison: its network (apart from default's, as
+/// native L3 requires) and G groups each with an empty policy of its own.
+pub const TENANT2: &str = "t2";
+pub const NETWORK2: &str = "t2-net";
+
+pub fn setup_tenant2(groups: usize) -> Vec<Write> {
+    let mut writes = vec![
+        Write {
+            path: format!("tenants/{TENANT2}"),
+            body: json!({}),
+        },
+        Write {
+            path: format!("networks/{TENANT2}:{NETWORK2}"),
+            body: json!({"subnet": "10.2.0.0/20", "gateway": "10.2.0.1"}),
+        },
+    ];
+    writes.extend((0..groups).map(|g| Write {
+        path: format!("policys/{TENANT2}:{}", policy(g)),
+        body: json!({}),
+    }));
+    writes.extend((0..groups).map(|g| Write {
+        path: format!("endpointGroups/{TENANT2}:{}", group(g)),
+        body: json!({"networkName": NETWORK2, "policies": [policy(g)]}),
+    }));
+    writes
+}
+
 /// Rule `i` of group `g`'s policy: even ids `in`, odd `out`; every third udp, else tcp; a port
 /// of its own (1000..); the first six name a peer group (from/to by direction); every fifth
 /// denies. Priorities spread 1..=10. The port is never [`PROBE_PORT`].

@@ -33,6 +33,8 @@ const HOST: &str = "host1";
 /// Targets of issue 6.
 const FULL_TARGET: Duration = Duration::from_secs(1);
 const CHANGE_TARGET: Duration = Duration::from_millis(100);
+/// Issue 15: tenant isolation may cost at most 10% of the time to enforce policy.
+const ISOLATION_TARGET: f64 = 1.10;
 
 #[derive(Args, Debug)]
 pub struct PolicyArgs {
@@ -61,6 +63,11 @@ pub struct PolicyArgs {
     /// Milliseconds the flow count must stay unchanged to count as installed.
     #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(100..=60000))]
     pub quiet_ms: u64,
+    /// Endpoints of a second tenant (its own network and groups) attached after the first
+    /// measurement, which is then repeated beside them: the cost of tenant isolation in the
+    /// same run (0: no second measurement).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u16).range(0..=1000))]
+    pub tenant2_endpoints: u16,
     /// Milliseconds between a flow-count reply and the next aggregate request on the poller's
     /// OpenFlow connection (0: back to back).
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=1000))]
@@ -130,14 +137,13 @@ pub fn run(args: &PolicyArgs) -> Result<i32> {
         Duration::from_secs(900),
     )?;
     poller.settle(Instant::now(), quiet, Duration::from_secs(120))?;
-    let before = flows::count(&mgmt)?;
+    let flows_now = flows::count(&mgmt)?;
     say(&format!(
-        "{} endpoints attached in {:.1} s; {before} flows before the rules",
+        "{} endpoints attached in {:.1} s; {flows_now} flows before the rules",
         n + 2,
         attach_time.as_secs_f64()
     ));
 
-    // 1. Full program.
     let mut specs = Vec::new();
     let mut writes = Vec::new();
     for g in 0..groups {
@@ -151,19 +157,32 @@ pub fn run(args: &PolicyArgs) -> Result<i32> {
         0 => Writers::Http1 { conns: args.conns },
         streams => Writers::Http2 { streams },
     };
-    say(&format!(
-        "writing {} rules {}",
-        writes.len(),
-        writers.describe()
-    ));
-    let first = match writers {
-        Writers::Http1 { conns } => intent::write_all(&master, &writes, usize::from(conns))?,
-        Writers::Http2 { streams } => intent::write_all_h2(&master, &writes, usize::from(streams))?,
+    let probe = Probe {
+        master: &master,
+        client_ns: &client_ns,
+        server: server_ip,
+        rounds: usize::from(args.changes),
     };
-    let written = first.elapsed();
-    let (last, _) = poller.settle(Instant::now(), quiet, Duration::from_secs(300))?;
-    let after = flows::count(&mgmt)?;
-    let full = last.saturating_duration_since(first);
+    let one = measure(&poller, &mgmt, &writes, writers, quiet, &probe)?;
+
+    let two = if args.tenant2_endpoints > 0 {
+        let m = usize::from(args.tenant2_endpoints);
+        let groups2 = m.div_ceil(10).min(groups);
+        say(&format!(
+            "second tenant: removing the rules, then {m} endpoints of tenant {} in {groups2} \
+             groups",
+            intent::TENANT2
+        ));
+        remove_all(&master, &writes)?;
+        poller.settle(Instant::now(), quiet, Duration::from_secs(120))?;
+        intent::write_all(&master, &intent::setup_tenant2(groups2), 1)
+            .context("writing the second tenant")?;
+        attach_tenant2(&cni, &namespaces, m, groups2, usize::from(args.batch))?;
+        poller.settle(Instant::now(), quiet, Duration::from_secs(120))?;
+        Some(measure(&poller, &mgmt, &writes, writers, quiet, &probe)?)
+    } else {
+        None
+    };
     let poll_cost = poller.stop()?;
     // Endpoints per group: round-robin, plus the server in g0 and the client in g1.
     let members = |g: usize| -> u64 {
@@ -171,34 +190,124 @@ pub fn run(args: &PolicyArgs) -> Result<i32> {
         (base + usize::from(g < 2)) as u64
     };
     let expansion = intent::expansion(&specs, members);
-
-    // 2. One-rule change.
-    say(&format!(
-        "one-rule change: {} rounds of deny on {}:{} and its removal",
-        args.changes,
-        server_ip,
-        intent::PROBE_PORT
-    ));
-    let changes = one_rule_changes(&master, &client_ns, server_ip, usize::from(args.changes))?;
-
-    let after_changes = flows::count(&mgmt)?;
     report(&Report {
         n,
         groups,
         rules: writes.len(),
         writers,
-        written,
         poll_every,
         poll_cost,
-        full,
-        before,
-        after,
-        after_changes,
         expansion,
         quiet,
-        changes: &changes,
+        one: &one,
+        two: two.as_ref(),
+        tenant2_endpoints: usize::from(args.tenant2_endpoints),
     });
     Ok(0)
+}
+
+/// What the one-rule change needs: where to write, who probes whom, how often.
+struct Probe<'a> {
+    master: &'a str,
+    client_ns: &'a str,
+    server: Ipv4Addr,
+    rounds: usize,
+}
+
+/// One measurement: the full program, then the one-rule change.
+struct Measured {
+    written: Duration,
+    full: Duration,
+    before: u64,
+    after: u64,
+    after_changes: u64,
+    changes: Vec<Change>,
+}
+
+/// Writes every rule and times it to the last flow, then adds and removes the probe's deny
+/// rule.
+fn measure(
+    poller: &flows::Poller,
+    mgmt: &std::path::Path,
+    writes: &[intent::Write],
+    writers: Writers,
+    quiet: Duration,
+    probe: &Probe,
+) -> Result<Measured> {
+    let before = flows::count(mgmt)?;
+    say(&format!(
+        "{before} flows; writing {} rules {}",
+        writes.len(),
+        writers.describe()
+    ));
+    let first = match writers {
+        Writers::Http1 { conns } => intent::write_all(probe.master, writes, usize::from(conns))?,
+        Writers::Http2 { streams } => {
+            intent::write_all_h2(probe.master, writes, usize::from(streams))?
+        }
+    };
+    let written = first.elapsed();
+    let (last, _) = poller.settle(Instant::now(), quiet, Duration::from_secs(300))?;
+    let after = flows::count(mgmt)?;
+    say(&format!(
+        "one-rule change: {} rounds of deny on {}:{} and its removal",
+        probe.rounds,
+        probe.server,
+        intent::PROBE_PORT
+    ));
+    let changes = one_rule_changes(probe.master, probe.client_ns, probe.server, probe.rounds)?;
+    Ok(Measured {
+        written,
+        full: last.saturating_duration_since(first),
+        before,
+        after,
+        after_changes: flows::count(mgmt)?,
+        changes,
+    })
+}
+
+/// Deletes every rule of `writes`, one at a time, from the master's namespace.
+fn remove_all(master: &str, writes: &[intent::Write]) -> Result<()> {
+    in_netns(master, || -> Result<()> {
+        let client = intent::Client::new();
+        for w in writes {
+            check_stop()?;
+            client.delete(&w.path)?;
+        }
+        Ok(())
+    })?
+}
+
+/// Attaches `m` endpoints of the second tenant, endpoint i in its group i mod `groups`.
+fn attach_tenant2(
+    cni: &ours::Cni,
+    namespaces: &Namespaces,
+    m: usize,
+    groups: usize,
+    batch: usize,
+) -> Result<()> {
+    let names: Vec<String> = (0..m)
+        .map(|i| namespaces.add(&format!("{LAB}-t{i}")))
+        .collect::<Result<_>>()?;
+    for (b, chunk) in names.chunks(batch.max(1)).enumerate() {
+        check_stop()?;
+        let results = run_batch(chunk, b * batch, |i, ns| {
+            let group = intent::group(i % groups);
+            cni.add_labelled(
+                &format!("t{i}"),
+                ns,
+                &[
+                    ("io.contiv.tenant", intent::TENANT2),
+                    ("io.contiv.network", intent::NETWORK2),
+                    ("io.contiv.net-group", &group),
+                ],
+            )
+        });
+        for r in results {
+            r?;
+        }
+    }
+    Ok(())
 }
 
 /// Attaches `n` endpoints, `batch` ADDs in flight, endpoint i in group i mod `groups`.
@@ -324,16 +433,13 @@ struct Report<'a> {
     groups: usize,
     rules: usize,
     writers: Writers,
-    written: Duration,
     poll_every: Duration,
     poll_cost: flows::PollCost,
-    full: Duration,
-    before: u64,
-    after: u64,
-    after_changes: u64,
     expansion: u64,
     quiet: Duration,
-    changes: &'a [Change],
+    one: &'a Measured,
+    two: Option<&'a Measured>,
+    tenant2_endpoints: usize,
 }
 
 fn verdict(ok: bool) -> &'static str {
@@ -344,6 +450,83 @@ fn verdict(ok: bool) -> &'static str {
     }
 }
 
+/// The one-rule change's p50/p99 (deny added, deny removed, REST write alone) and the rounds
+/// not seen within 5 s.
+type ChangeStats = [(&'static str, Option<super::attach::stats::Summary>); 3];
+
+fn change_stats(changes: &[Change]) -> (ChangeStats, usize) {
+    let lost = changes
+        .iter()
+        .filter(|c| c.deny.is_none() || c.allow.is_none())
+        .count();
+    (
+        [
+            (
+                "deny rule added",
+                summarize(changes.iter().filter_map(|c| c.deny)),
+            ),
+            (
+                "deny rule removed",
+                summarize(changes.iter().filter_map(|c| c.allow)),
+            ),
+            (
+                "REST write alone",
+                summarize(changes.iter().map(|c| c.rest)),
+            ),
+        ],
+        lost,
+    )
+}
+
+fn report_measured(r: &Report, m: &Measured) {
+    println!("Full program (from the first rule write to the last flow installed):");
+    println!(
+        "  REST writes        {:>9.1} ms  ({} rules {}, {:.0} rules/s)",
+        ms(m.written),
+        r.rules,
+        r.writers.describe(),
+        r.rules as f64 / m.written.as_secs_f64().max(1e-9)
+    );
+    println!(
+        "  last flow          {:>9.1} ms  target < {} ms: {}",
+        ms(m.full),
+        FULL_TARGET.as_millis(),
+        verdict(m.full < FULL_TARGET)
+    );
+    println!(
+        "  flows              {} before the rules, {} after ({:+}); last flow = the last change \
+         of the policy tables' flow count before it stayed unchanged for {} ms",
+        m.before,
+        m.after,
+        m.after as i64 - m.before as i64,
+        r.quiet.as_millis()
+    );
+    let (stats, lost) = change_stats(&m.changes);
+    println!(
+        "One-rule change ({} rounds, {lost} not seen within 5 s; time from the REST write's start \
+         to the start of the first probe with the new answer):",
+        m.changes.len()
+    );
+    for (name, s) in &stats {
+        match s {
+            Some(s) => println!(
+                "  {name:<18} p50 {:>7.1} ms  p99 {:>7.1} ms",
+                ms(s.p50),
+                ms(s.p99)
+            ),
+            None => println!("  {name:<18} no samples"),
+        }
+    }
+    if let Some(d) = &stats[0].1 {
+        println!(
+            "  target p99 < {} ms (rule added): {}",
+            CHANGE_TARGET.as_millis(),
+            verdict(d.p99 < CHANGE_TARGET && lost == 0)
+        );
+    }
+    println!("  flows after the changes: {}", m.after_changes);
+}
+
 fn report(r: &Report) {
     let cores = std::thread::available_parallelism().map_or(0, |c| c.get());
     println!(
@@ -351,28 +534,7 @@ fn report(r: &Report) {
          {} rules; {cores} CPU(s) visible",
         r.groups, r.n, r.rules
     );
-    println!("Full program (from the first rule write to the last flow installed):");
-    println!(
-        "  REST writes        {:>9.1} ms  ({} rules {}, {:.0} rules/s)",
-        ms(r.written),
-        r.rules,
-        r.writers.describe(),
-        r.rules as f64 / r.written.as_secs_f64().max(1e-9)
-    );
-    println!(
-        "  last flow          {:>9.1} ms  target < {} ms: {}",
-        ms(r.full),
-        FULL_TARGET.as_millis(),
-        verdict(r.full < FULL_TARGET)
-    );
-    println!(
-        "  flows              {} before the rules, {} after ({:+}); last flow = the last change \
-         of the policy tables' flow count before it stayed unchanged for {} ms",
-        r.before,
-        r.after,
-        r.after as i64 - r.before as i64,
-        r.quiet.as_millis()
-    );
+    report_measured(r, r.one);
     let pace = if r.poll_every.is_zero() {
         "back to back, so the resolution is one poll".to_string()
     } else {
@@ -392,39 +554,30 @@ fn report(r: &Report) {
         "  expansion          {} flows for rules x endpoints (pipeline-bench's formula)",
         r.expansion
     );
-    let deny = summarize(r.changes.iter().filter_map(|c| c.deny));
-    let allow = summarize(r.changes.iter().filter_map(|c| c.allow));
-    let rest = summarize(r.changes.iter().map(|c| c.rest));
-    let lost = r
-        .changes
-        .iter()
-        .filter(|c| c.deny.is_none() || c.allow.is_none())
-        .count();
+    let Some(two) = r.two else { return };
     println!(
-        "One-rule change ({} rounds, {lost} not seen within 5 s; time from the REST write's start \
-         to the start of the first probe with the new answer):",
-        r.changes.len()
+        "With a second tenant ({} endpoints of tenant {} beside them, the same rules removed and \
+         written again):",
+        r.tenant2_endpoints,
+        intent::TENANT2
     );
-    for (name, s) in [
-        ("deny rule added", deny),
-        ("deny rule removed", allow),
-        ("REST write alone", rest),
-    ] {
-        match s {
-            Some(s) => println!(
-                "  {name:<18} p50 {:>7.1} ms  p99 {:>7.1} ms",
-                ms(s.p50),
-                ms(s.p99)
-            ),
-            None => println!("  {name:<18} no samples"),
+    report_measured(r, two);
+    let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64().max(1e-9);
+    let full = ratio(two.full, r.one.full);
+    println!("Isolation cost (with the second tenant / without; target <= {ISOLATION_TARGET:.2}):");
+    println!(
+        "  last flow          {full:>9.2}x  {}",
+        verdict(full <= ISOLATION_TARGET)
+    );
+    let (with, _) = change_stats(&two.changes);
+    let (without, _) = change_stats(&r.one.changes);
+    for ((name, w), (_, wo)) in with.iter().take(2).zip(without.iter()) {
+        if let (Some(w), Some(wo)) = (w, wo) {
+            let (p50, p99) = (ratio(w.p50, wo.p50), ratio(w.p99, wo.p99));
+            println!(
+                "  {name:<18} p50 {p50:>5.2}x  p99 {p99:>5.2}x  {}",
+                verdict(p50 <= ISOLATION_TARGET)
+            );
         }
     }
-    if let Some(d) = deny {
-        println!(
-            "  target p99 < {} ms (rule added): {}",
-            CHANGE_TARGET.as_millis(),
-            verdict(d.p99 < CHANGE_TARGET && lost == 0)
-        );
-    }
-    println!("  flows after the changes: {}", r.after_changes);
 }
