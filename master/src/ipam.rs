@@ -51,8 +51,9 @@ pub struct Allocation {
 pub struct ReleaseRequest {
     pub network: String,
     pub ip_address: IpAddr,
-    /// When set, the address is released only while it is this endpoint's (or reserved for
-    /// `host`): an agent undoing an attach must not free an address someone else now holds.
+    /// The address is released only while it is this endpoint's (or reserved for `host`): an
+    /// agent undoing an attach must not free an address someone else now holds. Required;
+    /// empty, with `host`, means "only from that host's reserve".
     #[serde(default)]
     pub owner: Option<String>,
     #[serde(default)]
@@ -316,12 +317,19 @@ impl Master {
     pub async fn release(&self, req: ReleaseRequest) -> Result<(), ApiError> {
         require_network(&req.network)?;
         let key = keys::ip(&req.network, req.ip_address);
-        let Some(owner) = req.owner.as_deref() else {
-            let ops = vec![fabric_store::Op::Delete { key: key.clone() }];
-            let outcome = self.store.txn(Txn::new().delete(key)).await?;
-            self.apply_local(outcome.revision, &ops);
-            return Ok(());
-        };
+        // Without a holder named, anyone could free a live endpoint's address and have the next
+        // container given the same one.
+        let owner =
+            match (req.owner.as_deref(), req.host.as_deref()) {
+                (Some(owner), Some(_)) => owner,
+                (Some(owner), None) if !owner.is_empty() => owner,
+                _ => return Err(ApiError::bad_request(
+                    None,
+                    Some("owner"),
+                    "is required: the endpoint that holds the address (or \"\" with `host` for \
+                     an address reserved for that host)",
+                )),
+            };
         let reservation = req.host.as_deref().map(keys::reservation);
         let released = self
             .commit(&key, |cache| {

@@ -93,7 +93,7 @@ fn writes() -> Vec<Write> {
         route: "/api/v1/agent/release".into(),
         path: "/api/v1/agent/release".into(),
         method: "post",
-        body: json!({"network": "blue:net", "ipAddress": "10.1.1.99"}),
+        body: json!({"network": "blue:net", "ipAddress": "10.1.1.99", "owner": "probe"}),
     });
     out.push(Write {
         route: "/api/v1/agent/reserve".into(),

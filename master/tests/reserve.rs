@@ -363,7 +363,7 @@ async fn reservations_go_with_the_host_and_the_network(f: &Fixture) {
     let (s, _) = m
         .post(
             "/api/v1/agent/release",
-            json!({"network": "default:n", "ipAddress": ip}),
+            json!({"network": "default:n", "ipAddress": ip, "owner": "e1-eth0"}),
         )
         .await;
     assert_eq!(s, 200);

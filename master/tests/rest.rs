@@ -632,6 +632,7 @@ async fn addresses_are_allocated_released_and_exhausted(f: &Fixture) {
     .await;
     let alloc = |owner: &str| json!({"network": "default:n", "owner": owner});
     let mut got = Vec::new();
+    let mut holder = std::collections::BTreeMap::new();
     for i in 0..5 {
         let (s, v) = m
             .post("/api/v1/agent/allocate", alloc(&format!("ep{i}")))
@@ -642,6 +643,7 @@ async fn addresses_are_allocated_released_and_exhausted(f: &Fixture) {
             (Some(29), Some("10.9.0.1"))
         );
         got.push(v["ipAddress"].as_str().unwrap().to_string());
+        holder.insert(got[i].clone(), format!("ep{i}"));
     }
     got.sort();
     assert_eq!(
@@ -655,19 +657,34 @@ async fn addresses_are_allocated_released_and_exhausted(f: &Fixture) {
         v["reason"].as_str().unwrap().contains("no free address"),
         "{v}"
     );
-    let (s, _) = m
+    // Freeing a live endpoint's address without naming its holder would let the next
+    // container have the same address: refused, and a wrong holder frees nothing.
+    let before = m.master.store.revision().await.unwrap();
+    let (s, v) = m
         .post(
             "/api/v1/agent/release",
             json!({"network": "default:n", "ipAddress": "10.9.0.4"}),
         )
         .await;
+    assert_eq!((s, v["field"].as_str()), (400, Some("owner")), "{v}");
+    let (s, _) = m
+        .post(
+            "/api/v1/agent/release",
+            json!({"network": "default:n", "ipAddress": "10.9.0.4", "owner": "someone-else"}),
+        )
+        .await;
+    assert_eq!(
+        s, 200,
+        "a release that finds another holder changes nothing"
+    );
+    assert_eq!(before, m.master.store.revision().await.unwrap());
+    let (s, v) = m.post("/api/v1/agent/allocate", alloc("thief")).await;
+    assert_eq!(s, 409, "still full: no duplicate address handed out: {v}");
+    let owner = holder["10.9.0.4"].clone();
+    let release = json!({"network": "default:n", "ipAddress": "10.9.0.4", "owner": owner});
+    let (s, _) = m.post("/api/v1/agent/release", release.clone()).await;
     assert_eq!(s, 200);
-    let (s, _) = m
-        .post(
-            "/api/v1/agent/release",
-            json!({"network": "default:n", "ipAddress": "10.9.0.4"}),
-        )
-        .await;
+    let (s, _) = m.post("/api/v1/agent/release", release).await;
     assert_eq!(s, 200, "releasing twice is fine");
     let (_, v) = m
         .post(

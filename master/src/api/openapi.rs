@@ -149,9 +149,9 @@ fn agent_schemas(schemas: &mut Map<String, Value>) {
     );
     schemas.insert(
         "ReleaseRequest".into(),
-        json!({"type": "object", "required": ["network", "ipAddress"], "properties": {
+        json!({"type": "object", "required": ["network", "ipAddress", "owner"], "properties": {
             "network": {"type": "string", "minLength": 1}, "ipAddress": {"type": "string", "minLength": 1, "description": "an IPv4 or IPv6 address"},
-            "owner": {"type": "string", "description": "release only while this endpoint (or host's reserve) holds the address"},
+            "owner": {"type": "string", "minLength": 1, "description": "release only while this endpoint holds the address (empty with host: only while that host's reserve holds it)"},
             "host": {"type": "string", "description": "the host whose reserve may hold the address"}}}),
     );
     schemas.insert(
