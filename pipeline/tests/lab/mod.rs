@@ -193,7 +193,11 @@ impl Lab {
     }
 
     fn add_ns(&mut self, name: &str) {
-        let _ = Command::new("ip").args(["netns", "del", name]).status();
+        // Left over from an earlier run that did not clean up; usually absent.
+        let _ = Command::new("ip")
+            .args(["netns", "del", name])
+            .stderr(Stdio::null())
+            .status();
         run(&["ip", "netns", "add", name]);
         self.namespaces.push(name.to_string());
     }
@@ -371,6 +375,22 @@ impl Lab {
             ],
             &[("OVS_RUNDIR", d)],
         );
+    }
+
+    /// IPv4 packets the kernel of namespace `ns` has received (`Ip: InReceives`): whether
+    /// anything arrived, one way, whatever happened to the replies.
+    pub fn ip_received(&self, ns: &str) -> u64 {
+        let snmp = self.ns(ns, &["cat", "/proc/net/snmp"]);
+        let mut ip = snmp.lines().filter(|l| l.starts_with("Ip:"));
+        let (Some(names), Some(values)) = (ip.next(), ip.next()) else {
+            panic!("no Ip: lines in {ns}'s /proc/net/snmp:\n{snmp}");
+        };
+        names
+            .split_whitespace()
+            .zip(values.split_whitespace())
+            .find(|(n, _)| *n == "InReceives")
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or_else(|| panic!("no Ip InReceives in {ns}'s /proc/net/snmp"))
     }
 
     /// `ovs-ofctl dump-flows`, for failure messages.
