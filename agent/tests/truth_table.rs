@@ -4,12 +4,17 @@
 //! `out`, over TCP and UDP ports (also by protocol number), ICMP and any protocol, matching
 //! groups, networks, CIDRs, address ranges and single addresses, all created through netctl
 //! before any container.
+//! A second tenant, t2 (issue 15), with networks, groups, policies and rules of its own (some
+//! named as the default tenant's are), has one container on every host: every cell between the
+//! two tenants must be denied both ways, whatever the rules say, while t2's own cells follow
+//! t2's rules.
 //! Every source × destination × probe (TCP connect and echo, UDP echo, ping) is compared with
 //! the independent model of `truth::model`. Then the rules change (rules above existing ones,
-//! rules removed, a policy attached to a group and one detached), and after each change the
-//! table must become true again within a bound; last, a new member of A on a host that had
-//! none joins the table. Every disagreement is collected and printed as a table (with each
-//! host's policy flows) before the test fails.
+//! rules removed, a policy attached to a group and one detached, then rules of the default
+//! tenant that allow everything at the highest priority), and after each change the table must
+//! become true again within a bound; last, a new member of A on a host that had none joins the
+//! table. Every disagreement is collected and printed as a table (with each host's policy
+//! flows) before the test fails.
 
 mod common;
 mod truth;
@@ -21,38 +26,72 @@ use common::{config, Fabric};
 use truth::model::Dir::{In, Out};
 use truth::model::Peer::{self, Group, Ip, Network};
 use truth::model::{
-    protocol, rule, tcp, udp, Ctr, Intent, Probe, Rule, Verdict, ALLOW, ANY, DENY, ICMP,
+    protocol, rule, tcp, udp, Ctr, Intent, Probe, Rule, Verdict, ALLOW, ANY, DEFAULT_TENANT, DENY,
+    ICMP,
 };
 use truth::probe::{run_all, Job, Servers};
 
+const DEFAULT: &str = DEFAULT_TENANT;
+const T2: &str = "t2";
 const NET: &str = "default-net";
+/// A network name both tenants use, each for its own subnet.
 const NET2: &str = "net2";
+const T2_NET: &str = "t2-net";
+/// A group name both tenants use, each on its own network.
 const A: &str = "grp-a";
 const B: &str = "grp-b";
 const C: &str = "grp-c";
+const T: &str = "grp-t";
 
-/// Groups: name, network, address pool (A's pool makes address ranges over A predictable).
-const GROUPS: [(&str, &str, &str); 3] = [
-    (A, NET, "10.1.2.10-10.1.2.19"),
-    (B, NET, "10.1.2.20-10.1.2.29"),
-    (C, NET2, ""),
+/// Networks created with the intent (default-net comes with the fabric): tenant, name,
+/// subnet, gateway. The tenants' subnets do not overlap (native L3 refuses that).
+const NETWORKS: [(&str, &str, &str, &str); 3] = [
+    (DEFAULT, NET2, "10.1.3.0/24", "10.1.3.1"),
+    (T2, T2_NET, "10.2.2.0/24", "10.2.2.1"),
+    (T2, NET2, "10.2.3.0/24", "10.2.3.1"),
 ];
 
-/// Containers: name, host, network, group. A, B and C each have members in both racks; every
-/// host has two containers (the same-host path); x1 and x2 are in no group.
-const CONTAINERS: [Spec; 8] = [
-    ("a1", "host1", NET, Some(A)),
-    ("b1", "host1", NET, Some(B)),
-    ("c1", "host2", NET2, Some(C)),
-    ("x1", "host2", NET, None),
-    ("a2", "host3", NET, Some(A)),
-    ("c2", "host3", NET2, Some(C)),
-    ("b2", "host4", NET, Some(B)),
-    ("x2", "host4", NET2, None),
+/// Groups: tenant, name, network, address pool (A's pool makes address ranges over A
+/// predictable, T's those over T).
+const GROUPS: [(&str, &str, &str, &str); 5] = [
+    (DEFAULT, A, NET, "10.1.2.10-10.1.2.19"),
+    (DEFAULT, B, NET, "10.1.2.20-10.1.2.29"),
+    (DEFAULT, C, NET2, ""),
+    (T2, T, T2_NET, "10.2.2.10-10.2.2.19"),
+    (T2, A, NET2, ""),
 ];
 
-/// Attached after the rule changes, on a host with no member of its group so far.
-const LATE: Spec = ("a3", "host2", NET, Some(A));
+const POLICIES: [(&str, &str); 6] = [
+    (DEFAULT, "pol-a"),
+    (DEFAULT, "pol-b"),
+    (DEFAULT, "pol-c"),
+    (DEFAULT, "shared"),
+    (T2, "pol-t"),
+    (T2, "pol-a"),
+];
+
+/// Containers: name, host, tenant, network, group. A, B and C each have members in both racks;
+/// every host has two containers of the default tenant (the same-host path) and one of t2
+/// (u1-u4: the same host as other tenants' containers, and both racks); x1, x2 and u3 are in
+/// no group.
+const CONTAINERS: [Spec; 12] = [
+    ("a1", "host1", DEFAULT, NET, Some(A)),
+    ("b1", "host1", DEFAULT, NET, Some(B)),
+    ("u1", "host1", T2, T2_NET, Some(T)),
+    ("c1", "host2", DEFAULT, NET2, Some(C)),
+    ("x1", "host2", DEFAULT, NET, None),
+    ("u2", "host2", T2, NET2, Some(A)),
+    ("a2", "host3", DEFAULT, NET, Some(A)),
+    ("c2", "host3", DEFAULT, NET2, Some(C)),
+    ("u3", "host3", T2, T2_NET, None),
+    ("b2", "host4", DEFAULT, NET, Some(B)),
+    ("x2", "host4", DEFAULT, NET2, None),
+    ("u4", "host4", T2, NET2, Some(A)),
+];
+
+/// Attached after the rule changes, on a host with no member of its group so far (u2 there is
+/// in t2's group of the same name).
+const LATE: Spec = ("a3", "host2", DEFAULT, NET, Some(A));
 
 const TCP_PORTS: [u16; 2] = [80, 8888];
 const UDP_PORTS: [u16; 2] = [53, 8888];
@@ -64,8 +103,9 @@ const PROBES: [Probe; 5] = [
     Probe::Ping,
 ];
 
-/// Probes in flight at once (each mostly waits on the network).
-const WORKERS: usize = 16;
+/// Probes in flight at once. Each mostly waits on the network, a denied one for its whole
+/// timeout (about a second), and most of the cross-tenant half of the table is denied.
+const WORKERS: usize = 96;
 /// A rule change must show in the table within this, re-probing at most `MAX_PASSES` times.
 const SETTLE: Duration = Duration::from_secs(15);
 const MAX_PASSES: usize = 12;
@@ -73,9 +113,11 @@ const MAX_PASSES: usize = 12;
 /// The first rules. Comments say what each is for in the table.
 fn first_intent() -> Intent {
     let mut i = Intent::default();
-    i.attached.insert(A, vec!["pol-a"]);
-    i.attached.insert(B, vec!["pol-b"]);
-    i.attached.insert(C, vec!["pol-c", "shared"]);
+    i.attached.insert((DEFAULT, A), vec!["pol-a"]);
+    i.attached.insert((DEFAULT, B), vec!["pol-b"]);
+    i.attached.insert((DEFAULT, C), vec!["pol-c", "shared"]);
+    i.attached.insert((T2, T), vec!["pol-t"]);
+    i.attached.insert((T2, A), vec!["pol-a"]);
     // A's address pool, as a range of the last octet (Contiv ignores a length after a range).
     let a_range = || Ip("10.1.2.10-19/24".into());
     for r in [
@@ -109,6 +151,26 @@ fn first_intent() -> Intent {
         // shared, on C: B may ping C; C may not reach A's 8888.
         rule("shared", "1", In, 9, ICMP, Group(B), ALLOW),
         rule("shared", "2", Out, 3, tcp(8888), Group(A), DENY),
+        // t2: its grp-a reaches T over TCP on 8888 only (names are t2's: its grp-a is u2 and
+        // u4, not a1 and a2).
+        rule("pol-t", "1", In, 5, tcp(0), Group(A), DENY).of(T2),
+        rule("pol-t", "2", In, 8, tcp(8888), Group(A), ALLOW).of(T2),
+        // T may not ping t2's net2 (10.2.3.0/24, not the default tenant's net2).
+        rule("pol-t", "3", Out, 3, ICMP, Network(NET2), DENY).of(T2),
+        // t2's grp-a takes no UDP from t2-net's CIDR but udp/53 from T's address pool.
+        rule("pol-a", "1", In, 4, udp(0), Ip("10.2.2.0/24".into()), DENY).of(T2),
+        rule(
+            "pol-a",
+            "2",
+            In,
+            6,
+            udp(53),
+            Ip("10.2.2.10-19".into()),
+            ALLOW,
+        )
+        .of(T2),
+        // t2's grp-a sends its own group no tcp/80.
+        rule("pol-a", "3", Out, 2, tcp(80), Group(A), DENY).of(T2),
     ] {
         i.put(r);
     }
@@ -143,12 +205,12 @@ fn change_steps(ctrs: &[Ctr]) -> Vec<Step> {
         ),
         (
             "pol-c:1 removed: default-net reaches C again",
-            Box::new(|i: &mut Intent| i.remove("pol-c", "1")),
+            Box::new(|i: &mut Intent| i.remove(DEFAULT, "pol-c", "1")),
         ),
         (
             "shared attached to A: A may not reach A's 8888",
             Box::new(|i: &mut Intent| {
-                i.attached.insert(A, vec!["pol-a", "shared"]);
+                i.attached.insert((DEFAULT, A), vec!["pol-a", "shared"]);
             }),
         ),
         (
@@ -172,32 +234,63 @@ fn removal_steps() -> Vec<Step> {
         (
             "shared detached from C: C reaches A's 8888 again",
             Box::new(|i: &mut Intent| {
-                i.attached.insert(C, vec!["pol-c"]);
+                i.attached.insert((DEFAULT, C), vec!["pol-c"]);
             }),
         ),
         (
             "pol-b:3 removed: A reaches B over UDP again",
-            Box::new(|i: &mut Intent| i.remove("pol-b", "3")),
+            Box::new(|i: &mut Intent| i.remove(DEFAULT, "pol-b", "3")),
         ),
     ]
 }
 
-/// Creates net2, the policies, the groups and the rules of `intent`.
+/// The third change: rules of the default tenant that allow everything, at the highest
+/// priority, from anywhere into C and from A to every address of both tenants. Within the
+/// default tenant they open what was denied; t2 stays as far away as before.
+fn allow_all_steps() -> Vec<Step> {
+    vec![
+        (
+            "pol-c:9, in, p100: C takes anything from anyone",
+            Box::new(|i: &mut Intent| i.put(rule("pol-c", "9", In, 100, ANY, Peer::Any, ALLOW))),
+        ),
+        (
+            "pol-a:9, out, p100: A sends anything to 10.0.0.0/8 (both tenants' subnets)",
+            Box::new(|i: &mut Intent| {
+                i.put(rule(
+                    "pol-a",
+                    "9",
+                    Out,
+                    100,
+                    ANY,
+                    Ip("10.0.0.0/8".into()),
+                    ALLOW,
+                ))
+            }),
+        ),
+    ]
+}
+
+/// Creates t2, the networks, the policies, the groups and the rules of `intent`.
 fn create_intent(f: &Fabric, intent: &Intent) {
-    f.netctl(&[
-        "net",
-        "create",
-        "--subnet",
-        "10.1.3.0/24",
-        "--gateway",
-        "10.1.3.1",
-        NET2,
-    ]);
-    for p in ["pol-a", "pol-b", "pol-c", "shared"] {
-        f.netctl(&["policy", "create", p]);
+    f.netctl(&["tenant", "create", T2]);
+    for (tenant, name, subnet, gateway) in NETWORKS {
+        f.netctl(&[
+            "net",
+            "create",
+            "-t",
+            tenant,
+            "--subnet",
+            subnet,
+            "--gateway",
+            gateway,
+            name,
+        ]);
     }
-    for (group, _, _) in GROUPS {
-        put_group(f, intent, group);
+    for (tenant, p) in POLICIES {
+        f.netctl(&["policy", "create", "-t", tenant, p]);
+    }
+    for (tenant, group, _, _) in GROUPS {
+        put_group(f, intent, tenant, group);
     }
     for r in &intent.rules {
         netctl(f, r.netctl_add());
@@ -205,15 +298,23 @@ fn create_intent(f: &Fabric, intent: &Intent) {
 }
 
 /// Creates or replaces a group with the policies `intent` attaches to it.
-fn put_group(f: &Fabric, intent: &Intent, group: &str) {
-    let (_, network, pool) = GROUPS.iter().find(|g| g.0 == group).expect("group");
-    let mut args = vec!["group".to_string(), "create".into()];
+fn put_group(f: &Fabric, intent: &Intent, tenant: &'static str, group: &'static str) {
+    let (_, _, network, pool) = GROUPS
+        .iter()
+        .find(|g| (g.0, g.1) == (tenant, group))
+        .expect("group");
+    let mut args = vec![
+        "group".to_string(),
+        "create".into(),
+        "-t".into(),
+        tenant.into(),
+    ];
     if !pool.is_empty() {
         args.push(format!("-ip-pool={pool}"));
     }
     args.push(network.to_string());
     args.push(group.to_string());
-    for p in intent.attached.get(group).into_iter().flatten() {
+    for p in intent.attached.get(&(tenant, group)).into_iter().flatten() {
         args.push(format!("-policy={p}"));
     }
     netctl(f, args);
@@ -230,14 +331,15 @@ fn apply_change(f: &Fabric, old: &Intent, new: &Intent) {
         if !new
             .rules
             .iter()
-            .any(|n| n.policy == r.policy && n.id == r.id)
+            .any(|n| (n.tenant, n.policy, n.id) == (r.tenant, r.policy, r.id))
         {
-            f.netctl(&["policy", "rule-rm", r.policy, r.id]);
+            netctl(f, r.netctl_rm());
         }
     }
-    for (group, _, _) in GROUPS {
-        if old.attached.get(group) != new.attached.get(group) {
-            put_group(f, new, group);
+    for (tenant, group, _, _) in GROUPS {
+        let key = (tenant, group);
+        if old.attached.get(&key) != new.attached.get(&key) {
+            put_group(f, new, tenant, group);
         }
     }
 }
@@ -247,21 +349,34 @@ fn netctl(f: &Fabric, args: Vec<String>) {
     f.netctl(&args);
 }
 
-/// A container: name, host, network, group.
+/// A container: name, host, tenant, network, group.
 type Spec = (
+    &'static str,
     &'static str,
     &'static str,
     &'static str,
     Option<&'static str>,
 );
 
+/// Whether `ip` lies in the pool `first-last`.
+fn in_pool(ip: Ipv4Addr, pool: &str) -> bool {
+    pool.split_once('-').is_some_and(|(lo, hi)| {
+        lo.parse::<Ipv4Addr>().is_ok_and(|lo| lo <= ip)
+            && hi.parse::<Ipv4Addr>().is_ok_and(|hi| ip <= hi)
+    })
+}
+
 /// A container's namespace with echo servers already listening (services that start before
-/// the network exists), then its ADD through contivk8s with Contiv's pod labels for the network
-/// and the group.
-fn start(f: &Fabric, servers: &mut Servers, (name, host, network, group): Spec) -> Ctr {
+/// the network exists), then its ADD through contivk8s with Contiv's pod labels for the tenant,
+/// the network and the group. A member of a group with an address pool must get an address
+/// in it; any other container one outside every group's pool of its network (a pool is kept
+/// for its group).
+fn start(f: &Fabric, servers: &mut Servers, (name, host, tenant, network, group): Spec) -> Ctr {
     let netns = f.container_netns(name);
     servers.serve(&netns, &TCP_PORTS, &UDP_PORTS);
-    let mut args = format!("IgnoreUnknown=1;K8S_POD_NAME={name};io.contiv.network={network}");
+    let mut args = format!(
+        "IgnoreUnknown=1;K8S_POD_NAME={name};io.contiv.tenant={tenant};io.contiv.network={network}"
+    );
     if let Some(g) = group {
         args.push_str(&format!(";io.contiv.net-group={g}"));
     }
@@ -277,18 +392,33 @@ fn start(f: &Fabric, servers: &mut Servers, (name, host, network, group): Spec) 
     let ip: Ipv4Addr = Fabric::address(&out)
         .parse()
         .unwrap_or_else(|_| panic!("ADD {name}: no address in {}", out.raw));
-    let pool = GROUPS.iter().find(|g| Some(g.0) == group).map(|g| g.2);
-    if let Some((lo, hi)) = pool.and_then(|p| p.split_once('-')) {
-        let inside = lo.parse::<Ipv4Addr>().is_ok_and(|lo| lo <= ip)
-            && hi.parse::<Ipv4Addr>().is_ok_and(|hi| ip <= hi);
-        assert!(
-            inside,
-            "{name} got {ip}, outside its group's pool {lo}-{hi}"
-        );
+    let own_pool = GROUPS
+        .iter()
+        .find(|g| (g.0, Some(g.1)) == (tenant, group))
+        .map(|g| g.3)
+        .filter(|p| !p.is_empty());
+    match own_pool {
+        Some(pool) => assert!(
+            in_pool(ip, pool),
+            "{name} got {ip}, outside its group's pool {pool}"
+        ),
+        None => {
+            for (_, other, _, pool) in GROUPS
+                .iter()
+                .filter(|g| (g.0, g.2) == (tenant, network) && !g.3.is_empty())
+            {
+                assert!(
+                    !in_pool(ip, pool),
+                    "{name} ({}) got {ip}, in the pool {pool} of group {other}",
+                    group.unwrap_or("no group")
+                );
+            }
+        }
     }
     Ctr {
         name,
         host,
+        tenant,
         network,
         group,
         ip,
@@ -335,21 +465,33 @@ impl Table {
         run_all(&jobs, WORKERS)
     }
 
-    /// A test that can fail: the model must allow and deny some cells of every probe kind.
+    /// A test that can fail: the model must allow and deny some cells of every probe kind
+    /// within a tenant (across tenants it denies every cell), and the rules alone must allow
+    /// some cells of every kind across tenants, or isolation would go unseen.
     fn assert_both_outcomes(&self, verdicts: &[Verdict], what: &str) {
         for kind in PROBES {
             let of_kind = || {
                 self.cells
                     .iter()
                     .zip(verdicts)
-                    .filter(move |((_, _, p), _)| *p == kind)
+                    .filter(move |((_, _, p), v)| *p == kind && !v.cross_tenant)
             };
+            let across = self
+                .cells
+                .iter()
+                .zip(verdicts)
+                .filter(|((_, _, p), v)| *p == kind && v.cross_tenant && v.rules_allow)
+                .count();
+            assert!(
+                across > 0,
+                "{what}: the rules alone deny every cross-tenant {kind} cell"
+            );
             let allowed = of_kind().filter(|(_, v)| v.allowed).count();
             let denied = of_kind().filter(|(_, v)| !v.allowed).count();
             assert!(
                 allowed > 0 && denied > 0,
-                "{what}: the model allows {allowed} and denies {denied} {kind} cells: the rules \
-                 must give both"
+                "{what}: the model allows {allowed} and denies {denied} same-tenant {kind} cells: \
+                 the rules must give both"
             );
         }
     }
@@ -365,7 +507,7 @@ impl Table {
         };
         for r in &intent.rules {
             let mut without = intent.clone();
-            without.remove(r.policy, r.id);
+            without.remove(r.tenant, r.policy, r.id);
             let mut raised = intent.clone();
             raised.put(Rule {
                 priority: r.priority + 1,
@@ -470,7 +612,7 @@ impl Table {
         let (s, d, p) = self.cells[i];
         let word = |ok: bool| if ok { "allow" } else { "deny" };
         format!(
-            "{:<30} {:<30} {:<9} {:<6} {:<8} {v}",
+            "{:<34} {:<34} {:<9} {:<6} {:<8} {v}",
             self.ctrs[s].to_string(),
             self.ctrs[d].to_string(),
             p.to_string(),
@@ -479,13 +621,17 @@ impl Table {
         )
     }
 
-    /// Fails with every disagreement and every host's policy tables.
+    /// Fails with every disagreement, every host's policy tables and its isolation drops.
     fn assert_agrees(&self, f: &Fabric, verdicts: &[Verdict], wrong: &[String], what: &str) {
         if wrong.is_empty() {
             let denied = verdicts.iter().filter(|v| !v.allowed).count();
+            let across: Vec<&Verdict> = verdicts.iter().filter(|v| v.cross_tenant).collect();
+            let opened = across.iter().filter(|v| v.rules_allow).count();
             eprintln!(
-                "{what}: all {} cells agree with the model ({denied} denied)",
-                self.cells.len()
+                "{what}: all {} cells agree with the model ({denied} denied; {} cross-tenant, \
+                 all denied, {opened} of them allowed by the rules alone)",
+                self.cells.len(),
+                across.len()
             );
             return;
         }
@@ -498,13 +644,21 @@ impl Table {
                 let policy: Vec<String> = f
                     .flows(h)
                     .into_iter()
-                    .filter(|l| l.contains("table=30") || l.contains("table=40"))
+                    .filter(|l| {
+                        l.contains("table=30")
+                            || l.contains("table=40")
+                            || ((l.contains("table=8,") || l.contains("table=20,"))
+                                && l.contains("actions=drop"))
+                    })
                     .collect();
-                format!("--- {h} (tables 30 and 40)\n{}\n", policy.join("\n"))
+                format!(
+                    "--- {h} (the drops of tables 8 and 20, tables 30 and 40)\n{}\n",
+                    policy.join("\n")
+                )
             })
             .collect();
         panic!(
-            "{what}: {} of {} cells disagree with the model:\n{:<30} {:<30} {:<9} {:<6} {:<8} deciding rules (model)\n{}\n\npolicy flows:\n{flows}",
+            "{what}: {} of {} cells disagree with the model:\n{:<34} {:<34} {:<9} {:<6} {:<8} deciding rules (model)\n{}\n\npolicy flows:\n{flows}",
             wrong.len(),
             self.cells.len(),
             "source",
@@ -544,10 +698,13 @@ fn truth_table_of_groups_networks_and_addresses_across_racks_then_changed_rules(
 
     let second = table.change(&f, &first, change_steps(&table.ctrs), "changed rules");
     let third = table.change(&f, &second, removal_steps(), "rules removed");
+    // Everything allowed at the highest priority, in and out, in the default tenant: only
+    // isolation keeps the cross-tenant cells (probed again in the whole table) closed.
+    let fourth = table.change(&f, &third, allow_all_steps(), "default allows everything");
 
     // A gets a member on host2, which had none: its ADD brings A's rules (pol-a and shared)
     // to that host, and the whole table, one row and one column larger, must hold again.
     ctrs.push(start(&f, &mut servers, LATE));
-    Table::new(ctrs).check_whole(&f, &third, "a new member of A");
+    Table::new(ctrs).check_whole(&f, &fourth, "a new member of A");
     eprintln!("total {:.1} s", start_time.elapsed().as_secs_f64());
 }

@@ -2,7 +2,10 @@
 //! and as an independent model of Contiv's policy semantics (pipeline's crate docs, not its
 //! compiler): among the matching rules of a direction the highest priority decides, `deny` wins
 //! a tie, no match allows; a new connection passes when the source group's `out` rules and the
-//! destination group's `in` rules both allow it.
+//! destination group's `in` rules both allow it. Tenants are apart (issue 15): a connection
+//! between containers of two tenants never passes, whatever either tenant's rules say. Names
+//! are a tenant's own: a rule's policy, its peer group or network, and a container's group
+//! and network are looked up in their tenant.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -36,6 +39,7 @@ pub enum Peer {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rule {
+    pub tenant: &'static str,
     pub policy: &'static str,
     pub id: &'static str,
     pub dir: Dir,
@@ -46,6 +50,9 @@ pub struct Rule {
     pub peer: Peer,
     pub deny: bool,
 }
+
+/// The tenant every object belongs to unless said otherwise.
+pub const DEFAULT_TENANT: &str = "default";
 
 /// A rule's action, as `rule`'s last argument.
 pub const ALLOW: bool = false;
@@ -64,7 +71,8 @@ pub const fn protocol(number: u8, port: u16) -> (Proto, u16) {
     (Proto::Number(number), port)
 }
 
-/// `rule("pol-b", "2", Dir::In, 10, tcp(8888), Peer::Any, ALLOW)`.
+/// `rule("pol-b", "2", Dir::In, 10, tcp(8888), Peer::Any, ALLOW)`, a rule of the default
+/// tenant (see [`Rule::of`]).
 pub fn rule(
     policy: &'static str,
     id: &'static str,
@@ -75,6 +83,7 @@ pub fn rule(
     deny: bool,
 ) -> Rule {
     Rule {
+        tenant: DEFAULT_TENANT,
         policy,
         id,
         dir,
@@ -87,11 +96,18 @@ pub fn rule(
 }
 
 impl Rule {
+    /// The same rule in `tenant`'s policy of that name.
+    pub fn of(self, tenant: &'static str) -> Rule {
+        Rule { tenant, ..self }
+    }
+
     /// `netctl policy rule-add ...` as Contiv's tutorial writes it.
     pub fn netctl_add(&self) -> Vec<String> {
-        let mut args = vec![
-            "policy".to_string(),
-            "rule-add".into(),
+        let mut args = vec!["policy".to_string(), "rule-add".into()];
+        if self.tenant != DEFAULT_TENANT {
+            args.push(format!("--tenant={}", self.tenant));
+        }
+        args.extend([
             self.policy.into(),
             self.id.into(),
             format!(
@@ -100,7 +116,7 @@ impl Rule {
             ),
             format!("-priority={}", self.priority),
             format!("-action={}", if self.deny { "deny" } else { "allow" }),
-        ];
+        ]);
         match self.proto {
             Proto::Any => {}
             Proto::Tcp => args.push("-protocol=tcp".into()),
@@ -121,6 +137,16 @@ impl Rule {
         args
     }
 
+    /// `netctl policy rule-rm ...`.
+    pub fn netctl_rm(&self) -> Vec<String> {
+        let mut args = vec!["policy".to_string(), "rule-rm".into()];
+        if self.tenant != DEFAULT_TENANT {
+            args.push(format!("--tenant={}", self.tenant));
+        }
+        args.extend([self.policy.to_string(), self.id.to_string()]);
+        args
+    }
+
     fn matches(&self, peer: &Ctr, probe: Probe) -> bool {
         let number = match probe {
             Probe::Tcp(_) => 6,
@@ -138,10 +164,11 @@ impl Rule {
             Probe::Tcp(p) | Probe::Udp(p) => self.port == 0 || self.port == p,
             Probe::Ping => self.port == 0,
         };
+        // A group or network name means the rule's own tenant's object of that name.
         let peer_ok = match &self.peer {
             Peer::Any => true,
-            Peer::Group(g) => peer.group == Some(*g),
-            Peer::Network(n) => peer.network == *n,
+            Peer::Group(g) => peer.tenant == self.tenant && peer.group == Some(*g),
+            Peer::Network(n) => peer.tenant == self.tenant && peer.network == *n,
             Peer::Ip(a) => address_matches(a, peer.ip),
         };
         proto && port && peer_ok
@@ -152,6 +179,9 @@ impl fmt::Display for Rule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let dir = if self.dir == Dir::In { "in" } else { "out" };
         let action = if self.deny { "deny" } else { "allow" };
+        if self.tenant != DEFAULT_TENANT {
+            write!(f, "{}/", self.tenant)?;
+        }
         write!(
             f,
             "{}:{} {dir} p{} {action}",
@@ -183,6 +213,7 @@ pub fn address_matches(value: &str, ip: Ipv4Addr) -> bool {
 pub struct Ctr {
     pub name: &'static str,
     pub host: &'static str,
+    pub tenant: &'static str,
     pub network: &'static str,
     pub group: Option<&'static str>,
     pub ip: Ipv4Addr,
@@ -191,9 +222,14 @@ pub struct Ctr {
 
 impl fmt::Display for Ctr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let tenant = if self.tenant == DEFAULT_TENANT {
+            String::new()
+        } else {
+            format!("{}/", self.tenant)
+        };
         write!(
             f,
-            "{}({} {} {})",
+            "{}({tenant}{} {} {})",
             self.name,
             self.group.unwrap_or("-"),
             self.host,
@@ -219,17 +255,21 @@ impl fmt::Display for Probe {
     }
 }
 
-/// The rules and which policies each group carries.
+/// The rules and which policies each group carries: (tenant, group) → the tenant's policies.
 #[derive(Clone, Debug, Default)]
 pub struct Intent {
     pub rules: Vec<Rule>,
-    pub attached: BTreeMap<&'static str, Vec<&'static str>>,
+    pub attached: BTreeMap<(&'static str, &'static str), Vec<&'static str>>,
 }
 
 /// A model's answer for one cell, with the rule that decided each side (if any).
 #[derive(Clone, Debug)]
 pub struct Verdict {
     pub allowed: bool,
+    /// Source and destination are of two tenants: denied whatever the rules say.
+    pub cross_tenant: bool,
+    /// What the rules alone say (the verdict unless the cell is cross-tenant).
+    pub rules_allow: bool,
     pub out_rule: Option<Rule>,
     pub in_rule: Option<Rule>,
 }
@@ -237,6 +277,10 @@ pub struct Verdict {
 impl fmt::Display for Verdict {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let show = |r: &Option<Rule>| r.as_ref().map_or("none".to_string(), Rule::to_string);
+        if self.cross_tenant {
+            let word = if self.rules_allow { "allow" } else { "deny" };
+            write!(f, "cross-tenant (the rules alone: {word}); ")?;
+        }
         write!(
             f,
             "out: {}; in: {}",
@@ -247,36 +291,41 @@ impl fmt::Display for Verdict {
 }
 
 impl Intent {
-    /// The rule that decides `dir` for `group` against `peer`, if any rule matches.
-    fn deciding(&self, group: Option<&str>, dir: Dir, peer: &Ctr, probe: Probe) -> Option<&Rule> {
-        let policies = self.attached.get(group?)?;
+    /// The rule that decides `dir` for `ctr`'s group against `peer`, if any rule matches.
+    fn deciding(&self, ctr: &Ctr, dir: Dir, peer: &Ctr, probe: Probe) -> Option<&Rule> {
+        let policies = self.attached.get(&(ctr.tenant, ctr.group?))?;
         self.rules
             .iter()
-            .filter(|r| r.dir == dir && policies.contains(&r.policy))
+            .filter(|r| r.tenant == ctr.tenant && r.dir == dir && policies.contains(&r.policy))
             .filter(|r| r.matches(peer, probe))
             .max_by_key(|r| (r.priority, r.deny))
     }
 
     /// Is a new connection `src` → `dst` of this kind allowed?
     pub fn verdict(&self, src: &Ctr, dst: &Ctr, probe: Probe) -> Verdict {
-        let out_rule = self.deciding(src.group, Dir::Out, dst, probe).cloned();
-        let in_rule = self.deciding(dst.group, Dir::In, src, probe).cloned();
+        let out_rule = self.deciding(src, Dir::Out, dst, probe).cloned();
+        let in_rule = self.deciding(dst, Dir::In, src, probe).cloned();
         let allows = |r: &Option<Rule>| r.as_ref().is_none_or(|r| !r.deny);
+        let rules_allow = allows(&out_rule) && allows(&in_rule);
+        let cross_tenant = src.tenant != dst.tenant;
         Verdict {
-            allowed: allows(&out_rule) && allows(&in_rule),
+            allowed: rules_allow && !cross_tenant,
+            cross_tenant,
+            rules_allow,
             out_rule,
             in_rule,
         }
     }
 
-    /// Replaces a rule with the same policy and id, or adds it.
+    /// Replaces a rule with the same tenant, policy and id, or adds it.
     pub fn put(&mut self, rule: Rule) {
-        self.remove(rule.policy, rule.id);
+        self.remove(rule.tenant, rule.policy, rule.id);
         self.rules.push(rule);
     }
 
-    pub fn remove(&mut self, policy: &str, id: &str) {
-        self.rules.retain(|r| !(r.policy == policy && r.id == id));
+    pub fn remove(&mut self, tenant: &str, policy: &str, id: &str) {
+        self.rules
+            .retain(|r| !(r.tenant == tenant && r.policy == policy && r.id == id));
     }
 }
 
@@ -288,6 +337,7 @@ mod tests {
         Ctr {
             name: "x",
             host: "h",
+            tenant: DEFAULT_TENANT,
             network,
             group,
             ip: ip.parse().unwrap(),
@@ -315,7 +365,7 @@ mod tests {
         let a = ctr(Some("A"), "n1", "10.1.2.10");
         let b = ctr(Some("B"), "n1", "10.1.2.20");
         let mut intent = Intent::default();
-        intent.attached.insert("B", vec!["pb"]);
+        intent.attached.insert((DEFAULT_TENANT, "B"), vec!["pb"]);
         assert!(
             intent.verdict(&a, &b, Probe::Tcp(80)).allowed,
             "no rule: allow"
@@ -330,5 +380,46 @@ mod tests {
         assert!(!intent.verdict(&a, &b, Probe::Tcp(8888)).allowed);
         // `in` rules of B say nothing of what B sends.
         assert!(intent.verdict(&b, &a, Probe::Tcp(80)).allowed);
+    }
+
+    #[test]
+    fn tenants_apart_whatever_the_rules_and_names_their_own() {
+        let a = ctr(Some("A"), "n1", "10.1.2.10");
+        let t2 = |group, network, ip| Ctr {
+            tenant: "t2",
+            ..ctr(group, network, ip)
+        };
+        // t2's A on t2's n1, another address.
+        let a2 = t2(Some("A"), "n1", "10.2.2.10");
+        let mut intent = Intent::default();
+        intent.attached.insert((DEFAULT_TENANT, "A"), vec!["p"]);
+        intent.attached.insert(("t2", "A"), vec!["p"]);
+        // No rule: the default allows within a tenant, never across.
+        assert!(intent.verdict(&a, &a, Probe::Ping).allowed);
+        let v = intent.verdict(&a, &a2, Probe::Ping);
+        assert!(!v.allowed && v.cross_tenant && v.rules_allow);
+        assert!(!intent.verdict(&a2, &a, Probe::Tcp(80)).allowed);
+        // An allow-everything rule in both tenants at the highest priority changes nothing.
+        for t in [DEFAULT_TENANT, "t2"] {
+            intent.put(rule("p", "1", Dir::In, 100, ANY, Peer::Any, ALLOW).of(t));
+            intent.put(rule("p", "2", Dir::Out, 100, ANY, Peer::Any, ALLOW).of(t));
+        }
+        assert!(!intent.verdict(&a, &a2, Probe::Udp(53)).allowed);
+        assert!(!intent.verdict(&a2, &a, Probe::Udp(53)).allowed);
+        // A group or network name is the rule's tenant's: t2's rule naming A matches t2's A.
+        intent.put(rule("p", "3", Dir::In, 100, tcp(80), Peer::Group("A"), DENY).of("t2"));
+        intent.put(rule("p", "4", Dir::In, 100, udp(0), Peer::Network("n1"), DENY).of("t2"));
+        let v = intent.verdict(&a2, &a2, Probe::Tcp(80));
+        assert!(!v.allowed && !v.cross_tenant);
+        assert!(!intent.verdict(&a2, &a2, Probe::Udp(53)).allowed);
+        let v = intent.verdict(&a, &a2, Probe::Tcp(8888));
+        assert_eq!(
+            v.in_rule.map(|r| (r.tenant, r.id)),
+            Some(("t2", "1")),
+            "default's A is not t2's A"
+        );
+        // Removing t2's rule leaves default's of the same policy and id.
+        intent.remove("t2", "p", "1");
+        assert_eq!(intent.rules.iter().filter(|r| r.id == "1").count(), 1);
     }
 }
