@@ -75,8 +75,9 @@
 //!
 //! An address these steps cannot decide is fail-closed, treated as another tenant's by every
 //! tenant: an address that is an endpoint of two tenants, and an address not known as an
-//! endpoint that lies in networks of two tenants. Both need overlapping subnets of two tenants,
-//! which the master refuses in native L3 but legacy state may hold (the compiler warns).
+//! endpoint that lies in networks of two tenants. Only legacy state holds these (the master
+//! refuses overlapping subnets of two tenants in native L3); the compiler warns. How the flows
+//! implement this is in [`isolation`].
 
 pub mod build;
 pub mod classify;
