@@ -3,6 +3,7 @@
 //! `-ip`) are long aliases here; [`crate::args`] turns their one-dash spelling into two dashes.
 
 use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
 
 /// Contiv's netctl default: the netmaster on this host.
 pub const DEFAULT_NETMASTER: &str = "http://localhost:9999";
@@ -21,9 +22,12 @@ pub struct Cli {
     /// The URL of the netmaster
     #[arg(long, env = "NETMASTER", default_value = DEFAULT_NETMASTER, global = true)]
     pub netmaster: String,
-    /// If true, strict certificate checking will be disabled (accepted for compatibility)
+    /// If true, strict certificate checking will be disabled (and a token may go over plain HTTP)
     #[arg(long, env = "INSECURE", global = true)]
     pub insecure: bool,
+    /// PEM file of a CA (or the self-signed certificate) to trust beside the system's roots
+    #[arg(long, env = "NETCTL_CACERT", global = true, value_name = "PEM")]
+    pub cacert: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -32,6 +36,16 @@ pub struct Cli {
 pub enum Command {
     /// Version Information
     Version,
+    /// Authenticate to the netmaster; the token is saved for its URL
+    Login(LoginArgs),
+    /// Revoke the token of this netmaster and forget it
+    Logout,
+    /// Local user management (admins)
+    #[command(subcommand)]
+    User(UserCmd),
+    /// Authorizations: which principal is admin, or ops of which tenant (admins)
+    #[command(subcommand)]
+    Authorization(AuthorizationCmd),
     /// Endpoint Group manipulation tools
     #[command(subcommand)]
     Group(GroupCmd),
@@ -528,6 +542,113 @@ pub struct ServiceCreate {
     pub name: String,
 }
 
+#[derive(Debug, Clone, Args)]
+pub struct LoginArgs {
+    /// User name (asked on the terminal when absent)
+    #[arg(short, long)]
+    pub username: Option<String>,
+    /// Read the password from standard input (for scripts)
+    #[arg(long = "password-stdin")]
+    pub password_stdin: bool,
+}
+
+/// How a command gets a password: `-p`, standard input, or a prompt.
+#[derive(Debug, Clone, Default, Args)]
+pub struct PasswordArgs {
+    /// The password (visible to other local users in the process list: prefer the prompt)
+    #[arg(short, long, conflicts_with = "password_stdin")]
+    pub password: Option<String>,
+    /// Read the password from standard input (for scripts)
+    #[arg(long = "password-stdin")]
+    pub password_stdin: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCmd {
+    /// Create a local user
+    Create(UserCreate),
+    /// List local users
+    #[command(visible_alias = "list")]
+    Ls(FormatArgs),
+    /// Delete a local user
+    #[command(visible_alias = "delete")]
+    Rm(Named),
+    /// Change a local user's password, names or state
+    Update(UserUpdate),
+    /// Inspect a local user
+    Inspect(Named),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct UserCreate {
+    #[command(flatten)]
+    pub password: PasswordArgs,
+    /// First name
+    #[arg(long = "first-name")]
+    pub first_name: Option<String>,
+    /// Last name
+    #[arg(long = "last-name")]
+    pub last_name: Option<String>,
+    /// Create the user disabled (it cannot log in)
+    #[arg(long)]
+    pub disable: bool,
+    pub username: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct UserUpdate {
+    #[command(flatten)]
+    pub password: PasswordArgs,
+    /// Ask for a new password on the terminal
+    #[arg(long = "password-prompt", conflicts_with_all = ["password", "password_stdin"])]
+    pub password_prompt: bool,
+    /// First name
+    #[arg(long = "first-name")]
+    pub first_name: Option<String>,
+    /// Last name
+    #[arg(long = "last-name")]
+    pub last_name: Option<String>,
+    /// Disable the user: it cannot log in and its tokens stop working
+    #[arg(long, conflicts_with = "enable")]
+    pub disable: bool,
+    /// Enable a disabled user
+    #[arg(long)]
+    pub enable: bool,
+    pub username: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuthorizationCmd {
+    /// Give a principal (local user or LDAP group) a role
+    Create(AuthorizationCreate),
+    /// List authorizations
+    #[command(visible_alias = "list")]
+    Ls(FormatArgs),
+    /// Delete an authorization (by its UUID)
+    #[command(visible_alias = "delete")]
+    Rm(Named),
+    /// Inspect an authorization (by its UUID)
+    Inspect(Named),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AuthorizationCreate {
+    /// Role: admin (everything) or ops (the tenant's objects)
+    #[arg(short, long, value_parser = ["admin", "ops"])]
+    pub role: String,
+    /// Tenant of an ops role
+    #[arg(short, long)]
+    pub tenant: Option<String>,
+    /// The principal is a local user (the default)
+    #[arg(long, conflicts_with = "ldap")]
+    pub local: bool,
+    /// The principal is an LDAP group
+    #[arg(long)]
+    pub ldap: bool,
+    /// User name, or LDAP group with --ldap
+    pub principal: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -536,5 +657,26 @@ mod tests {
     #[test]
     fn definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn tls_flags_are_global() {
+        let cli = Cli::try_parse_from([
+            "netctl",
+            "tenant",
+            "ls",
+            "--netmaster",
+            "https://m:9999",
+            "--cacert",
+            "/etc/netmaster/ca.pem",
+            "--insecure",
+        ])
+        .unwrap();
+        assert_eq!(cli.netmaster, "https://m:9999");
+        assert_eq!(
+            cli.cacert.as_deref(),
+            Some(std::path::Path::new("/etc/netmaster/ca.pem"))
+        );
+        assert!(cli.insecure);
     }
 }

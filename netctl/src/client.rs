@@ -1,18 +1,32 @@
 //! Blocking HTTP client of the netmaster's REST API (`/api/v1/<collection>/<key>/`), one
 //! keep-alive connection pool for the whole command. Errors carry the server's own message.
+//!
+//! `https://` URLs are verified against the system's roots plus `--cacert` (rustls, TLS 1.2 and
+//! 1.3 only); `--insecure` skips that check. A known token goes in the `X-Auth-Token` header of
+//! every request (Contiv's auth_proxy header); credentials never go over plain HTTP to another
+//! host unless `--insecure` says so.
 
 use fabric_model::{Collection, Object};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
 
 /// A CLI should never hang: one request may take this long at most.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Contiv's auth_proxy header of the login token.
+pub const AUTH_HEADER: &str = "X-Auth-Token";
+
+/// What a 401 tells the user.
+pub const NOT_LOGGED_IN: &str = "not logged in or the token expired: run netctl login";
+
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("netmaster URL '{0}' is not supported: use http://host:port")]
+    #[error("netmaster URL '{0}' is not supported: use http://host:port or https://host:port")]
     Url(String),
     #[error("cannot reach the netmaster at {url}")]
     Transport {
@@ -20,18 +34,51 @@ pub enum ClientError {
         #[source]
         source: ureq::Error,
     },
+    /// The TLS handshake failed on the netmaster's certificate.
+    #[error(
+        "the netmaster's certificate at {url} is not trusted: pass its CA with --cacert \
+         (a self-signed netmaster's is <data-dir>/tls/), or --insecure to skip the check"
+    )]
+    Certificate {
+        url: String,
+        #[source]
+        source: ureq::Error,
+    },
+    /// 401: no token, or one the netmaster no longer accepts.
+    #[error("{NOT_LOGGED_IN}{}", detail(.message))]
+    Unauthorized { message: String },
+    /// 403: the caller's roles do not allow this.
+    #[error("permission denied: {message}")]
+    Forbidden { message: String },
     /// The netmaster answered with an error; `message` is its own text.
     #[error("{message}")]
     Server { status: u16, message: String },
     #[error("unexpected answer from {url}: {reason}")]
     Decode { url: String, reason: String },
+    #[error("--cacert {path}: {reason}")]
+    CaCert { path: PathBuf, reason: String },
+    #[error(
+        "refusing to send credentials over plain HTTP to {url}: use https:// \
+         (or --insecure if the netmaster runs with --insecure-http on purpose)"
+    )]
+    PlainCredentials { url: String },
 }
 
-/// The JSON error body of the REST contract.
+/// The server's own words after a fixed sentence, when it said something.
+fn detail(message: &str) -> String {
+    if message.is_empty() {
+        String::new()
+    } else {
+        format!(" (netmaster: {message})")
+    }
+}
+
+/// The JSON error body of the REST contract (and Contiv auth_proxy's `{"error": ...}`).
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 struct ErrorBody {
     message: String,
+    error: String,
     object: String,
     field: String,
     reason: String,
@@ -68,29 +115,62 @@ pub struct Inspect<T> {
     pub oper: Value,
 }
 
+/// How to reach the netmaster: the global flags and the token, if one is known.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub netmaster: String,
+    /// Skip certificate verification (and allow credentials over plain HTTP).
+    pub insecure: bool,
+    /// PEM file of extra trusted roots.
+    pub cacert: Option<PathBuf>,
+    pub token: Option<String>,
+}
+
 pub struct Client {
     base: String,
     agent: ureq::Agent,
+    token: Option<String>,
 }
 
 impl Client {
-    pub fn new(netmaster: &str) -> Result<Client, ClientError> {
-        let base = netmaster.trim_end_matches('/');
-        let rest = base
-            .strip_prefix("http://")
-            .ok_or_else(|| ClientError::Url(netmaster.to_string()))?;
-        if rest.is_empty() {
-            return Err(ClientError::Url(netmaster.to_string()));
+    pub fn new(options: &Options) -> Result<Client, ClientError> {
+        let base = options.netmaster.trim_end_matches('/');
+        let https = match parse_base(base) {
+            Some((scheme, _)) => scheme == "https",
+            None => return Err(ClientError::Url(options.netmaster.clone())),
+        };
+        if options.token.is_some() {
+            check_credentials_allowed(base, options.insecure)?;
         }
+        let tls = if !https {
+            TlsConfig::default()
+        } else if options.insecure {
+            warn("--insecure: the netmaster's TLS certificate is not verified");
+            TlsConfig::builder().disable_verification(true).build()
+        } else {
+            TlsConfig::builder()
+                .root_certs(root_certs(options.cacert.as_deref())?)
+                .build()
+        };
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(REQUEST_TIMEOUT))
+            // The REST API never redirects; a redirect must not carry the token elsewhere.
+            .max_redirects(0)
+            .max_redirects_will_error(false)
+            .tls_config(tls)
             .build()
             .new_agent();
         Ok(Client {
             base: base.to_string(),
             agent,
+            token: options.token.clone(),
         })
+    }
+
+    /// The netmaster URL without a trailing slash.
+    pub fn base(&self) -> &str {
+        &self.base
     }
 
     pub fn list<T: Object>(&self) -> Result<Vec<T>, ClientError> {
@@ -120,30 +200,148 @@ impl Client {
     }
 
     pub fn post(&self, write: &Write) -> Result<Value, ClientError> {
-        let url = self.url(&object_path(write.collection, &write.key));
-        let body = write.body.to_string();
-        let response = self
-            .agent
-            .post(&url)
-            .header("Content-Type", "application/json")
-            .send(&body);
-        read_json(&url, response)
+        self.post_json(&object_path(write.collection, &write.key), &write.body)
     }
 
     pub fn delete(&self, collection: Collection, key: &str) -> Result<(), ClientError> {
-        let url = self.url(&object_path(collection, key));
-        read_json::<Value>(&url, self.agent.delete(&url).call()).map(|_| ())
+        self.delete_path(&object_path(collection, key))
     }
 
     /// GET of any path of the netmaster, e.g. `/version`.
     pub fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
         let url = self.url(path);
-        read_json(&url, self.agent.get(&url).call())
+        read_json(&url, self.authed(self.agent.get(&url)).call())
+    }
+
+    /// POST of a JSON body to any path; the answer's JSON (null when empty).
+    pub fn post_json<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &Value,
+    ) -> Result<T, ClientError> {
+        let url = self.url(path);
+        let request = self
+            .authed(self.agent.post(&url))
+            .header("Content-Type", "application/json");
+        read_json(&url, request.send(body.to_string()))
+    }
+
+    /// PATCH of a JSON body (Contiv auth_proxy's user update).
+    pub fn patch_json<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &Value,
+    ) -> Result<T, ClientError> {
+        let url = self.url(path);
+        let request = self
+            .authed(self.agent.patch(&url))
+            .header("Content-Type", "application/json");
+        read_json(&url, request.send(body.to_string()))
+    }
+
+    pub fn delete_path(&self, path: &str) -> Result<(), ClientError> {
+        let url = self.url(path);
+        read_json::<Value>(&url, self.authed(self.agent.delete(&url)).call()).map(|_| ())
+    }
+
+    /// Adds the token header when a token is known.
+    fn authed<B>(&self, request: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
+        match &self.token {
+            Some(token) => request.header(AUTH_HEADER, token),
+            None => request,
+        }
     }
 
     fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }
+}
+
+/// `(scheme, host)` of an `http://` or `https://` URL with a host, else `None`.
+fn parse_base(url: &str) -> Option<(&'static str, String)> {
+    let (scheme, rest) = if let Some(rest) = url.strip_prefix("http://") {
+        ("http", rest)
+    } else if let Some(rest) = url.strip_prefix("https://") {
+        ("https", rest)
+    } else {
+        return None;
+    };
+    let authority = rest.split('/').next().unwrap_or_default();
+    let host = if let Some(bracketed) = authority.strip_prefix('[') {
+        bracketed.split(']').next().unwrap_or_default()
+    } else {
+        authority.rsplit_once(':').map_or(authority, |(h, _)| h)
+    };
+    if host.is_empty() {
+        return None;
+    }
+    Some((scheme, host.to_ascii_lowercase()))
+}
+
+/// Credentials (a login, a token) go over TLS, or over plain HTTP to this very host, or when
+/// `--insecure` accepts the risk (with a warning). Contiv refused plain HTTP outright.
+pub fn check_credentials_allowed(base: &str, insecure: bool) -> Result<(), ClientError> {
+    let Some((scheme, host)) = parse_base(base) else {
+        return Err(ClientError::Url(base.to_string()));
+    };
+    if scheme == "https" || is_loopback(&host) {
+        return Ok(());
+    }
+    if insecure {
+        warn(&format!(
+            "--insecure: credentials go over plain HTTP to {base}"
+        ));
+        return Ok(());
+    }
+    Err(ClientError::PlainCredentials {
+        url: base.to_string(),
+    })
+}
+
+fn is_loopback(host: &str) -> bool {
+    host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// The system's roots plus those of `--cacert`; Mozilla's roots when the system has none.
+fn root_certs(cacert: Option<&Path>) -> Result<RootCerts, ClientError> {
+    let mut certs: Vec<Certificate<'static>> = rustls_native_certs::load_native_certs()
+        .certs
+        .iter()
+        .map(|der| Certificate::from_der(der.as_ref()).to_owned())
+        .collect();
+    if let Some(path) = cacert {
+        certs.extend(read_cacert(path)?);
+    }
+    if certs.is_empty() {
+        return Ok(RootCerts::WebPki);
+    }
+    Ok(RootCerts::new_with_certs(&certs))
+}
+
+/// The certificates of a PEM file; an error if it has none.
+pub fn read_cacert(path: &Path) -> Result<Vec<Certificate<'static>>, ClientError> {
+    let failure = |reason: String| ClientError::CaCert {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let pem = std::fs::read(path).map_err(|e| failure(e.to_string()))?;
+    let mut certs = Vec::new();
+    for item in ureq::tls::parse_pem(&pem) {
+        match item {
+            Ok(PemItem::Certificate(cert)) => certs.push(cert),
+            Ok(_) => {}
+            Err(e) => return Err(failure(e.to_string())),
+        }
+    }
+    if certs.is_empty() {
+        return Err(failure("no PEM certificate in the file".to_string()));
+    }
+    Ok(certs)
+}
+
+/// A warning on stderr in Contiv's (logrus) style.
+pub fn warn(message: &str) {
+    eprintln!("WARN[0000] {message}");
 }
 
 pub fn collection_path(collection: Collection) -> String {
@@ -155,7 +353,7 @@ pub fn object_path(collection: Collection, key: &str) -> String {
 }
 
 /// Percent-encodes what may not appear raw in a path segment (keys keep their ':').
-fn encode(segment: &str) -> String {
+pub fn encode(segment: &str) -> String {
     let mut out = String::with_capacity(segment.len());
     for byte in segment.bytes() {
         if byte.is_ascii_alphanumeric() || b"-._~:@!$&'()*+,;=".contains(&byte) {
@@ -171,10 +369,7 @@ fn read_json<T: DeserializeOwned>(
     url: &str,
     response: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
 ) -> Result<T, ClientError> {
-    let mut response = response.map_err(|source| ClientError::Transport {
-        url: url.to_string(),
-        source,
-    })?;
+    let mut response = response.map_err(|source| transport_error(url, source))?;
     let status = response.status().as_u16();
     let body = response
         .body_mut()
@@ -184,15 +379,56 @@ fn read_json<T: DeserializeOwned>(
             reason: e.to_string(),
         })?;
     if !(200..300).contains(&status) {
-        return Err(ClientError::Server {
-            status,
-            message: server_message(status, &body),
-        });
+        return Err(status_error(status, &body));
     }
-    serde_json::from_str(&body).map_err(|e| ClientError::Decode {
+    // An empty answer (204) reads as JSON null.
+    let body = if body.trim().is_empty() {
+        "null"
+    } else {
+        &body
+    };
+    serde_json::from_str(body).map_err(|e| ClientError::Decode {
         url: url.to_string(),
         reason: e.to_string(),
     })
+}
+
+/// A request that got no answer; certificate failures get their own hint.
+fn transport_error(url: &str, source: ureq::Error) -> ClientError {
+    let url = url.to_string();
+    let text = source.to_string().to_ascii_lowercase();
+    if text.contains("certificate") || text.contains("unknownissuer") {
+        ClientError::Certificate { url, source }
+    } else {
+        ClientError::Transport { url, source }
+    }
+}
+
+/// The error of a non-2xx answer.
+fn status_error(status: u16, body: &str) -> ClientError {
+    match status {
+        401 => ClientError::Unauthorized {
+            message: short_message(body),
+        },
+        403 => ClientError::Forbidden {
+            message: server_message(status, body),
+        },
+        _ => ClientError::Server {
+            status,
+            message: server_message(status, body),
+        },
+    }
+}
+
+/// The server's words of a 401, or nothing.
+fn short_message(body: &str) -> String {
+    let parsed: ErrorBody = serde_json::from_str(body).unwrap_or_default();
+    for text in [parsed.message, parsed.error, parsed.reason] {
+        if !text.is_empty() {
+            return text;
+        }
+    }
+    body.trim().chars().take(200).collect()
 }
 
 /// The human line of an error answer: its `message`, else object/field/reason, else the body.
@@ -200,6 +436,9 @@ fn server_message(status: u16, body: &str) -> String {
     let parsed: ErrorBody = serde_json::from_str(body).unwrap_or_default();
     if !parsed.message.is_empty() {
         return parsed.message;
+    }
+    if !parsed.error.is_empty() {
+        return parsed.error;
     }
     if !parsed.field.is_empty() {
         return format!(
@@ -263,13 +502,196 @@ mod tests {
         assert_eq!(server_message(404, ""), "netmaster answered HTTP 404");
     }
 
+    fn options(url: &str) -> Options {
+        Options {
+            netmaster: url.into(),
+            ..Options::default()
+        }
+    }
+
     #[test]
-    fn only_http_urls() {
-        assert!(Client::new("http://localhost:9999/").is_ok());
+    fn http_and_https_urls() {
+        assert!(Client::new(&options("http://localhost:9999/")).is_ok());
+        assert!(Client::new(&options("https://h:1")).is_ok());
+        assert!(Client::new(&options("https://[::1]:9999")).is_ok());
+        for bad in ["localhost", "ftp://h:1", "https://", "http://:9999"] {
+            assert!(
+                matches!(Client::new(&options(bad)), Err(ClientError::Url(_))),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            parse_base("https://[::1]:9999/x"),
+            Some(("https", "::1".to_string()))
+        );
+        assert_eq!(
+            parse_base("http://Master:9999"),
+            Some(("http", "master".to_string()))
+        );
+    }
+
+    #[test]
+    fn credentials_only_over_tls_or_to_this_host() {
+        for ok in [
+            "https://10.0.0.1:9999",
+            "http://127.0.0.1:9999",
+            "http://localhost:9999",
+            "http://[::1]:9999",
+        ] {
+            assert!(check_credentials_allowed(ok, false).is_ok(), "{ok}");
+        }
+        let err = check_credentials_allowed("http://10.0.0.1:9999", false).unwrap_err();
+        assert!(err.to_string().contains("https://"), "{err}");
+        assert!(check_credentials_allowed("http://10.0.0.1:9999", true).is_ok());
+        let with_token = Options {
+            token: Some("t".into()),
+            ..options("http://netmaster:9999")
+        };
         assert!(matches!(
-            Client::new("https://h:1"),
-            Err(ClientError::Url(_))
+            Client::new(&with_token),
+            Err(ClientError::PlainCredentials { .. })
         ));
-        assert!(matches!(Client::new("localhost"), Err(ClientError::Url(_))));
+    }
+
+    /// A self-signed certificate (CN netctl-test), to read as `--cacert`.
+    const TEST_CERT: &str = "-----BEGIN CERTIFICATE-----
+MIIBgjCCASegAwIBAgIUbMcvI0N20NHYvMAuLwpeB0+HnA0wCgYIKoZIzj0EAwIw
+FjEUMBIGA1UEAwwLbmV0Y3RsLXRlc3QwHhcNMjYxMjA2MDg0NDI1WhcNMzYxMjAz
+MDg0NDI1WjAWMRQwEgYDVQQDDAtuZXRjdGwtdGVzdDBZMBMGByqGSM49AgEGCCqG
+SM49AwEHA0IABFE8dlWzM0cJZ4h+Rj8Iy3dRI2rSny0s8ht9KHmSBVoLVEKhhC/V
+qi+Kv0gnEZp52V40x7sdtYEUrbYum4RfGpajUzBRMB0GA1UdDgQWBBTYl87+Kp42
+7SKapfdIbiZq0rbFazAfBgNVHSMEGDAWgBTYl87+Kp427SKapfdIbiZq0rbFazAP
+BgNVHRMBAf8EBTADAQH/MAoGCCqGSM49BAMCA0kAMEYCIQD5ZgtcMIoaI196N4qp
+k5Ryva+lZwNn2/sHOVXO8Gp8qgIhALmiVDKO61EgiZ5cADYkBIrDgrCIIBLmEYD8
+rZEmgVRk
+-----END CERTIFICATE-----
+";
+
+    #[test]
+    fn cacert_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("ca.pem");
+        std::fs::write(&good, format!("junk before\n{TEST_CERT}")).unwrap();
+        assert_eq!(read_cacert(&good).unwrap().len(), 1);
+        let with_ca = Options {
+            cacert: Some(good),
+            ..options("https://h:1")
+        };
+        assert!(Client::new(&with_ca).is_ok());
+
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "no certificate here\n").unwrap();
+        let err = read_cacert(&empty).unwrap_err().to_string();
+        assert!(
+            err.contains("empty.pem") && err.contains("no PEM certificate"),
+            "{err}"
+        );
+        let err = read_cacert(&dir.path().join("absent.pem")).unwrap_err();
+        assert!(err.to_string().contains("absent.pem"), "{err}");
+        // A bad --cacert is an error even before any request.
+        let bad = Options {
+            cacert: Some(empty),
+            ..options("https://h:1")
+        };
+        assert!(matches!(Client::new(&bad), Err(ClientError::CaCert { .. })));
+    }
+
+    /// A one-shot HTTP server on loopback: answers `status` and `body` to one request and
+    /// hands back the request's head.
+    fn one_shot(status: &str, body: &'static str) -> (String, std::thread::JoinHandle<String>) {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let status = status.to_string();
+        let server = std::thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut head = String::new();
+            let mut length = 0usize;
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap();
+                }
+                if line == "\r\n" || line.is_empty() {
+                    break;
+                }
+                head.push_str(&line);
+            }
+            let mut request_body = vec![0; length];
+            std::io::Read::read_exact(&mut reader, &mut request_body).unwrap();
+            let mut stream = stream;
+            write!(
+                stream,
+                "HTTP/1.1 {status}\r\nContent-Type: application/json\r\n\
+                 Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .unwrap();
+            head
+        });
+        (url, server)
+    }
+
+    #[test]
+    fn the_token_goes_in_every_request() {
+        for method in ["GET", "POST", "PATCH", "DELETE"] {
+            let (url, server) = one_shot("200 OK", "{}");
+            let client = Client::new(&Options {
+                token: Some("tok-123".into()),
+                ..options(&url)
+            })
+            .unwrap();
+            let path = "/api/v1/tenants/blue/";
+            let body = serde_json::json!({});
+            match method {
+                "GET" => client.get_json::<Value>(path).map(|_| ()),
+                "POST" => client.post_json::<Value>(path, &body).map(|_| ()),
+                "PATCH" => client.patch_json::<Value>(path, &body).map(|_| ()),
+                _ => client.delete_path(path),
+            }
+            .unwrap();
+            let head = server.join().unwrap().to_ascii_lowercase();
+            assert!(head.starts_with(&method.to_ascii_lowercase()), "{head}");
+            assert!(head.contains("\r\nx-auth-token: tok-123\r\n"), "{head}");
+        }
+    }
+
+    #[test]
+    fn no_token_no_header() {
+        let (url, server) = one_shot("200 OK", "[]");
+        let client = Client::new(&options(&url)).unwrap();
+        client.get_json::<Value>("/api/v1/tenants/").unwrap();
+        let head = server.join().unwrap().to_ascii_lowercase();
+        assert!(!head.contains("x-auth-token"), "{head}");
+    }
+
+    #[test]
+    fn answers_401_and_403_are_clear() {
+        let (url, server) = one_shot("401 Unauthorized", r#"{"error":"token expired"}"#);
+        let client = Client::new(&options(&url)).unwrap();
+        let err = client.get_json::<Value>("/api/v1/tenants/").unwrap_err();
+        server.join().unwrap();
+        assert_eq!(
+            err.to_string(),
+            "not logged in or the token expired: run netctl login (netmaster: token expired)"
+        );
+        let (url, server) = one_shot(
+            "403 Forbidden",
+            r#"{"message":"ops of blue may not write tenant default"}"#,
+        );
+        let client = Client::new(&options(&url)).unwrap();
+        let err = client.get_json::<Value>("/api/v1/tenants/").unwrap_err();
+        server.join().unwrap();
+        assert_eq!(
+            err.to_string(),
+            "permission denied: ops of blue may not write tenant default"
+        );
+        // An empty 204 answer reads as null.
+        let (url, server) = one_shot("204 No Content", "");
+        let client = Client::new(&options(&url)).unwrap();
+        assert!(client.delete_path("/api/v1/tenants/x/").is_ok());
+        server.join().unwrap();
     }
 }

@@ -6,6 +6,7 @@ mod cli;
 mod client;
 mod commands;
 mod table;
+mod tokens;
 
 use clap::{CommandFactory, Parser};
 use std::process::ExitCode;

@@ -3,42 +3,62 @@
 
 mod aci_gw;
 mod app_profile;
+mod authorization;
 mod bgp;
 mod endpoint;
 mod ext_contracts;
 mod global;
 mod group;
+mod login;
 mod netprofile;
 mod network;
 mod policy;
 mod service;
 mod tenant;
+mod user;
 mod version;
 
 use crate::cli::{Cli, Command, FormatArgs, ListArgs};
-use crate::client::{Client, Inspect};
+use crate::client::{Client, Inspect, Options};
+use crate::tokens;
 use fabric_model::{Object, Tenant};
 use serde::Serialize;
 use std::io::Write as _;
 
 /// Runs one parsed command line against the netmaster.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
-    let client = Client::new(&cli.netmaster)?;
+    let options = Options {
+        netmaster: cli.netmaster,
+        insecure: cli.insecure,
+        cacert: cli.cacert,
+        token: None,
+    };
     match cli.command {
-        Command::Version => version::run(&client),
-        Command::Group(cmd) => group::run(&client, cmd),
-        Command::Endpoint(cmd) => endpoint::run(&client, cmd),
-        Command::Netprofile(cmd) => netprofile::run(&client, cmd),
-        Command::Network(cmd) => network::run(&client, cmd),
-        Command::Tenant(cmd) => tenant::run(&client, cmd),
-        Command::Policy(cmd) => policy::run(&client, cmd),
-        Command::ExternalContracts(cmd) => ext_contracts::run(&client, cmd),
-        Command::Global(cmd) => global::run(&client, cmd),
-        Command::AciGw(cmd) => aci_gw::run(&client, cmd),
-        Command::Bgp(cmd) => bgp::run(&client, cmd),
-        Command::AppProfile(cmd) => app_profile::run(&client, cmd),
-        Command::Service(cmd) => service::run(&client, cmd),
+        Command::Login(args) => login::login(&options, &args),
+        Command::Logout => login::logout(&options),
+        Command::User(cmd) => user::run(&connect(options)?, cmd),
+        Command::Authorization(cmd) => authorization::run(&connect(options)?, cmd),
+        Command::Version => version::run(&connect(options)?),
+        Command::Group(cmd) => group::run(&connect(options)?, cmd),
+        Command::Endpoint(cmd) => endpoint::run(&connect(options)?, cmd),
+        Command::Netprofile(cmd) => netprofile::run(&connect(options)?, cmd),
+        Command::Network(cmd) => network::run(&connect(options)?, cmd),
+        Command::Tenant(cmd) => tenant::run(&connect(options)?, cmd),
+        Command::Policy(cmd) => policy::run(&connect(options)?, cmd),
+        Command::ExternalContracts(cmd) => ext_contracts::run(&connect(options)?, cmd),
+        Command::Global(cmd) => global::run(&connect(options)?, cmd),
+        Command::AciGw(cmd) => aci_gw::run(&connect(options)?, cmd),
+        Command::Bgp(cmd) => bgp::run(&connect(options)?, cmd),
+        Command::AppProfile(cmd) => app_profile::run(&connect(options)?, cmd),
+        Command::Service(cmd) => service::run(&connect(options)?, cmd),
     }
+}
+
+/// The client of a command, with the token known for its netmaster (`$NETCTL_TOKEN`, the token
+/// file, Contiv's config).
+fn connect(mut options: Options) -> anyhow::Result<Client> {
+    options.token = tokens::resolve_from_env(&options.netmaster)?.map(|found| found.token);
+    Ok(Client::new(&options)?)
 }
 
 /// Writes to stdout; a closed pipe (`netctl net ls | head -1`) is not an error.
@@ -112,15 +132,19 @@ pub(crate) mod test_support {
 
     /// Parses a command line the way `main` does (shell-split on spaces).
     pub fn parse(line: &str) -> Command {
+        match try_parse(line) {
+            Ok(cli) => cli.command,
+            Err(e) => panic!("`{line}` does not parse: {e}"),
+        }
+    }
+
+    /// Like [`parse`], keeping clap's error and the global flags.
+    pub fn try_parse(line: &str) -> Result<Cli, clap::Error> {
         let argv = std::iter::once("netctl")
             .chain(line.split_whitespace())
             .map(String::from)
             .collect();
-        let argv = normalise(argv, &Cli::command());
-        match Cli::try_parse_from(argv) {
-            Ok(cli) => cli.command,
-            Err(e) => panic!("`{line}` does not parse: {e}"),
-        }
+        Cli::try_parse_from(normalise(argv, &Cli::command()))
     }
 }
 
