@@ -37,7 +37,7 @@ pub enum ClientError {
     /// The TLS handshake failed on the netmaster's certificate.
     #[error(
         "the netmaster's certificate at {url} is not trusted: pass its CA with --cacert \
-         (a self-signed netmaster's is <data-dir>/tls/), or --insecure to skip the check"
+         (a self-signed netmaster's is <data-dir>/tls/cert.pem), or --insecure to skip the check"
     )]
     Certificate {
         url: String,
@@ -395,12 +395,26 @@ fn read_json<T: DeserializeOwned>(
 
 /// A request that got no answer; certificate failures get their own hint.
 fn transport_error(url: &str, source: ureq::Error) -> ClientError {
-    let url = url.to_string();
     let text = source.to_string().to_ascii_lowercase();
     if text.contains("certificate") || text.contains("unknownissuer") {
-        ClientError::Certificate { url, source }
+        ClientError::Certificate {
+            url: origin(url).to_string(),
+            source,
+        }
     } else {
-        ClientError::Transport { url, source }
+        ClientError::Transport {
+            url: url.to_string(),
+            source,
+        }
+    }
+}
+
+/// `scheme://authority` of a URL.
+fn origin(url: &str) -> &str {
+    let start = url.find("://").map_or(0, |i| i + 3);
+    match url[start..].find('/') {
+        Some(i) => &url[..start + i],
+        None => url,
     }
 }
 
@@ -481,6 +495,8 @@ mod tests {
         );
         assert_eq!(collection_path(Collection::Bgps), "/api/v1/Bgps/");
         assert_eq!(encode("a b/c"), "a%20b%2Fc");
+        assert_eq!(origin("https://h:1/api/v1/x/"), "https://h:1");
+        assert_eq!(origin("https://h:1"), "https://h:1");
     }
 
     #[test]
