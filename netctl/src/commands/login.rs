@@ -29,6 +29,12 @@ pub fn login(options: &Options, args: &LoginArgs) -> anyhow::Result<()> {
         ..options.clone()
     })?;
     let store = TokenStore::from_env()?;
+    // Reach the netmaster (and check its certificate) before asking anything.
+    if let Err(e @ (ClientError::Transport { .. } | ClientError::Certificate { .. })) =
+        client.get_json::<Value>("/version")
+    {
+        return Err(e.into());
+    }
     let username = match &args.username {
         Some(name) => name.trim().to_string(),
         None if args.password_stdin => bail!("--password-stdin needs --username"),
