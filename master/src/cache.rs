@@ -28,7 +28,18 @@ pub struct Cache {
     present: HashMap<String, Revision>,
     /// Every revision up to this one has been applied from the watch.
     pub watched: Revision,
+    /// Users, authorizations, sessions, the signing key, the LDAP configuration.
+    pub auth: crate::auth::state::AuthState,
+    /// The tenant of each endpoint deleted since the cache was loaded, so a watch can show
+    /// an endpoint's deletion to exactly those who may see the endpoint (a delete event has
+    /// no object). Bounded: cleared past [`MAX_TOMBSTONES`].
+    pub deleted_endpoint_tenants: HashMap<String, String>,
+    /// The last owner of each released tag, for the same reason.
+    pub deleted_tag_owners: HashMap<(TagKind, u32), String>,
 }
+
+/// Deleted endpoints whose tenant the cache remembers for watches.
+const MAX_TOMBSTONES: usize = 100_000;
 
 impl Cache {
     /// The mod revision of a key as the cache last saw it; 0 when absent (etcd's convention).
@@ -66,9 +77,12 @@ impl Cache {
                 let set = self.tags.entry(kind).or_default();
                 match value {
                     Some(owner) => set.insert(n, String::from_utf8_lossy(owner).into_owned()),
-                    None => set.remove(&n),
+                    None => set.remove(&n).inspect(|owner| {
+                        self.deleted_tag_owners.insert((kind, n), owner.clone());
+                    }),
                 };
             }
+            Parsed::Auth(k) => self.auth.apply(&k, value),
             Parsed::RefVer | Parsed::Other => {}
         }
         true
@@ -87,6 +101,20 @@ impl Cache {
                 self.objects.remove(collection, key);
             }
             None => {
+                if collection == Collection::Endpoints {
+                    if let Some(tenant) = self
+                        .objects
+                        .get(collection, key)
+                        .and_then(|o| o["network"].as_str())
+                        .map(|n| crate::auth::rules::tenant_of_key(n).to_string())
+                    {
+                        if self.deleted_endpoint_tenants.len() >= MAX_TOMBSTONES {
+                            self.deleted_endpoint_tenants.clear();
+                        }
+                        self.deleted_endpoint_tenants
+                            .insert(key.to_string(), tenant);
+                    }
+                }
                 self.facts.apply(collection, key, None);
                 self.objects.remove(collection, key);
             }

@@ -2,6 +2,7 @@
 //! allocate what it needs (VLAN/VXLAN tags, group ids), and commit it in one transaction whose
 //! compares make a concurrent writer on another master lose cleanly instead of corrupting state.
 
+use crate::auth::{rules, Caller, Need};
 use crate::cache::Cache;
 use crate::error::ApiError;
 use crate::keys::{self, TagKind};
@@ -32,6 +33,32 @@ pub(crate) trait Intent: Object {
     }
 
     fn release(&self, _cache: &Cache, _txn: &mut Txn) {}
+
+    /// The host whose agent alone (with admins) may write this object; `None` when the
+    /// object is configuration, governed by its collection's rule.
+    fn owner_host(&self) -> Option<&str> {
+        None
+    }
+}
+
+/// What writing `obj` (replacing `old`) needs of the caller, with the compares that keep it.
+fn authorize_write<T: Intent>(
+    caller: &Caller,
+    cache: &Cache,
+    obj: &T,
+    old: Option<&T>,
+    id: &str,
+) -> Result<Vec<fabric_store::Compare>, ApiError> {
+    let key = obj.key();
+    let mut compares = match obj.owner_host() {
+        Some(host) => caller.require(cache, Need::Host(host), id)?,
+        None => caller.require(cache, rules::write_need(T::COLLECTION, &key), id)?,
+    };
+    // An agent cannot take over another host's endpoint by writing its id.
+    if let Some(old_host) = old.and_then(Intent::owner_host) {
+        compares.extend(caller.require(cache, Need::Host(old_host), id)?);
+    }
+    Ok(compares)
 }
 
 impl Intent for Tenant {}
@@ -47,6 +74,10 @@ impl Intent for ExtContractsGroup {}
 /// An endpoint's address, when some host holds it in reserve, becomes the endpoint's in the same
 /// transaction; an address another endpoint or another host holds is refused.
 impl Intent for Endpoint {
+    fn owner_host(&self) -> Option<&str> {
+        Some(&self.homing_host)
+    }
+
     fn prepare(
         &mut self,
         _old: Option<&Self>,
@@ -345,6 +376,7 @@ impl Master {
     /// Creates or updates a configuration object (POST and PUT, as Contiv).
     pub async fn put_object(
         &self,
+        caller: &Caller,
         collection: Collection,
         key: &str,
         body: Value,
@@ -357,18 +389,20 @@ impl Master {
         }
         with_object_type!(collection, T => {
             let obj: T = decode_body(key, body)?;
-            self.write(obj).await
+            self.write_checked(caller, obj, |_, _| Ok(())).await
         })
     }
 
     /// Validates and commits one object; used by the REST API and for the startup defaults.
     pub(crate) async fn write<T: Intent>(&self, obj: T) -> Result<Value, ApiError> {
-        self.write_checked(obj, |_, _| Ok(())).await
+        self.write_checked(&Caller::unrestricted(), obj, |_, _| Ok(()))
+            .await
     }
 
     /// [`Master::write`] with one more condition on the state it commits against.
     pub(crate) async fn write_checked<T: Intent>(
         &self,
+        caller: &Caller,
         mut obj: T,
         check: impl Fn(&T, &Cache) -> Result<(), ApiError>,
     ) -> Result<Value, ApiError> {
@@ -388,9 +422,11 @@ impl Master {
                 let key = obj.key();
                 let store_key = keys::object(T::COLLECTION, &key);
                 let old: Option<T> = cache.objects.get_typed(&key);
+                let granted = authorize_write(caller, cache, &obj, old.as_ref(), &id)?;
                 check(&obj, cache)?;
                 let mut txn =
                     Txn::new().when_mod_revision(store_key.clone(), cache.mod_revision(&store_key));
+                txn.compares.extend(granted);
                 obj.prepare(old.as_ref(), cache, &mut txn, &mut held)?;
                 check_write(&obj, old.as_ref(), &cache.objects)?;
                 let old_refs = old.as_ref().map(Object::references).unwrap_or_default();
@@ -423,11 +459,19 @@ impl Master {
         Ok(json)
     }
 
-    pub async fn delete_object(&self, collection: Collection, key: &str) -> Result<(), ApiError> {
+    pub async fn delete_object(
+        &self,
+        caller: &Caller,
+        collection: Collection,
+        key: &str,
+    ) -> Result<(), ApiError> {
         let id = format!("{}/{key}", collection.rest_name());
         if !collection.is_config() {
             return Err(ApiError::read_only(id));
         }
+        // Refused before anything goes (a network's reserves, a policy's excess rules); each
+        // transaction below checks again.
+        caller.require(&self.cache(), rules::write_need(collection, key), &id)?;
         if (collection == Collection::Tenants && key == DEFAULT_TENANT)
             || collection == Collection::Globals
         {
@@ -438,24 +482,36 @@ impl Master {
             ));
         }
         if collection == Collection::Policies {
-            self.delete_rules_beyond_one_txn(key).await?;
+            self.delete_rules_beyond_one_txn(caller, key).await?;
         }
-        with_object_type!(collection, T => self.delete::<T>(key).await)
+        with_object_type!(collection, T => self.delete::<T>(caller, key).await)
     }
 
-    pub(crate) async fn delete<T: Intent>(&self, key: &str) -> Result<(), ApiError> {
+    pub(crate) async fn delete<T: Intent>(
+        &self,
+        caller: &Caller,
+        key: &str,
+    ) -> Result<(), ApiError> {
         let id = format!("{}/{key}", T::COLLECTION.rest_name());
         // Addresses hosts hold in reserve do not keep a network alive; they go first (only
         // when nothing else holds one, so a refused delete leaves the hosts' reserves).
         if T::COLLECTION == Collection::Networks && in_use(&self.cache(), key) == 0 {
-            self.drop_reservations(&id, |network, _| network == key)
+            self.drop_reservations(caller, &id, |network, _| network == key)
                 .await?;
         }
         self.commit(&id, |cache| {
+            let granted = match T::COLLECTION {
+                Collection::Endpoints => caller.require(cache, Need::AnyAgent, &id)?,
+                c => caller.require(cache, rules::write_need(c, key), &id)?,
+            };
             let old: T = cache
                 .objects
                 .get_typed(key)
                 .ok_or_else(|| ApiError::not_found(id.clone()))?;
+            let granted = match old.owner_host() {
+                Some(host) => caller.require(cache, Need::Host(host), &id)?,
+                None => granted,
+            };
             check_delete(T::COLLECTION, key, &cache.objects)?;
             if T::COLLECTION == Collection::Networks {
                 let used = in_use(cache, key);
@@ -472,6 +528,7 @@ impl Master {
             let store_key = keys::object(T::COLLECTION, key);
             let ver = keys::refver(T::COLLECTION, key);
             let mut txn = Txn::new();
+            txn.compares.extend(granted);
             if T::COLLECTION == Collection::Networks {
                 // Reserved since the reserves were dropped above: they go with the network.
                 for (ip, _) in cache
@@ -509,25 +566,40 @@ impl Master {
     /// A policy's rules go with it; when there are more than one transaction holds, the excess
     /// goes first (a crash in between leaves a policy with fewer rules, never orphan rules).
     /// A policy in use is refused before any rule goes.
-    async fn delete_rules_beyond_one_txn(&self, policy: &str) -> Result<(), ApiError> {
+    async fn delete_rules_beyond_one_txn(
+        &self,
+        caller: &Caller,
+        policy: &str,
+    ) -> Result<(), ApiError> {
+        let id = format!("{}/{policy}", Collection::Policies.rest_name());
         loop {
-            let rules = {
+            let (rules, granted) = {
                 let cache = self.cache();
+                let granted =
+                    caller.require(&cache, rules::write_need(Collection::Policies, policy), &id)?;
                 check_delete(Collection::Policies, policy, &cache.objects)?;
-                cache
-                    .objects
-                    .referrers_in(Collection::Policies, policy, Collection::Rules)
+                let rules =
+                    cache
+                        .objects
+                        .referrers_in(Collection::Policies, policy, Collection::Rules);
+                (rules, granted)
             };
             if rules.len() <= RULES_PER_TXN {
                 return Ok(());
             }
             let mut txn = Txn::new();
+            txn.compares.extend(granted);
             for rule in rules.iter().take(RULES_PER_TXN) {
                 txn = txn.delete(keys::object(Collection::Rules, rule));
             }
             let ops = txn.success.clone();
             let outcome = self.store.txn(txn).await?;
-            self.apply_local(outcome.revision, &ops);
+            if outcome.succeeded {
+                self.apply_local(outcome.revision, &ops);
+            } else {
+                // The caller's grant changed: the next round checks it again.
+                self.wait_for(outcome.revision).await;
+            }
         }
     }
 

@@ -6,6 +6,7 @@
 //! proposals as pending so they rarely need a second try.
 
 use crate::alloc::{self, Pool};
+use crate::auth::{Caller, Need, Role};
 use crate::cache::Cache;
 use crate::error::ApiError;
 use crate::keys;
@@ -223,7 +224,11 @@ fn require_network(network: &str) -> Result<(), ApiError> {
 }
 
 impl Master {
-    pub async fn allocate(&self, req: AllocateRequest) -> Result<Allocation, ApiError> {
+    pub async fn allocate(
+        &self,
+        caller: &Caller,
+        req: AllocateRequest,
+    ) -> Result<Allocation, ApiError> {
         require_network(&req.network)?;
         if req.owner.is_empty() {
             return Err(ApiError::bad_request(
@@ -239,6 +244,7 @@ impl Master {
         let (allocation, _) = self
             .commit(&id, |cache| {
                 held.release_all();
+                let granted = caller.require(cache, Need::AnyAgent, "agent/allocate")?;
                 let from = pool_of(cache, &req.network, &req.group, req.ipv6)?;
                 let mut reserved = from.excluded.clone();
                 reserved.extend(proposed(&held, &req.network));
@@ -295,9 +301,10 @@ impl Master {
                 crate::tenancy::guard_address(cache, &req.network, ip, &mut txn);
                 let (prefix_len, gateway) = (from.prefix_len, from.gateway.clone());
                 let key = keys::ip(&req.network, ip);
-                let txn = txn
+                let mut txn = txn
                     .when_present(keys::object(Collection::Networks, &req.network))
                     .put(key, req.owner.clone().into_bytes());
+                txn.compares.extend(granted);
                 Ok(Plan {
                     txn,
                     result: Allocation {
@@ -314,7 +321,10 @@ impl Master {
 
     /// Releasing an address that is not allocated succeeds (a retried release must not fail);
     /// with an owner, an address someone else now holds is left alone.
-    pub async fn release(&self, req: ReleaseRequest) -> Result<(), ApiError> {
+    /// An agent may release only its own host's addresses: those its reserve holds, or an
+    /// endpoint's whose record names it as `homingHost` (or, while the address is not recorded
+    /// by any endpoint yet, the attach it is undoing).
+    pub async fn release(&self, caller: &Caller, req: ReleaseRequest) -> Result<(), ApiError> {
         require_network(&req.network)?;
         let key = keys::ip(&req.network, req.ip_address);
         // Without a holder named, anyone could free a live endpoint's address and have the next
@@ -333,13 +343,53 @@ impl Master {
         let reservation = req.host.as_deref().map(keys::reservation);
         let released = self
             .commit(&key, |cache| {
+                let object = "agent/release";
+                let mut txn = Txn::new();
+                txn.compares
+                    .extend(caller.require(cache, Need::AnyAgent, object)?);
+                let agent_host = match caller.grant(cache)?.map(|g| g.role) {
+                    Some(Role::Agent(h)) => Some(h),
+                    _ => None,
+                };
+                // An agent naming a host names its own.
+                if let (Some(_), Some(named)) = (&agent_host, &req.host) {
+                    txn.compares
+                        .extend(caller.require(cache, Need::Host(named), object)?);
+                }
                 let held = cache
                     .ips_of(&req.network)
                     .and_then(|ips| ips.get(&req.ip_address))
                     .filter(|v| *v == owner || Some(*v) == reservation.as_ref())
                     .ok_or_else(|| ApiError::not_found(key.clone()))?;
+                if let Some(mine) = &agent_host {
+                    let holder_host = match keys::reserved_for(held) {
+                        Some(h) => Some(h.to_string()),
+                        None => {
+                            // The endpoint holding it: its record says whose it is; compare
+                            // the record so a concurrent re-record cannot slip in between.
+                            let ep_key = keys::object(Collection::Endpoints, held);
+                            txn.compares.push(fabric_store::Compare::ModRevision(
+                                ep_key.clone(),
+                                cache.mod_revision(&ep_key),
+                            ));
+                            cache
+                                .objects
+                                .get_typed::<Endpoint>(held)
+                                .map(|ep| ep.homing_host)
+                        }
+                    };
+                    if let Some(h) = holder_host.filter(|h| h != mine) {
+                        return Err(crate::auth::caller::forbidden(
+                            &key,
+                            format!(
+                                "is held by {held} of host '{h}'; the agent of host '{mine}' may \
+                                 release only its own host's addresses"
+                            ),
+                        ));
+                    }
+                }
                 Ok(Plan {
-                    txn: Txn::new()
+                    txn: txn
                         .when_value(key.clone(), held.clone().into_bytes())
                         .delete(key.clone()),
                     result: (),
@@ -357,16 +407,19 @@ impl Master {
     /// network deleted and created again since has dropped it).
     pub async fn record_endpoint(
         &self,
+        caller: &Caller,
         id: &str,
         body: serde_json::Value,
         from_reservation: bool,
     ) -> Result<serde_json::Value, ApiError> {
         let ep: Endpoint = crate::intent::decode_body(id, body)?;
         if !from_reservation {
-            return self.write(ep).await;
+            return self.write_checked(caller, ep, |_, _| Ok(())).await;
         }
-        self.write_checked(ep, |ep, cache| {
-            match crate::intent::address_holder(ep, cache) {
+        self.write_checked(
+            caller,
+            ep,
+            |ep, cache| match crate::intent::address_holder(ep, cache) {
                 Some((_, owner)) if crate::intent::may_take(ep, owner) => Ok(()),
                 _ => Err(ApiError::conflict(
                     ep.display_id(),
@@ -377,14 +430,14 @@ impl Master {
                         ep.homing_host
                     ),
                 )),
-            }
-        })
+            },
+        )
         .await
     }
 
     /// Removing an absent endpoint succeeds, as a CNI DEL of something gone must.
-    pub async fn remove_endpoint(&self, id: &str) -> Result<(), ApiError> {
-        match self.delete::<Endpoint>(id).await {
+    pub async fn remove_endpoint(&self, caller: &Caller, id: &str) -> Result<(), ApiError> {
+        match self.delete::<Endpoint>(caller, id).await {
             Err(e) if e.status == 404 => Ok(()),
             other => other,
         }

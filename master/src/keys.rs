@@ -7,6 +7,11 @@
 //! | `/contiv/alloc/ip/<tenant:network>/<ip>` | the owner of an allocated address: an endpoint id, or `reserved:<host>` for an address an agent holds for its next containers |
 //! | `/contiv/alloc/vlan/<n>`, `/contiv/alloc/vxlan/<n>`, `/contiv/alloc/group/<n>` | the owner of a tag |
 //! | `/contiv/refver/<collection>/<key>` | bumped when a referrer of the object appears |
+//! | `/contiv/auth/users/<username>` | a local user: names, `disable`, the argon2id hash of the password, and a stamp that changes with the password (sessions carry it) |
+//! | `/contiv/auth/authorizations/<uuid>` | a principal (local user or LDAP group) granted `admin`, or `ops` of one tenant |
+//! | `/contiv/auth/sessions/<id>` | a login or an agent registration: who, the principals, the user's stamp, when it ends; a token is honoured only while its session is here |
+//! | `/contiv/auth/signing-key` | the HMAC-SHA256 key that signs tokens, generated once, shared by every master on the store |
+//! | `/contiv/auth/ldap` | the LDAP configuration (Contiv's shape) |
 //!
 //! The `refver` keys let a delete on one master and a create on another exclude each other:
 //! creating a referrer bumps the referred object's refver; deleting compares it unchanged.
@@ -15,6 +20,33 @@ use fabric_model::Collection;
 use std::net::IpAddr;
 
 pub const ROOT: &str = "/contiv/";
+
+/// Everything of authentication and authorization lives under here; never streamed to clients.
+pub const AUTH: &str = "/contiv/auth/";
+pub const SIGNING_KEY: &str = "/contiv/auth/signing-key";
+pub const LDAP_CONFIG: &str = "/contiv/auth/ldap";
+
+pub fn user(name: &str) -> String {
+    format!("/contiv/auth/users/{name}")
+}
+
+pub fn authorization(id: &str) -> String {
+    format!("/contiv/auth/authorizations/{id}")
+}
+
+pub fn session(id: &str) -> String {
+    format!("/contiv/auth/sessions/{id}")
+}
+
+/// An authentication key, parsed back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthKey {
+    User(String),
+    Authorization(String),
+    Session(String),
+    SigningKey,
+    Ldap,
+}
 
 pub fn object(collection: Collection, key: &str) -> String {
     if collection == Collection::Endpoints {
@@ -78,6 +110,7 @@ pub enum Parsed {
     Ip(String, IpAddr),
     Tag(TagKind, u32),
     RefVer,
+    Auth(AuthKey),
     Other,
 }
 
@@ -110,6 +143,20 @@ pub fn parse(key: &str) -> Parsed {
         }
     } else if key.starts_with("/contiv/refver/") {
         return Parsed::RefVer;
+    } else if let Some(rest) = key.strip_prefix(AUTH) {
+        let parsed = match rest.split_once('/') {
+            Some(("users", name)) if !name.is_empty() => Some(AuthKey::User(name.into())),
+            Some(("authorizations", id)) if !id.is_empty() => {
+                Some(AuthKey::Authorization(id.into()))
+            }
+            Some(("sessions", id)) if !id.is_empty() => Some(AuthKey::Session(id.into())),
+            None if key == SIGNING_KEY => Some(AuthKey::SigningKey),
+            None if key == LDAP_CONFIG => Some(AuthKey::Ldap),
+            _ => None,
+        };
+        if let Some(parsed) = parsed {
+            return Parsed::Auth(parsed);
+        }
     }
     Parsed::Other
 }
@@ -144,5 +191,19 @@ mod tests {
         );
         assert_eq!(parse(&refver(Collection::Tenants, "blue")), Parsed::RefVer);
         assert_eq!(parse("/elsewhere"), Parsed::Other);
+        assert_eq!(
+            parse(&user("alice")),
+            Parsed::Auth(AuthKey::User("alice".into()))
+        );
+        assert_eq!(
+            parse(&session("ab12")),
+            Parsed::Auth(AuthKey::Session("ab12".into()))
+        );
+        assert_eq!(
+            parse(&authorization("u-1")),
+            Parsed::Auth(AuthKey::Authorization("u-1".into()))
+        );
+        assert_eq!(parse(SIGNING_KEY), Parsed::Auth(AuthKey::SigningKey));
+        assert_eq!(parse(LDAP_CONFIG), Parsed::Auth(AuthKey::Ldap));
     }
 }

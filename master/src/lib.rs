@@ -4,6 +4,7 @@
 
 pub mod alloc;
 pub mod api;
+pub mod auth;
 pub mod cache;
 pub mod error;
 pub mod facts;
@@ -14,6 +15,7 @@ pub mod keys;
 pub mod master;
 pub mod metrics;
 pub mod proposals;
+pub mod reads;
 pub mod reserve;
 pub mod tenancy;
 

@@ -46,6 +46,8 @@ struct Args {
     /// Directory of the embedded store's file.
     #[arg(long, default_value = "/var/lib/netmaster")]
     data_dir: PathBuf,
+    #[command(flatten)]
+    auth: netmaster::auth::cli::AuthArgs,
 }
 
 fn listen_addr(url: &str) -> String {
@@ -79,7 +81,12 @@ async fn main() -> anyhow::Result<()> {
     )
     .await
     .context("opening the store")?;
+    let auth = args
+        .auth
+        .prepare(&args.data_dir)
+        .context("authentication settings")?;
     let settings = Settings {
+        auth: auth.settings.clone(),
         fwd_mode: args.fwd_mode,
         net_mode: args.net_mode,
         cluster_mode: args.mode,
@@ -93,6 +100,11 @@ async fn main() -> anyhow::Result<()> {
         .ensure_defaults()
         .await
         .context("creating the default tenant and global settings")?;
+    let admin_password = master
+        .ensure_auth(auth.admin_password.clone())
+        .await
+        .context("setting up authentication")?;
+    netmaster::auth::cli::announce(&auth, admin_password.as_deref());
     for problem in netmaster::tenancy::audit(&master.cache()) {
         tracing::error!(%problem, "tenants are not kept apart in the stored state");
     }

@@ -20,6 +20,7 @@ pub struct Settings {
     pub cluster_mode: String,
     pub infra: String,
     pub backend: &'static str,
+    pub auth: crate::auth::AuthSettings,
 }
 
 pub struct Master {
@@ -36,6 +37,8 @@ pub struct Master {
     /// Agents' registrations (host → lease), kept in memory: an agent re-registers within a
     /// heartbeat after a master restart.
     pub hosts: crate::api::hosts::Registry,
+    /// Authentication: settings, failed-login counts, the bound on password hashing.
+    pub auth: crate::auth::Auth,
 }
 
 /// How many times a write is re-planned after losing a compare to a concurrent writer.
@@ -58,11 +61,12 @@ impl Master {
             store,
             cache: RwLock::new(Cache::default()),
             watched_tx,
-            settings,
             metrics: Metrics::default(),
             proposals: Proposals::default(),
             network_writes: Default::default(),
             hosts: Default::default(),
+            auth: crate::auth::Auth::new(settings.auth.clone()),
+            settings,
         });
         let from = master.reload().await?;
         let follower = Arc::downgrade(&master);

@@ -9,6 +9,7 @@
 //! at a time, and an allocation that finds its pool full takes a reserved address back.
 
 use crate::alloc;
+use crate::auth::{Caller, Need};
 use crate::error::ApiError;
 use crate::ipam::{foreign_addresses, pool_of, proposed};
 use crate::keys;
@@ -64,7 +65,11 @@ fn required(field: &str, value: &str, what: &str) -> Result<(), ApiError> {
 
 impl Master {
     /// Reserves up to `count` free addresses for `host`.
-    pub async fn reserve(&self, req: ReserveRequest) -> Result<Reservation, ApiError> {
+    pub async fn reserve(
+        &self,
+        caller: &Caller,
+        req: ReserveRequest,
+    ) -> Result<Reservation, ApiError> {
         required("network", &req.network, "the network's key, tenant:network")?;
         required("host", &req.host, "the host the addresses are kept for")?;
         let owner = keys::reservation(&req.host);
@@ -74,6 +79,7 @@ impl Master {
         let (reservation, _) = self
             .commit(&id, |cache| {
                 held.release_all();
+                let granted = caller.require(cache, Need::Host(&req.host), &id)?;
                 let from = pool_of(cache, &req.network, &req.group, false)?;
                 let mut excluded = from.excluded.clone();
                 excluded.extend(proposed(&held, &req.network));
@@ -90,6 +96,7 @@ impl Master {
                 let grant = u128::from(req.count.min(MAX_RESERVE)).min(free / FREE_SHARE);
                 let mut txn =
                     Txn::new().when_present(keys::object(Collection::Networks, &req.network));
+                txn.compares.extend(granted);
                 let mut addresses = Vec::new();
                 // Hosts start at different places so that concurrent requests rarely collide.
                 let mut hint = hint_seed;
@@ -135,10 +142,12 @@ impl Master {
 
     /// Gives back every address reserved for `host` (an agent starting afresh); returns how
     /// many.
-    pub async fn unreserve_all(&self, host: &str) -> Result<usize, ApiError> {
+    pub async fn unreserve_all(&self, caller: &Caller, host: &str) -> Result<usize, ApiError> {
         required("host", host, "the host whose reservations go")?;
         let owner = keys::reservation(host);
-        self.drop_reservations(&format!("hosts/{host}"), |_, o| *o == owner)
+        let what = format!("agent/hosts/{host}/reservations");
+        caller.require(&self.cache(), Need::Host(host), &what)?;
+        self.drop_reservations(caller, &what, |_, o| *o == owner)
             .await
     }
 
@@ -146,6 +155,7 @@ impl Master {
     /// each batch only deletes keys still holding the reservation it saw.
     pub(crate) async fn drop_reservations(
         &self,
+        caller: &Caller,
         what: &str,
         which: impl Fn(&str, &String) -> bool,
     ) -> Result<usize, ApiError> {
@@ -153,19 +163,23 @@ impl Master {
         // Each round removes a batch or ends; the bound only guards against a store that
         // never applies what it acknowledged.
         for _ in 0..10_000 {
-            let batch: Vec<(String, String)> = {
+            let (batch, granted): (Vec<(String, String)>, _) = {
                 let cache = self.cache();
-                cache
+                let granted = caller.require(&cache, Need::Any, what)?;
+                let batch = cache
                     .ips()
                     .filter(|(network, _, o)| keys::reserved_for(o).is_some() && which(network, o))
                     .map(|(network, ip, o)| (keys::ip(network, *ip), o.clone()))
-                    .take(MAX_TXN_OPS / 2)
-                    .collect()
+                    .take(MAX_TXN_OPS / 2 - 8)
+                    .collect();
+                (batch, granted)
             };
             if batch.is_empty() {
                 return Ok(released);
             }
             let mut txn = Txn::new();
+            // Keeps the caller's session (and grant) alive until the batch commits.
+            txn.compares.extend(granted);
             for (key, owner) in &batch {
                 txn = txn
                     .when_value(key.clone(), owner.clone().into_bytes())

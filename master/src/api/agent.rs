@@ -2,6 +2,7 @@
 
 use super::objects::parse_body;
 use super::AppState;
+use crate::auth::{Caller, Need};
 use crate::error::ApiError;
 use crate::ipam::{AllocateRequest, Allocation, ReleaseRequest};
 use crate::reserve::{Reservation, ReserveRequest};
@@ -17,40 +18,56 @@ fn decode<T: serde::de::DeserializeOwned>(what: &str, body: &[u8]) -> Result<T, 
 
 pub async fn allocate(
     State(master): State<AppState>,
+    caller: Caller,
     body: Bytes,
 ) -> Result<Json<Allocation>, ApiError> {
     let req: AllocateRequest = decode("allocate", &body)?;
-    master.allocate(req).await.map(Json)
+    master.allocate(&caller, req).await.map(Json)
 }
 
-pub async fn release(State(master): State<AppState>, body: Bytes) -> Result<Json<Value>, ApiError> {
+pub async fn release(
+    State(master): State<AppState>,
+    caller: Caller,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
     let req: ReleaseRequest = decode("release", &body)?;
-    master.release(req).await?;
+    master.release(&caller, req).await?;
     Ok(Json(json!({})))
 }
 
 pub async fn reserve(
     State(master): State<AppState>,
+    caller: Caller,
     body: Bytes,
 ) -> Result<Json<Reservation>, ApiError> {
     let req: ReserveRequest = decode("reserve", &body)?;
-    master.reserve(req).await.map(Json)
+    master.reserve(&caller, req).await.map(Json)
 }
 
-pub async fn reservations(State(master): State<AppState>, Path(host): Path<String>) -> Json<Value> {
+pub async fn reservations(
+    State(master): State<AppState>,
+    caller: Caller,
+    Path(host): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(
+        &master.cache(),
+        Need::Host(&host),
+        &format!("agent/hosts/{host}/reservations"),
+    )?;
     let list: Vec<Value> = master
         .reservations_of(&host)
         .into_iter()
         .map(|(network, ip)| json!({"network": network, "ipAddress": ip}))
         .collect();
-    Json(json!({ "host": host, "reservations": list }))
+    Ok(Json(json!({ "host": host, "reservations": list })))
 }
 
 pub async fn unreserve(
     State(master): State<AppState>,
+    caller: Caller,
     Path(host): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let released = master.unreserve_all(&host).await?;
+    let released = master.unreserve_all(&caller, &host).await?;
     Ok(Json(json!({ "released": released })))
 }
 
@@ -86,19 +103,24 @@ fn reserved_flag(query: Option<&str>) -> Result<bool, ApiError> {
 
 pub async fn record(
     State(master): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let reserved = reserved_flag(query.as_deref())?;
     let value = parse_body(&format!("endpoints/{id}"), &body)?;
-    master.record_endpoint(&id, value, reserved).await.map(Json)
+    master
+        .record_endpoint(&caller, &id, value, reserved)
+        .await
+        .map(Json)
 }
 
 pub async fn remove(
     State(master): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    master.remove_endpoint(&id).await?;
+    master.remove_endpoint(&caller, &id).await?;
     Ok(Json(json!({})))
 }

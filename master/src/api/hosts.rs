@@ -3,6 +3,7 @@
 
 use super::objects::parse_body;
 use super::AppState;
+use crate::auth::{Caller, Need};
 use crate::error::ApiError;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -29,10 +30,12 @@ struct Heartbeat {
 
 pub async fn heartbeat(
     State(master): State<AppState>,
+    caller: Caller,
     Path(host): Path<String>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let what = format!("agent/hosts/{host}");
+    caller.require(&master.cache(), Need::Host(&host), &what)?;
     let value = parse_body(&what, &body)?;
     let hb: Heartbeat = serde_json::from_value(value)
         .map_err(|e| ApiError::bad_request(Some(what.clone()), None, e.to_string()))?;
@@ -49,7 +52,8 @@ pub async fn heartbeat(
     Ok(Json(json!({})))
 }
 
-pub async fn list(State(master): State<AppState>) -> Json<Value> {
+pub async fn list(State(master): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+    caller.require(&master.cache(), Need::AnyAgent, "agent/hosts")?;
     let now = Instant::now();
     let hosts: Vec<Value> = match master.hosts.hosts.lock() {
         Ok(hosts) => hosts
@@ -61,5 +65,5 @@ pub async fn list(State(master): State<AppState>) -> Json<Value> {
             .collect(),
         Err(_) => Vec::new(),
     };
-    Json(json!(hosts))
+    Ok(Json(json!(hosts)))
 }

@@ -2,6 +2,8 @@
 //! endpoints (version, info, health, metrics, OpenAPI).
 
 mod agent;
+mod auth;
+mod caller;
 pub mod hosts;
 mod objects;
 pub mod openapi;
@@ -77,6 +79,11 @@ pub fn router(master: Arc<Master>) -> Router {
         .route("/info", get(service::info))
         .route("/healthz", get(service::healthz))
         .route("/metrics", get(service::metrics))
+        .merge(auth::routes())
+        .layer(middleware::from_fn_with_state(
+            master.clone(),
+            caller::authenticate,
+        ))
         .layer(middleware::from_fn_with_state(
             master.clone(),
             record_metrics,

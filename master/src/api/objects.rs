@@ -1,8 +1,8 @@
 //! `/api/v1/<collection>/[<key>/]` and `/api/v1/inspect/...`.
 
 use super::AppState;
+use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::inspect;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::Json;
@@ -26,54 +26,50 @@ fn collection(name: &str) -> Result<Collection, ApiError> {
 
 pub async fn list(
     State(master): State<AppState>,
+    caller: Caller,
     Path(coll): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let c = collection(&coll)?;
-    let cache = master.cache();
-    Ok(Json(Value::Array(
-        cache.objects.list(c).map(|(_, v)| v.clone()).collect(),
-    )))
+    Ok(Json(Value::Array(master.list_objects(&caller, c)?)))
 }
 
 pub async fn get_one(
     State(master): State<AppState>,
+    caller: Caller,
     Path((coll, key)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     let c = collection(&coll)?;
-    let cache = master.cache();
-    cache
-        .objects
-        .get(c, &key)
-        .cloned()
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found(format!("{}/{key}", c.rest_name())))
+    master.read_object(&caller, c, &key).map(Json)
 }
 
 pub async fn put_one(
     State(master): State<AppState>,
+    caller: Caller,
     Path((coll, key)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let c = collection(&coll)?;
     let value = parse_body(&format!("{}/{key}", c.rest_name()), &body)?;
-    master.put_object(c, &key, value).await.map(Json)
+    master.put_object(&caller, c, &key, value).await.map(Json)
 }
 
 pub async fn delete_one(
     State(master): State<AppState>,
+    caller: Caller,
     Path((coll, key)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     let c = collection(&coll)?;
-    master.delete_object(c, &key).await?;
+    master.delete_object(&caller, c, &key).await?;
     Ok(Json(json!({})))
 }
 
 pub async fn inspect(
     State(master): State<AppState>,
+    caller: Caller,
     Path((coll, key)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     let c = collection(&coll)?;
-    inspect::inspect(&master.cache(), c, &key).map(Json)
+    master.inspect_object(&caller, c, &key).map(Json)
 }
 
 /// Parses a JSON body, naming the line and column of a syntax error.

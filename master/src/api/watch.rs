@@ -8,19 +8,19 @@
 //! client reloads the snapshot.
 
 use super::AppState;
+use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::intent::group_id;
 use crate::keys::{self, Parsed, TagKind};
+use crate::reads::{Seen, Visibility};
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use fabric_model::Collection;
 use fabric_store::{Event, EventKind, StoreError};
 use futures::StreamExt;
 use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 #[derive(Deserialize)]
 pub struct WatchQuery {
@@ -28,19 +28,48 @@ pub struct WatchQuery {
     since: u64,
 }
 
-pub async fn state(State(master): State<AppState>) -> Json<Value> {
+pub async fn state(
+    State(master): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Value>, ApiError> {
+    master.state(&caller).map(Json)
+}
+
+/// Whether the stream's caller may see `event` (objects and tags; the rest is never shown).
+fn visible(
+    master: &crate::master::Master,
+    who: &Visibility,
+    event: &Event,
+) -> Result<bool, ApiError> {
     let cache = master.cache();
-    let mut objects = Map::new();
-    for c in Collection::ALL {
-        let list: Vec<Value> = cache.objects.list(c).map(|(_, v)| v.clone()).collect();
-        objects.insert(c.rest_name().to_string(), Value::Array(list));
+    match keys::parse(&event.key) {
+        Parsed::Object(collection, key) => {
+            let object = event
+                .value
+                .as_deref()
+                .and_then(|v| serde_json::from_slice::<Value>(v).ok());
+            who.shows(
+                &cache,
+                Seen::Object {
+                    collection,
+                    key: &key,
+                    object: object.as_ref(),
+                },
+            )
+        }
+        Parsed::Tag(kind, value) => {
+            let owner = event.value.as_deref().map(String::from_utf8_lossy);
+            who.shows(
+                &cache,
+                Seen::Tag {
+                    kind,
+                    value,
+                    owner: owner.as_deref(),
+                },
+            )
+        }
+        _ => Ok(false),
     }
-    let groups: Map<String, Value> = cache
-        .objects
-        .list(Collection::EndpointGroups)
-        .filter_map(|(k, _)| Some((k.clone(), json!(group_id(&cache, k)?))))
-        .collect();
-    Json(json!({ "revision": cache.watched, "objects": objects, "groupIds": groups }))
 }
 
 /// One store event as the API shows it; None for keys clients do not need (refvers, addresses).
@@ -80,16 +109,30 @@ fn line(value: &Value) -> Bytes {
 
 pub async fn watch(
     State(master): State<AppState>,
+    caller: Caller,
     Query(q): Query<WatchQuery>,
 ) -> Result<Response, ApiError> {
+    // Refuse at once when the session is no longer valid.
+    caller.grant(&master.cache())?;
+    let who = Visibility::new(caller);
     let events = master.store.watch(keys::ROOT, q.since).await?;
     let stream = events
-        .scan(false, |ended, item| {
+        .scan(false, move |ended, item| {
             if *ended {
                 return futures::future::ready(None);
             }
             let out = match item {
-                Ok(event) => render(&event).map(|v| line(&v)),
+                Ok(event) => match visible(&master, &who, &event) {
+                    Ok(true) => render(&event).map(|v| line(&v)),
+                    Ok(false) => None,
+                    // The session ended (logout, revocation, expiry): so does the stream.
+                    Err(e) => {
+                        *ended = true;
+                        Some(line(
+                            &json!({"type": "error", "status": e.status, "message": e.message}),
+                        ))
+                    }
+                },
                 Err(StoreError::Compacted { requested, oldest }) => {
                     *ended = true;
                     Some(line(
