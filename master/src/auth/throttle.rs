@@ -1,5 +1,6 @@
 //! Slows down password guessing: failed attempts are counted per key (a username, a source
-//! address); after [`FREE_FAILURES`] in a row the key must wait before its next try, doubling
+//! address); after [`FREE_FAILURES`] in a row (an address: [`FREE_FAILURES_PER_ADDRESS`], since
+//! many users may share one behind a NAT) the key must wait before its next try, doubling
 //! with each further failure up to [`MAX_WAIT`]. Keys are independent, so a user under attack
 //! does not lock out anyone else, and an address spraying many usernames is held back by its
 //! own key. A success clears the key. Counts live in memory, per master, and fade after
@@ -10,6 +11,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 pub const FREE_FAILURES: u32 = 5;
+pub const FREE_FAILURES_PER_ADDRESS: u32 = 20;
 pub const MAX_WAIT: Duration = Duration::from_secs(300);
 pub const FORGET_AFTER: Duration = Duration::from_secs(900);
 /// Keys kept at most; past this the stalest go first (an attacker minting usernames cannot
@@ -21,11 +23,16 @@ pub struct Throttle {
     keys: Mutex<HashMap<String, (u32, Instant)>>,
 }
 
-fn wait_after(failures: u32) -> Duration {
-    if failures < FREE_FAILURES {
+fn wait_after(key: &str, failures: u32) -> Duration {
+    let free = if key.starts_with("addr:") {
+        FREE_FAILURES_PER_ADDRESS
+    } else {
+        FREE_FAILURES
+    };
+    if failures < free {
         return Duration::ZERO;
     }
-    let doublings = (failures - FREE_FAILURES).min(16);
+    let doublings = (failures - free).min(16);
     Duration::from_secs(1u64 << doublings).min(MAX_WAIT)
 }
 
@@ -40,7 +47,7 @@ impl Throttle {
         if since >= FORGET_AFTER {
             return Ok(());
         }
-        let wait = wait_after(failures);
+        let wait = wait_after(key, failures);
         if since < wait {
             return Err(wait - since);
         }
