@@ -28,6 +28,20 @@ const OTHER_ROUTES: &[(&str, &str)] = &[
     ("get", "/info"),
     ("get", "/healthz"),
     ("get", "/metrics"),
+    ("post", "/api/v1/auth_proxy/login/"),
+    ("post", "/api/v1/auth_proxy/login"),
+    ("post", "/api/v1/auth_proxy/logout/"),
+    ("post", "/api/v1/auth_proxy/logout"),
+    ("get", "/api/v1/auth_proxy/local_users/"),
+    ("get", "/api/v1/auth_proxy/local_users"),
+    ("patch", "/api/v1/auth_proxy/local_users/{username}/"),
+    ("patch", "/api/v1/auth_proxy/local_users/{username}"),
+    ("get", "/api/v1/auth_proxy/authorizations/"),
+    ("get", "/api/v1/auth_proxy/authorizations"),
+    ("delete", "/api/v1/auth_proxy/authorizations/{id}/"),
+    ("delete", "/api/v1/auth_proxy/authorizations/{id}"),
+    ("post", "/api/v1/agent/register"),
+    ("delete", "/api/v1/agent/hosts/{host}/credential"),
 ];
 const METHODS: [&str; 4] = ["get", "post", "put", "delete"];
 /// A value no enum has and most formats reject with their own reason.

@@ -268,6 +268,101 @@ fn other_paths(paths: &mut Map<String, Value>, err: &Value) {
     );
 }
 
+/// Authentication: Contiv's auth_proxy routes, logout, the agents' registration and its
+/// revocation. Every other route needs `X-Auth-Token` (or `Authorization: Bearer`) when the
+/// master runs with `--auth on`.
+fn auth_paths(paths: &mut Map<String, Value>, schemas: &mut Map<String, Value>, err: &Value) {
+    let schema = |name: &str| json!({"$ref": format!("#/components/schemas/{name}")});
+    let body = |name: &str| json!({"required": true, "content": {"application/json": {"schema": schema(name)}}});
+    let created = |s: Value| json!({"description": "Created", "content": {"application/json": {"schema": s}}});
+    let gone = json!({"description": "Deleted"});
+    let name_param = |n: &str| json!([{"name": n, "in": "path", "required": true, "schema": {"type": "string"}}]);
+    schemas.insert(
+        "LoginRequest".into(),
+        json!({"type": "object", "required": ["username", "password"], "properties": {
+            "username": {"type": "string", "minLength": 1}, "password": {"type": "string", "minLength": 1}}}),
+    );
+    schemas.insert(
+        "Token".into(),
+        json!({"type": "object", "properties": {"token": {"type": "string", "description": "send as X-Auth-Token"}}}),
+    );
+    schemas.insert(
+        "LocalUser".into(),
+        json!({"type": "object", "properties": {
+            "username": {"type": "string", "description": "letters, digits, '_', '-', '.', '@'"},
+            "password": {"type": "string", "minLength": 8, "description": "write only, 8-1024 characters"},
+            "first_name": {"type": "string"}, "last_name": {"type": "string"}, "disable": {"type": "boolean"}}}),
+    );
+    schemas.insert(
+        "AuthorizationRequest".into(),
+        json!({"type": "object", "required": ["principalName", "role"], "properties": {
+            "principalName": {"type": "string", "minLength": 1, "description": "a local username, or an LDAP group's DN"},
+            "local": {"type": "boolean"}, "role": {"type": "string", "enum": ["admin", "ops"]},
+            "tenantName": {"type": "string", "description": "required for ops"}}}),
+    );
+    schemas.insert(
+        "Authorization".into(),
+        json!({"type": "object", "properties": {
+            "AuthzUUID": {"type": "string"}, "PrincipalName": {"type": "string"}, "Local": {"type": "boolean"},
+            "Role": {"type": "string"}, "TenantName": {"type": "string"}}}),
+    );
+    schemas.insert(
+        "AgentRegistration".into(),
+        json!({"type": "object", "required": ["host", "secret"], "properties": {
+            "host": {"type": "string", "minLength": 1}, "secret": {"type": "string", "minLength": 1, "description": "the bootstrap secret (--agent-secret-file)"}}}),
+    );
+    let throttled = json!({"description": "too many failed attempts; see Retry-After", "content": {"application/json": {"schema": schema("Error")}}});
+    for slash in ["/", ""] {
+        let p = |rest: &str| format!("/api/v1/auth_proxy/{rest}{slash}");
+        paths.insert(
+            p("login"),
+            json!({"post": {"summary": "Log in (open): a token for a local or LDAP user", "requestBody": body("LoginRequest"),
+                "responses": {"200": ok(schema("Token")), "400": err, "401": err, "429": throttled}}}),
+        );
+        paths.insert(
+            p("logout"),
+            json!({"post": {"summary": "End the presented token's session", "responses": {"200": ok(json!({"type": "object"})), "401": err}}}),
+        );
+        paths.insert(
+            p("local_users"),
+            json!({"get": {"summary": "Local users (admin)", "responses": {"200": ok(json!({"type": "array", "items": schema("LocalUser")})), "403": err}},
+                "post": {"summary": "Create a local user (admin)", "requestBody": body("LocalUser"),
+                    "responses": {"201": created(schema("LocalUser")), "400": err, "403": err, "409": err, "422": err}}}),
+        );
+        paths.insert(
+            p("local_users/{username}"),
+            json!({"parameters": name_param("username"),
+                "get": {"summary": "A local user (admin, or the user)", "responses": {"200": ok(schema("LocalUser")), "403": err, "404": err}},
+                "patch": {"summary": "Change a user (admin; the user: password and names)", "requestBody": body("LocalUser"),
+                    "responses": {"200": ok(schema("LocalUser")), "403": err, "404": err, "409": err, "422": err}},
+                "delete": {"summary": "Delete a user, its authorizations and sessions (admin)", "responses": {"204": gone, "403": err, "404": err, "409": err}}}),
+        );
+        paths.insert(
+            p("authorizations"),
+            json!({"get": {"summary": "Authorizations (admin)", "responses": {"200": ok(json!({"type": "array", "items": schema("Authorization")})), "403": err}},
+                "post": {"summary": "Grant admin, or ops of a tenant (admin)", "requestBody": body("AuthorizationRequest"),
+                    "responses": {"201": created(schema("Authorization")), "400": err, "403": err, "409": err}}}),
+        );
+        paths.insert(
+            p("authorizations/{id}"),
+            json!({"parameters": name_param("id"),
+                "get": {"summary": "An authorization (admin)", "responses": {"200": ok(schema("Authorization")), "403": err, "404": err}},
+                "delete": {"summary": "Remove an authorization (admin); takes effect at once", "responses": {"204": gone, "403": err, "404": err, "409": err}}}),
+        );
+    }
+    paths.insert(
+        "/api/v1/agent/register".into(),
+        json!({"post": {"summary": "An agent's token for its host (open; needs the bootstrap secret)", "requestBody": body("AgentRegistration"),
+            "responses": {"200": ok(schema("Token")), "400": err, "401": err, "429": throttled, "503": err}}}),
+    );
+    paths.insert(
+        "/api/v1/agent/hosts/{host}/credential".into(),
+        json!({"parameters": name_param("host"),
+            "delete": {"summary": "End every session of the host's agent (admin)",
+                "responses": {"200": ok(json!({"type": "object", "properties": {"revoked": {"type": "integer"}}})), "403": err}}}),
+    );
+}
+
 pub fn build() -> Value {
     let mut paths = Map::new();
     let mut schemas = Map::new();
@@ -301,6 +396,7 @@ pub fn build() -> Value {
         );
     }
     other_paths(&mut paths, &err);
+    auth_paths(&mut paths, &mut schemas, &err);
     agent_schemas(&mut schemas);
     schemas.insert(
         "Error".into(),
