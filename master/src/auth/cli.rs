@@ -16,7 +16,7 @@ pub struct AuthArgs {
     /// Authentication and authorization: `on` (tokens, roles) or `off` (every caller is an
     /// admin, as before; logged loudly). The default becomes `on` once every client logs in.
     #[arg(long = "auth", value_enum, default_value = "off")]
-    pub mode: AuthMode,
+    pub auth_mode: AuthMode,
     /// Lifetime of a user's token (e.g. 3600, 90m, 1h).
     #[arg(long, default_value = "1h", value_parser = parse_duration)]
     pub token_ttl: Duration,
@@ -43,7 +43,7 @@ pub struct Prepared {
 
 impl AuthArgs {
     pub fn prepare(&self, data_dir: &Path) -> Result<Prepared, SecretError> {
-        let enabled = self.mode == AuthMode::On;
+        let enabled = self.auth_mode == AuthMode::On;
         let admin_password = match &self.admin_password_file {
             Some(p) => Some(read_secret(p)?),
             None => None,
