@@ -57,7 +57,7 @@ pub fn run(client: &Client, cmd: AuthorizationCmd) -> anyhow::Result<()> {
                 .map_err(Into::into)
         }
         AuthorizationCmd::Inspect(args) => {
-            let authz: Value = client.get_json(&authorization_path(&args.name))?;
+            let authz: Authorization = client.get_json(&authorization_path(&args.name))?;
             emit(&to_json(&authz)?)
         }
         AuthorizationCmd::Ls(format) => {

@@ -67,7 +67,7 @@ pub fn run(client: &Client, cmd: UserCmd) -> anyhow::Result<()> {
                 .map_err(Into::into)
         }
         UserCmd::Inspect(args) => {
-            let user: Value = client.get_json(&user_path(&args.name))?;
+            let user: LocalUser = client.get_json(&user_path(&args.name))?;
             emit(&to_json(&user)?)
         }
         UserCmd::Ls(format) => {
