@@ -147,6 +147,11 @@ impl Visibility {
         Visibility { caller }
     }
 
+    /// Whether every event is shown without asking (authentication is off).
+    pub fn shows_all(&self) -> bool {
+        self.caller.session_id().is_none()
+    }
+
     /// `Ok(true)` to show the event, `Ok(false)` to skip it, `Err` when the session ended.
     pub fn shows(&self, cache: &Cache, event: Seen<'_>) -> Result<bool, ApiError> {
         let grant = self.caller.grant(cache)?;
