@@ -66,7 +66,7 @@ run scripts/build-release.sh --quiet
 built() { [[ -x target/release/$1 ]] && "target/release/$1" --help 2>&1 | grep -q -- "$2"; }
 BIN_DIR=$(mktemp -d)
 trap 'rm -rf "$BIN_DIR"' EXIT
-have_master=no; built netmaster --listen-url && have_master=yes
+have_master=no; built netmaster --insecure-http && have_master=yes
 have_agent=no; built netplugin --ovs-rundir && have_agent=yes
 have_netctl=no; built netctl tenant && have_netctl=yes
 [[ $have_master == yes ]] && ln -s "$PWD/target/release/netmaster" "$BIN_DIR/"

@@ -154,7 +154,9 @@ topology:
     let master = std::fs::read_to_string(dir.path().join("master.args")).unwrap();
     assert_eq!(
         master,
-        format!("--listen-url 172.20.20.10:9999 --data-dir {run}/master1/netmaster")
+        format!(
+            "--listen-url 172.20.20.10:9999 --data-dir {run}/master1/netmaster --insecure-http"
+        )
     );
     let host = std::fs::read_to_string(dir.path().join("host1.args")).unwrap();
     assert_eq!(

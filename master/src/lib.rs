@@ -12,11 +12,13 @@ pub mod inspect;
 pub mod intent;
 pub mod ipam;
 pub mod keys;
+pub mod listen;
 pub mod master;
 pub mod metrics;
 pub mod proposals;
 pub mod reads;
 pub mod reserve;
 pub mod tenancy;
+pub mod tls;
 
 pub use master::{Master, Settings};

@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use clap::Parser;
-use netmaster::{api, Master, Settings};
+use netmaster::{Master, Settings};
 use std::path::PathBuf;
 
 /// Contiv's netmaster flags, so it drops into existing deployments.
@@ -47,11 +47,15 @@ struct Args {
     #[arg(long, default_value = "/var/lib/netmaster")]
     data_dir: PathBuf,
     #[command(flatten)]
+    listen: netmaster::listen::ListenArgs,
+    #[command(flatten)]
     auth: netmaster::auth::cli::AuthArgs,
 }
 
 fn listen_addr(url: &str) -> String {
-    let url = url.trim_start_matches("http://");
+    let url = url
+        .trim_start_matches("http://")
+        .trim_start_matches("https://");
     if url.starts_with(':') {
         format!("0.0.0.0{url}")
     } else {
@@ -109,11 +113,15 @@ async fn main() -> anyhow::Result<()> {
         tracing::error!(%problem, "tenants are not kept apart in the stored state");
     }
     let addr = listen_addr(&args.listen_url);
+    let serving = args
+        .listen
+        .prepare(&args.data_dir, &addr)
+        .context("setting up TLS")?;
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
         .with_context(|| format!("listening on {addr}"))?;
-    tracing::info!(%addr, backend = master.settings.backend, control_url = %args.control_url, "netmaster serving");
-    api::serve(listener, master, async {
+    tracing::info!(%addr, scheme = serving.scheme(), backend = master.settings.backend, control_url = %args.control_url, "netmaster serving");
+    serving.serve(listener, master, async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}

@@ -54,6 +54,7 @@ async fn post(
 ) -> Result<(u16, Value), String> {
     let resp = client
         .post(format!("{base}{path}"))
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
         .body(body.to_string())
         .send()
         .await

@@ -132,6 +132,8 @@ pub fn netmaster(binary: &Path, dir: &Path, etcd: Option<&str>) -> Result<(Daemo
         .arg("--data-dir")
         .arg(dir.join("netmaster"))
         .args(["--log-level", "warn"])
+        // The benches' clients speak plain HTTP (HTTP/1.1 and h2c).
+        .arg("--insecure-http")
         .env_remove("NETMASTER_ETCD");
     if let Some(endpoint) = etcd {
         cmd.arg("--etcd").arg(endpoint);

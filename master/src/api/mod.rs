@@ -3,10 +3,14 @@
 
 mod agent;
 mod auth;
+mod body_deadline;
 mod caller;
+mod content_type;
+pub mod host_check;
 pub mod hosts;
 mod objects;
 pub mod openapi;
+mod server;
 mod service;
 mod watch;
 
@@ -16,35 +20,47 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post, put};
-use axum::serve::ListenerExt as _;
 use axum::Router;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
+pub use server::Limits;
+
 pub type AppState = Arc<Master>;
 
-/// Serves the API on `listener` until `shutdown` resolves. HTTP/1.1 and HTTP/2 over cleartext
-/// with prior knowledge (h2c) share the port: hyper-util's auto builder tells them apart by the
-/// HTTP/2 connection preface, so existing HTTP/1.1 clients work unchanged and an HTTP/2 client
-/// keeps many requests in flight on one connection. Each accepted connection is counted
-/// (`netmaster_http_connections_total`) and gets TCP_NODELAY: HTTP/2 answers many streams with
-/// small frames, which Nagle's algorithm would hold back until the client's delayed ACK.
+/// Serves the API over plain HTTP on `listener` until `shutdown` resolves, with the default
+/// [`Limits`] (what the in-process tests use). HTTP/1.1 and HTTP/2 over cleartext with prior
+/// knowledge (h2c) share the port: hyper-util's auto builder tells them apart by the HTTP/2
+/// connection preface. See `server.rs` for what every connection gets.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     master: Arc<Master>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let connections = master.metrics.connections.clone();
-    let listener = listener.tap_io(move |tcp| {
-        connections.inc();
-        if let Err(error) = tcp.set_nodelay(true) {
-            tracing::debug!(%error, "setting TCP_NODELAY on an accepted connection");
-        }
-    });
-    axum::serve(listener, router(master))
-        .with_graceful_shutdown(shutdown)
-        .await
+    serve_with(listener, master, Limits::default(), shutdown).await
+}
+
+/// [`serve`] with the given limits (`--insecure-http`).
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    master: Arc<Master>,
+    limits: Limits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    server::run(listener, master, None, limits, shutdown).await
+}
+
+/// Serves the API over TLS (HTTP/1.1 and HTTP/2, ALPN) on `listener` until `shutdown` resolves.
+pub async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    master: Arc<Master>,
+    tls: Arc<rustls::ServerConfig>,
+    limits: Limits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    server::run(listener, master, Some(acceptor), limits, shutdown).await
 }
 
 pub fn router(master: Arc<Master>) -> Router {

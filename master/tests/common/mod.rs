@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod process;
+pub mod tls;
 
 use fabric_store::testing::EtcdProcess;
 use netmaster::{api, Master, Settings};
@@ -89,7 +90,10 @@ impl TestMaster {
     ) -> (u16, Value) {
         let mut req = self.client.request(method, format!("{}{path}", self.base));
         if let Some(b) = body {
-            req = req.body(b.to_string());
+            // Writes take JSON only (src/api/content_type.rs).
+            req = req
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(b.to_string());
         }
         let resp = req.send().await.expect("request reaches the master");
         let status = resp.status().as_u16();

@@ -15,16 +15,40 @@ pub struct NetmasterProcess {
     child: Option<Child>,
     pub base: String,
     log: PathBuf,
+    /// The CA file that verifies it, when it serves TLS.
+    ca: Option<PathBuf>,
+}
+
+/// How to start it beyond the data directory and store.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Serve TLS instead of plain HTTP (`--insecure-http`, what most tests use).
+    pub tls: bool,
+    /// The CA file to check readiness with over TLS; `<data-dir>/tls/cert.pem` (the generated
+    /// certificate) when absent.
+    pub ca: Option<PathBuf>,
+    /// More flags.
+    pub args: Vec<String>,
 }
 
 impl NetmasterProcess {
     /// Starts `netmaster` on a free loopback port over `data_dir`, or over etcd when
     /// `etcd` is given, and waits (bounded) until `/healthz` answers.
     pub async fn start(data_dir: &Path, etcd: Option<&[String]>, log: &Path) -> Self {
+        Self::start_with(data_dir, etcd, log, &Options::default()).await
+    }
+
+    /// [`NetmasterProcess::start`] with `options`.
+    pub async fn start_with(
+        data_dir: &Path,
+        etcd: Option<&[String]>,
+        log: &Path,
+        options: &Options,
+    ) -> Self {
         let mut last = String::new();
         for _ in 0..START_ATTEMPTS {
             let port = free_port();
-            let mut master = Self::spawn(data_dir, etcd, log, port);
+            let mut master = Self::spawn(data_dir, etcd, log, port, options);
             match master.wait_ready().await {
                 Ok(()) => return master,
                 Err(reason) => last = reason,
@@ -33,7 +57,13 @@ impl NetmasterProcess {
         panic!("netmaster did not start: {last}; log tail:\n{}", tail(log));
     }
 
-    fn spawn(data_dir: &Path, etcd: Option<&[String]>, log: &Path, port: u16) -> Self {
+    fn spawn(
+        data_dir: &Path,
+        etcd: Option<&[String]>,
+        log: &Path,
+        port: u16,
+        options: &Options,
+    ) -> Self {
         let out = File::options()
             .create(true)
             .append(true)
@@ -52,12 +82,30 @@ impl NetmasterProcess {
         if let Some(endpoints) = etcd {
             cmd.arg("--etcd").arg(endpoints.join(","));
         }
+        if !options.tls {
+            cmd.arg("--insecure-http");
+        }
+        cmd.args(&options.args);
         let child = cmd.spawn().expect("spawn the netmaster binary");
+        let ca = options.tls.then(|| {
+            options
+                .ca
+                .clone()
+                .unwrap_or_else(|| data_dir.join("tls").join("cert.pem"))
+        });
+        let scheme = if options.tls { "https" } else { "http" };
         NetmasterProcess {
             child: Some(child),
-            base: format!("http://127.0.0.1:{port}"),
+            base: format!("{scheme}://127.0.0.1:{port}"),
             log: log.to_path_buf(),
+            ca,
         }
+    }
+
+    /// `127.0.0.1:<port>`.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        let authority = self.base.rsplit('/').next().unwrap_or_default();
+        authority.parse().expect("the base names a socket address")
     }
 
     async fn wait_ready(&mut self) -> Result<(), String> {
@@ -74,10 +122,19 @@ impl NetmasterProcess {
                     return Err(format!("netmaster exited with {status}"));
                 }
             }
-            match client.get(format!("{}/healthz", self.base)).send().await {
-                Ok(r) if r.status().is_success() => return Ok(()),
-                Ok(r) => last = format!("/healthz answered {}", r.status()),
-                Err(e) => last = e.to_string(),
+            if let Some(ca) = &self.ca {
+                // The CA file may not be written yet: the master makes it before listening.
+                match super::tls::get_status(self.addr(), ca, "/healthz").await {
+                    Ok(200) => return Ok(()),
+                    Ok(status) => last = format!("/healthz answered {status}"),
+                    Err(e) => last = e,
+                }
+            } else {
+                match client.get(format!("{}/healthz", self.base)).send().await {
+                    Ok(r) if r.status().is_success() => return Ok(()),
+                    Ok(r) => last = format!("/healthz answered {}", r.status()),
+                    Err(e) => last = e.to_string(),
+                }
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
