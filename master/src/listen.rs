@@ -46,12 +46,17 @@ pub struct ListenArgs {
 
 impl ListenArgs {
     pub fn limits(&self) -> Limits {
+        // The machine's own name is in the self-signed certificate, so a client that verifies
+        // it by that name must not then be refused by the Host check; only whoever runs the
+        // machine's resolver could point that name elsewhere, not a web page's author.
+        let mut api_hostnames = self.api_hostnames.clone();
+        api_hostnames.extend(tls::hostname());
         Limits {
             header_timeout: self.header_timeout,
             body_timeout: self.body_timeout,
             idle_timeout: self.idle_timeout,
             max_connections: self.max_connections as usize,
-            api_hostnames: self.api_hostnames.clone(),
+            api_hostnames,
         }
     }
 

@@ -401,6 +401,13 @@ async fn past_the_connection_cap_a_503_then_served_again() {
     }
 }
 
+/// The machine's host name, which the master accepts besides the configured names.
+fn machine_name() -> Option<String> {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
+    let name = name.trim();
+    netmaster::listen::valid_dns_name(name).then(|| name.to_string())
+}
+
 #[tokio::test]
 async fn writes_take_json_only_and_the_host_must_name_the_master() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -472,7 +479,10 @@ async fn writes_take_json_only_and_the_host_must_name_the_master() {
         format!("master.example:{port}"),
         "MASTER.Example.".to_string(),
         "other.example".to_string(),
-    ] {
+    ]
+    .into_iter()
+    .chain(machine_name())
+    {
         let (status, body) = exchange(addr, &get("/version", &allowed))
             .await
             .expect("an answer");

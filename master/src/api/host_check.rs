@@ -3,7 +3,8 @@
 //! A web page can make a browser send requests to a name its author controls but resolves to
 //! the master's address; the browser then treats the master's answers as that site's own. Such
 //! requests carry the page's name as Host, so only names the master knows are served: IP
-//! literals (v4, or `[v6]`, with or without a port), `localhost`, and every `--api-hostname`.
+//! literals (v4, or `[v6]`, with or without a port), `localhost`, and the names in
+//! [`Limits::api_hostnames`](super::Limits) (every `--api-hostname` and the machine's name).
 //! Anything else is answered 421 Misdirected Request naming the header. A request without any
 //! Host (HTTP/1.0) is served: a browser always sends one.
 
