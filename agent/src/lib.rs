@@ -3,6 +3,7 @@
 //! shared with the `contivk8s` plugin binary. `main.rs` wires the actors.
 
 pub mod cni;
+pub mod credential;
 pub mod ethtool;
 pub mod flows;
 pub mod kernel;
@@ -14,3 +15,4 @@ pub mod ovsdb;
 pub mod pool;
 pub mod reserve;
 pub mod server;
+pub mod tls;

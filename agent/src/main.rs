@@ -9,11 +9,13 @@ use fabric_actors::flows::{FlowWriter, HostInput};
 use fabric_actors::master_link::{MasterLink, Targets};
 use fabric_actors::routes::RouteActor;
 use fabric_actors::types::{parse_mac, StateSource, ROUTER_MAC};
+use netplugin::credential::read_secret;
 use netplugin::flows::{OpenFlowSink, PipelineCompiler};
 use netplugin::kernel::NetlinkKernel;
-use netplugin::master_client::MasterClient;
+use netplugin::master_client::{ClientOptions, MasterClient, RegisterError};
 use netplugin::ops::{AgentOps, Desired};
 use netplugin::ovsdb::Ovsdb;
+use netplugin::tls::Trust;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -32,9 +34,27 @@ struct Args {
     ovs_rundir: PathBuf,
     #[arg(long, default_value = "br-int")]
     bridge: String,
-    /// The master's URL.
-    #[arg(long, default_value = "http://127.0.0.1:9999")]
+    /// The master's URL (`https://...` for a master serving TLS).
+    #[arg(
+        long,
+        visible_alias = "master",
+        default_value = "http://127.0.0.1:9999"
+    )]
     netmaster: String,
+    /// File holding the master's bootstrap secret for agents (its `--agent-secret-file`, by
+    /// default `<data-dir>/agent-secret`): the agent registers as --host with it and sends
+    /// the token it gets on every request. Without it no credential is sent (a master with
+    /// authentication off).
+    #[arg(long, env = "NETPLUGIN_MASTER_SECRET_FILE", value_name = "PATH")]
+    master_secret_file: Option<PathBuf>,
+    /// PEM file of the master's certificate (its self-signed `<data-dir>/tls/cert.pem`) or of
+    /// the CA that signed it, trusted instead of the system's roots for an https:// master.
+    #[arg(long, env = "NETPLUGIN_MASTER_CACERT", value_name = "PEM")]
+    master_cacert: Option<PathBuf>,
+    /// Do not check the master's certificate, and allow the secret and tokens over plain
+    /// HTTP to a master on another host. Anyone on the path can then read or forge them.
+    #[arg(long, env = "NETPLUGIN_MASTER_INSECURE")]
+    master_insecure: bool,
     /// The CNI socket the contivk8s plugin talks to.
     #[arg(long, default_value = netplugin::cni::DEFAULT_SOCKET)]
     socket: PathBuf,
@@ -79,11 +99,68 @@ fn main() -> anyhow::Result<()> {
             .trim()
             .to_string(),
     };
+    let master = master_client(&args, &host)?;
     let system = actix::System::new();
-    system.block_on(run(args, host))
+    system.block_on(run(args, host, master))
 }
 
-async fn run(args: Args, host: String) -> anyhow::Result<()> {
+/// The master client the flags ask for; a secret file that cannot be read, or credentials
+/// that would go over plain HTTP to another host, stop the agent here.
+fn master_client(args: &Args, host: &str) -> anyhow::Result<MasterClient> {
+    let https = args.netmaster.starts_with("https://");
+    let trust = match (&args.master_cacert, args.master_insecure) {
+        (_, true) => Trust::Anyone,
+        (Some(pem), false) => Trust::CaFile(pem.clone()),
+        (None, false) => Trust::System,
+    };
+    if args.master_insecure {
+        tracing::warn!(
+            master = %args.netmaster,
+            "--master-insecure: the master's certificate is not checked and credentials may go \
+             over plain HTTP; anyone on the path can read or forge them"
+        );
+    }
+    if !https && args.master_cacert.is_some() {
+        tracing::warn!(master = %args.netmaster, "--master-cacert is unused: the master's URL is not https://");
+    }
+    let credential = match &args.master_secret_file {
+        Some(path) => Some((host.to_string(), read_secret(path)?)),
+        None => {
+            tracing::warn!("no --master-secret-file: requests carry no credential (a master with authentication off)");
+            None
+        }
+    };
+    let options = ClientOptions {
+        credential,
+        trust,
+        insecure: args.master_insecure,
+    };
+    Ok(MasterClient::with_options(&args.netmaster, options)?)
+}
+
+/// Registers with the master before anything else: a refusal (wrong secret, a master without
+/// one) ends the agent with the master's reason; an absent or throttling master is waited for.
+async fn register(master: &MasterClient) -> anyhow::Result<()> {
+    loop {
+        match master.register().await {
+            Ok(()) => return Ok(()),
+            Err(RegisterError::Refused(reason)) => bail!("{reason}"),
+            Err(RegisterError::Throttled(wait)) => {
+                tracing::warn!(secs = wait.as_secs(), "registration throttled; waiting");
+                tokio::time::sleep(wait).await;
+            }
+            Err(e @ RegisterError::Unreachable(_)) => {
+                tracing::warn!(error = %e, "waiting for the master to register");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+async fn run(args: Args, host: String, master: MasterClient) -> anyhow::Result<()> {
+    if master.authenticates() {
+        register(&master).await?;
+    }
     // Forwarding; and a next hop whose uplink has lost its link is skipped at once (ECMP over
     // two ToRs: traffic moves to the other uplink before BGP notices, within the hold time).
     for sysctl in ["ip_forward", "conf/all/ignore_routes_with_linkdown"] {
@@ -108,7 +185,6 @@ async fn run(args: Args, host: String) -> anyhow::Result<()> {
     gateway_up().await?;
     tracing::info!(%host, gw_port, "gateway port ready");
 
-    let master = MasterClient::new(&args.netmaster)?;
     let desired = Desired {
         host: host.clone(),
         master: master.clone(),
