@@ -17,6 +17,7 @@ both_backends! {
     contiv_login_flow => contiv_login_flow;
     revocation_takes_effect_at_once => revocation_takes_effect_at_once;
     wrong_passwords_are_throttled => wrong_passwords_are_throttled;
+    an_address_spraying_usernames_is_throttled => an_address_spraying_usernames_is_throttled;
     hosts_touch_only_their_own => hosts_touch_only_their_own;
     revocation_racing_writes => revocation_racing_writes;
 }
@@ -305,6 +306,32 @@ async fn wrong_passwords_are_throttled(f: &Fixture) {
     // After the wait, dave's right password works.
     tokio::time::sleep(Duration::from_secs(retry)).await;
     m.login("dave", "dave-password").await;
+}
+
+/// One address trying many usernames is held back by its own count (the server records each
+/// connection's peer address), though no single username failed often.
+async fn an_address_spraying_usernames_is_throttled(f: &Fixture) {
+    let m = support::start(f).await;
+    let mut statuses = Vec::new();
+    for i in 0..24 {
+        let (s, _) = m
+            .call(
+                "POST",
+                "/api/v1/auth_proxy/login/",
+                None,
+                Some(json!({"username": format!("guess{i}"), "password": "wrong-password"})),
+            )
+            .await;
+        statuses.push(s);
+    }
+    assert!(
+        statuses[..20].iter().all(|s| *s == 401),
+        "twenty free failures per address: {statuses:?}"
+    );
+    assert!(
+        statuses[20..].iter().all(|s| *s == 429),
+        "then the address waits: {statuses:?}"
+    );
 }
 
 async fn hosts_touch_only_their_own(f: &Fixture) {

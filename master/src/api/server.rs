@@ -224,8 +224,10 @@ async fn connection(
     _slot: OwnedSemaphorePermit,
 ) {
     let activity = Arc::new(Activity::new(Instant::now()));
+    // Failed logins are also counted per client address (`auth::throttle`).
+    let peer = tcp.peer_addr().ok();
     let Some(acceptor) = tls else {
-        return drive(tcp, app, activity, timeouts, stopped).await;
+        return drive(tcp, peer, app, activity, timeouts, stopped).await;
     };
     let first_request_by = Instant::now() + timeouts.header;
     let mut first = [0u8; 1];
@@ -240,7 +242,7 @@ async fn connection(
         return;
     }
     match timeout_at(first_request_by, acceptor.accept(tcp)).await {
-        Ok(Ok(stream)) => drive(stream, app, activity, timeouts, stopped).await,
+        Ok(Ok(stream)) => drive(stream, peer, app, activity, timeouts, stopped).await,
         Ok(Err(error)) => tracing::debug!(%error, "TLS handshake failed"),
         Err(_) => tracing::debug!("TLS handshake not done within the header timeout"),
     }
@@ -271,6 +273,7 @@ async fn refuse_plain_http(mut tcp: TcpStream) {
 /// client closes, a timeout fires or the server stops.
 async fn drive<IO>(
     io: IO,
+    peer: Option<std::net::SocketAddr>,
     app: Router,
     activity: Arc<Activity>,
     timeouts: Timeouts,
@@ -280,8 +283,13 @@ async fn drive<IO>(
 {
     let service = {
         let activity = activity.clone();
-        hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+        hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
             let guard = InFlight::start(&activity, request.version());
+            if let Some(peer) = peer {
+                request
+                    .extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+            }
             let app = app.clone();
             async move {
                 let response = match app.oneshot(request.map(Body::new)).await {
