@@ -67,6 +67,8 @@ pub(crate) struct PoolOf {
     /// Addresses of the pool never handed out (the gateway).
     pub excluded: Vec<IpAddr>,
     pub prefix_len: u8,
+    /// The network's whole subnet of the request's family.
+    pub subnet: ipnet::IpNet,
     pub gateway: String,
     /// The group's key when its ipPool narrows the network's pool, else empty.
     pub narrowed_by: String,
@@ -147,6 +149,7 @@ pub(crate) fn pool_of(
             pool,
             excluded: net.ipv6_gateway.parse().into_iter().collect(),
             prefix_len: net6.prefix_len(),
+            subnet: net6.into(),
             gateway: net.ipv6_gateway,
             narrowed_by: String::new(),
             fenced: Vec::new(),
@@ -187,6 +190,7 @@ pub(crate) fn pool_of(
         pool,
         excluded: net.gateway.parse().into_iter().collect(),
         prefix_len: spec.net.prefix_len(),
+        subnet: spec.net.into(),
         gateway: net.gateway,
         narrowed_by,
         fenced,
@@ -246,6 +250,16 @@ impl Master {
                 held.release_all();
                 let granted = caller.require(cache, Need::AnyAgent, "agent/allocate")?;
                 let from = pool_of(cache, &req.network, &req.group, req.ipv6)?;
+                // A wish outside the network is a mistake to report, not to paper over with
+                // some other address.
+                if let Some(ip) = req.preferred.filter(|ip| !from.subnet.contains(ip)) {
+                    return Err(ApiError::new(
+                        422,
+                        Some(id.clone()),
+                        Some("preferred"),
+                        format!("{ip} is outside the network's subnet {}", from.subnet),
+                    ));
+                }
                 let mut reserved = from.excluded.clone();
                 reserved.extend(proposed(&held, &req.network));
                 reserved.extend(foreign_addresses(cache, &req.network));

@@ -686,6 +686,19 @@ async fn addresses_are_allocated_released_and_exhausted(f: &Fixture) {
     assert_eq!(s, 200);
     let (s, _) = m.post("/api/v1/agent/release", release).await;
     assert_eq!(s, 200, "releasing twice is fine");
+    let before = m.master.store.revision().await.unwrap();
+    let (s, v) = m
+        .post(
+            "/api/v1/agent/allocate",
+            json!({"network": "default:n", "owner": "x", "preferred": "10.8.0.4"}),
+        )
+        .await;
+    assert_eq!(
+        (s, v["field"].as_str()),
+        (422, Some("preferred")),
+        "a preferred address outside the subnet is an error, not replaced: {v}"
+    );
+    assert_eq!(before, m.master.store.revision().await.unwrap());
     let (_, v) = m
         .post(
             "/api/v1/agent/allocate",
