@@ -16,6 +16,31 @@ both_backends! {
     addresses_are_allocated_released_and_exhausted => addresses_are_allocated_released_and_exhausted;
     endpoints_are_recorded_and_inspected => endpoints_are_recorded_and_inspected;
     watch_streams_every_change_after_a_revision => watch_streams_every_change_after_a_revision;
+    agent_hosts_are_named_like_everything_else => agent_hosts_are_named_like_everything_else;
+}
+
+async fn agent_hosts_are_named_like_everything_else(f: &Fixture) {
+    let m = f.master().await;
+    for bad in ["bad_host", "-lead", "a..b"] {
+        let (s, v) = m
+            .request(
+                reqwest::Method::PUT,
+                &format!("/api/v1/agent/hosts/{bad}"),
+                Some(json!({"leaseSecs": 10})),
+            )
+            .await;
+        assert_eq!((s, v["field"].as_str()), (400, Some("host")), "{bad}: {v}");
+    }
+    let (s, v) = m
+        .request(
+            reqwest::Method::PUT,
+            "/api/v1/agent/hosts/host-1.rack2",
+            Some(json!({"leaseSecs": 10})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let (_, hosts) = m.get("/api/v1/agent/hosts").await;
+    assert_eq!(hosts.as_array().map(Vec::len), Some(1), "{hosts}");
 }
 
 async fn defaults_exist(f: &Fixture) {

@@ -1,5 +1,7 @@
 //! Agent registration: each agent puts `/api/v1/agent/hosts/<host>` with a lease every few
 //! seconds; `GET /api/v1/agent/hosts` lists the hosts with whether their lease is still live.
+//! A host whose lease ran out a whole lease ago is forgotten (a host name the agent never comes
+//! back with would otherwise stay listed forever).
 
 use super::objects::parse_body;
 use super::AppState;
@@ -35,6 +37,9 @@ pub async fn heartbeat(
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let what = format!("agent/hosts/{host}");
+    // The same rule as every other name, and as registration's.
+    fabric_model::fields::name("host", &host, 256)
+        .map_err(|e| ApiError::bad_request(Some(what.clone()), Some(e.field), e.reason))?;
     caller.require(&master.cache(), Need::Host(&host), &what)?;
     let value = parse_body(&what, &body)?;
     let hb: Heartbeat = serde_json::from_value(value)
@@ -47,7 +52,9 @@ pub async fn heartbeat(
         ));
     }
     if let Ok(mut hosts) = master.hosts.hosts.lock() {
-        hosts.insert(host, (Instant::now(), Duration::from_secs(hb.lease_secs)));
+        let now = Instant::now();
+        evict_expired(&mut hosts, now);
+        hosts.insert(host, (now, Duration::from_secs(hb.lease_secs)));
     }
     Ok(Json(json!({})))
 }
@@ -56,14 +63,44 @@ pub async fn list(State(master): State<AppState>, caller: Caller) -> Result<Json
     caller.require(&master.cache(), Need::AnyAgent, "agent/hosts")?;
     let now = Instant::now();
     let hosts: Vec<Value> = match master.hosts.hosts.lock() {
-        Ok(hosts) => hosts
+        Ok(mut hosts) => {
+            evict_expired(&mut hosts, now);
+            hosts
             .iter()
             .map(|(name, (seen, lease))| {
                 let age = now.duration_since(*seen);
                 json!({"host": name, "alive": age < *lease, "secondsSinceHeartbeat": age.as_secs()})
             })
-            .collect(),
+            .collect()
+        }
         Err(_) => Vec::new(),
     };
     Ok(Json(json!(hosts)))
+}
+
+/// Forgets the hosts whose lease ran out at least one lease ago: listed as not alive for that
+/// long, then gone.
+fn evict_expired(hosts: &mut BTreeMap<String, (Instant, Duration)>, now: Instant) {
+    hosts.retain(|_, (seen, lease)| now.duration_since(*seen) < lease.saturating_mul(2));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expired_registrations_are_evicted_after_one_more_lease() {
+        let start = Instant::now();
+        let mut hosts = BTreeMap::new();
+        hosts.insert("short".to_string(), (start, Duration::from_secs(5)));
+        hosts.insert("long".to_string(), (start, Duration::from_secs(60)));
+        evict_expired(&mut hosts, start + Duration::from_secs(7));
+        assert_eq!(
+            hosts.len(),
+            2,
+            "expired but listed as not alive for a lease"
+        );
+        evict_expired(&mut hosts, start + Duration::from_secs(10));
+        assert_eq!(hosts.keys().collect::<Vec<_>>(), ["long"]);
+    }
 }
