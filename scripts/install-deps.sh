@@ -12,6 +12,7 @@ packages=(
   iproute2 iputils-ping ethtool iperf3 tcpdump nftables
   graphviz             # lab graph renders PNGs
   busybox-static       # a root filesystem for container images
+  slapd ldap-utils     # a real OpenLDAP server (and ldapadd) for the master's LDAP login tests
   curl jq
 )
 

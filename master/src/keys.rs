@@ -11,7 +11,7 @@
 //! | `/contiv/auth/authorizations/<uuid>` | a principal (local user or LDAP group) granted `admin`, or `ops` of one tenant |
 //! | `/contiv/auth/sessions/<id>` | a login or an agent registration: who, the principals, the user's stamp, when it ends; a token is honoured only while its session is here |
 //! | `/contiv/auth/signing-key` | the HMAC-SHA256 key that signs tokens, generated once, shared by every master on the store |
-//! | `/contiv/auth/ldap` | the LDAP configuration (Contiv's shape) |
+//! | `/contiv/auth/ldap` | the LDAP configuration (Contiv's `ldap_configuration` shape), the service account's password with it in clear like the signing key (no reply ever shows it) |
 //!
 //! The `refver` keys let a delete on one master and a create on another exclude each other:
 //! creating a referrer bumps the referred object's refver; deleting compares it unchanged.

@@ -40,6 +40,11 @@ const OTHER_ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/auth_proxy/authorizations"),
     ("delete", "/api/v1/auth_proxy/authorizations/{id}/"),
     ("delete", "/api/v1/auth_proxy/authorizations/{id}"),
+    ("get", "/api/v1/auth_proxy/ldap_configuration/"),
+    ("get", "/api/v1/auth_proxy/ldap_configuration"),
+    ("put", "/api/v1/auth_proxy/ldap_configuration/"),
+    ("patch", "/api/v1/auth_proxy/ldap_configuration/"),
+    ("delete", "/api/v1/auth_proxy/ldap_configuration/"),
     ("post", "/api/v1/agent/register"),
     ("delete", "/api/v1/agent/hosts/{host}/credential"),
 ];
@@ -64,6 +69,16 @@ async fn setup() -> (Fixture, TestMaster, Value) {
             reqwest::Method::PUT,
             "/api/v1/agent/endpoints/ep1",
             Some(endpoint_sample()),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    // An LDAP configuration, so that its GET answers 200 like the other GET routes.
+    let (s, v) = m
+        .request(
+            reqwest::Method::PUT,
+            "/api/v1/auth_proxy/ldap_configuration/",
+            Some(json!({"server": "ldap.example.org", "port": 389, "base_dn": "dc=example,dc=org",
+                "service_account_dn": "cn=svc,dc=example,dc=org", "service_account_password": "pw"})),
         )
         .await;
     assert_eq!(s, 200, "{v}");

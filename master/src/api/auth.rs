@@ -1,10 +1,12 @@
 //! Contiv's auth_proxy routes, served by the master itself: login and logout, local users,
-//! authorizations; and the agents' registration and credential revocation. Contiv's paths,
-//! bodies and success codes (201 on create, 204 on delete), so its clients keep working.
+//! authorizations, the LDAP configuration; and the agents' registration and credential
+//! revocation. Contiv's paths, bodies and success codes (201 on create, 204 on delete), so
+//! its clients keep working.
 
 use super::objects::parse_body;
 use super::AppState;
 use crate::auth::authorizations::{AuthorizationReply, AuthorizationRequest};
+use crate::auth::ldap_config::{LdapConfigurationRequest, LdapConfigurationView};
 use crate::auth::login::{retry_after_secs, LoginError};
 use crate::auth::users::{UserRequest, UserView};
 use crate::auth::Caller;
@@ -205,6 +207,42 @@ pub async fn delete_authorization(
     Ok(StatusCode::NO_CONTENT)
 }
 
+pub async fn get_ldap_configuration(
+    State(master): State<AppState>,
+    caller: Caller,
+) -> Result<Json<LdapConfigurationView>, ApiError> {
+    master.get_ldap_configuration(&caller).map(Json)
+}
+
+pub async fn put_ldap_configuration(
+    State(master): State<AppState>,
+    caller: Caller,
+    body: Bytes,
+) -> Result<Json<LdapConfigurationView>, ApiError> {
+    let req: LdapConfigurationRequest = decode("ldap_configuration", &body)?;
+    master.put_ldap_configuration(&caller, req).await.map(Json)
+}
+
+pub async fn patch_ldap_configuration(
+    State(master): State<AppState>,
+    caller: Caller,
+    body: Bytes,
+) -> Result<Json<LdapConfigurationView>, ApiError> {
+    let req: LdapConfigurationRequest = decode("ldap_configuration", &body)?;
+    master
+        .patch_ldap_configuration(&caller, req)
+        .await
+        .map(Json)
+}
+
+pub async fn delete_ldap_configuration(
+    State(master): State<AppState>,
+    caller: Caller,
+) -> Result<StatusCode, ApiError> {
+    master.delete_ldap_configuration(&caller).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// The routes of this file.
 pub fn routes() -> axum::Router<AppState> {
     use axum::routing::{delete, get, post};
@@ -230,6 +268,13 @@ pub fn routes() -> axum::Router<AppState> {
             .route(
                 &format!("{P}/authorizations/{{id}}{slash}"),
                 get(get_authorization).delete(delete_authorization),
+            )
+            .route(
+                &format!("{P}/ldap_configuration{slash}"),
+                get(get_ldap_configuration)
+                    .put(put_ldap_configuration)
+                    .patch(patch_ldap_configuration)
+                    .delete(delete_ldap_configuration),
             );
     }
     r.route("/api/v1/agent/register", post(register))

@@ -311,13 +311,28 @@ fn auth_paths(paths: &mut Map<String, Value>, schemas: &mut Map<String, Value>, 
         json!({"type": "object", "required": ["host", "secret"], "properties": {
             "host": {"type": "string", "minLength": 1}, "secret": {"type": "string", "minLength": 1, "description": "the bootstrap secret (--agent-secret-file)"}}}),
     );
+    schemas.insert(
+        "LdapConfiguration".into(),
+        json!({"type": "object", "description": "Contiv's LDAP configuration. PUT needs server, port, base_dn, service_account_dn and service_account_password; PATCH changes the fields it carries. Replies never carry service_account_password.",
+            "properties": {
+            "server": {"type": "string", "minLength": 1, "description": "host name or IP address of the LDAP server"},
+            "port": {"type": "integer", "minimum": 1, "maximum": 65535},
+            "base_dn": {"type": "string", "minLength": 1, "description": "users are searched under it by sAMAccountName or uid, groups by member or uniqueMember"},
+            "service_account_dn": {"type": "string", "minLength": 1, "description": "the account that searches"},
+            "service_account_password": {"type": "string", "minLength": 1, "writeOnly": true, "description": "write only: never returned"},
+            "start_tls": {"type": "boolean", "description": "StartTLS (TLS 1.2/1.3, rustls) before binding"},
+            "insecure_skip_verify": {"type": "boolean", "description": "with start_tls: take any certificate (testing only)"},
+            "tls_cert_issued_to": {"type": "string", "description": "with start_tls: the name the server's certificate must be issued to (default: server)"}}}),
+    );
     let throttled = json!({"description": "too many failed attempts; see Retry-After", "content": {"application/json": {"schema": schema("Error")}}});
     for slash in ["/", ""] {
         let p = |rest: &str| format!("/api/v1/auth_proxy/{rest}{slash}");
         paths.insert(
             p("login"),
             json!({"post": {"summary": "Log in (open): a token for a local or LDAP user", "requestBody": body("LoginRequest"),
-                "responses": {"200": ok(schema("Token")), "400": err, "401": err, "429": throttled}}}),
+                "responses": {"200": ok(schema("Token")), "400": err, "401": err, "429": throttled,
+                    "502": {"description": "the LDAP server answered wrongly (service account refused, StartTLS failed)", "content": {"application/json": {"schema": schema("Error")}}},
+                    "503": {"description": "the LDAP server is out of reach or did not answer within --ldap-timeout", "content": {"application/json": {"schema": schema("Error")}}}}}}),
         );
         paths.insert(
             p("logout"),
@@ -348,6 +363,15 @@ fn auth_paths(paths: &mut Map<String, Value>, schemas: &mut Map<String, Value>, 
             json!({"parameters": name_param("id"),
                 "get": {"summary": "An authorization (admin)", "responses": {"200": ok(schema("Authorization")), "403": err, "404": err}},
                 "delete": {"summary": "Remove an authorization (admin); takes effect at once", "responses": {"204": gone, "403": err, "404": err, "409": err}}}),
+        );
+        paths.insert(
+            p("ldap_configuration"),
+            json!({"get": {"summary": "The LDAP configuration, without the password (admin)", "responses": {"200": ok(schema("LdapConfiguration")), "403": err, "404": err}},
+                "put": {"summary": "Set the whole LDAP configuration (admin)", "requestBody": body("LdapConfiguration"),
+                    "responses": {"200": ok(schema("LdapConfiguration")), "400": err, "403": err}},
+                "patch": {"summary": "Change the fields given (admin)", "requestBody": body("LdapConfiguration"),
+                    "responses": {"200": ok(schema("LdapConfiguration")), "400": err, "403": err, "404": err}},
+                "delete": {"summary": "Remove the LDAP configuration: LDAP logins stop (admin)", "responses": {"204": gone, "403": err, "404": err}}}),
         );
     }
     paths.insert(

@@ -148,7 +148,13 @@ impl Master {
         caller: &Caller,
         req: AuthorizationRequest,
     ) -> Result<AuthorizationReply, ApiError> {
-        let principal = req.principal_name.trim().to_string();
+        // An LDAP principal is a DN, kept in the form logins give (lower case, no spaces
+        // around separators), so it matches however the admin or the directory spells it.
+        let principal = if req.local {
+            req.principal_name.trim().to_string()
+        } else {
+            super::ldap::normalize_dn(&req.principal_name)
+        };
         if principal.is_empty() || principal.len() > MAX_PRINCIPAL_LEN {
             return Err(ApiError::bad_request(
                 Some(WHAT.into()),

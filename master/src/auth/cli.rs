@@ -23,6 +23,10 @@ pub struct AuthArgs {
     /// Lifetime of an agent's token; agents register again before it ends.
     #[arg(long, default_value = "24h", value_parser = parse_duration)]
     pub agent_token_ttl: Duration,
+    /// Bound on one LDAP login (connect, StartTLS, binds, searches); past it the login is
+    /// refused with 503 and the connection dropped, so a dead LDAP server cannot hang logins.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub ldap_timeout: Duration,
     /// File holding the first administrator's password (used only when no user exists yet);
     /// without it a password is generated and printed once on stderr.
     #[arg(long, env = "NETMASTER_ADMIN_PASSWORD_FILE")]
@@ -61,6 +65,7 @@ impl AuthArgs {
                 token_ttl: self.token_ttl,
                 agent_token_ttl: self.agent_token_ttl,
                 agent_secret: secret.as_ref().map(|(s, _, _)| s.clone()),
+                ldap_timeout: self.ldap_timeout,
             },
             admin_password,
             agent_secret_file: secret.map(|(_, f, generated)| (f, generated)),

@@ -80,16 +80,21 @@ impl Master {
         let throttle = Self::throttle_keys("user", username, source);
         self.check_throttle(&throttle)?;
         let verified = match self.verify_local(username, pw).await? {
-            Some(v) => Some(v),
-            None => self.verify_ldap(username, pw).await?,
+            Some(v) => Ok(Some(v)),
+            None => self.verify_ldap(username, pw).await,
         };
-        let Some(verified) = verified else {
+        let Ok(Some(verified)) = verified else {
+            // A login the directory could not answer counts as a failure too: a local
+            // password checked while LDAP is down must not escape the throttle.
             let now = Instant::now();
             for k in &throttle {
                 self.auth.throttle.fail(k, now);
             }
             tracing::warn!(%username, source = ?source, "failed login");
-            return Err(unauthorized("invalid username or password").into());
+            return Err(match verified {
+                Err(e) => e.into(),
+                _ => unauthorized("invalid username or password").into(),
+            });
         };
         self.auth.throttle.succeed(&throttle[0]);
         let ttl = self.auth.settings.token_ttl;
@@ -143,30 +148,68 @@ impl Master {
     }
 
     /// LDAP is tried for users that are not local, or whose local password did not match (a
-    /// name may exist in both, as in Contiv).
+    /// name may exist in both, as in Contiv). `Ok(None)`: no LDAP configuration, or the
+    /// directory refused the name or password (401, counted for throttling). A directory out
+    /// of reach or not answering within `--ldap-timeout` is 503; one answering wrongly (the
+    /// service account refused, StartTLS failed) is 502: neither depends on the username.
     async fn verify_ldap(&self, username: &str, pw: &str) -> Result<Option<Verified>, ApiError> {
         let Some(config) = self.cache().auth.ldap.clone() else {
             return Ok(None);
         };
-        match super::ldap::authenticate(&config, username, pw).await {
-            Ok(found) => Ok(Some(Verified {
-                principals: found
-                    .groups
-                    .iter()
-                    .chain(std::iter::once(&found.dn))
-                    .map(|g| Principal {
-                        name: g.clone(),
-                        local: false,
-                    })
-                    .collect(),
-                user: found.dn,
-                local: false,
-                stamp: String::new(),
-                user_revision: 0,
-            })),
-            Err(error) => {
-                tracing::info!(%username, %error, "LDAP login refused");
+        let limit = self.auth.settings.ldap_timeout;
+        let attempt = async {
+            let _slot = self.auth.ldap.acquire().await.map_err(internal)?;
+            Ok::<_, ApiError>(super::ldap::authenticate(&config, username, pw).await)
+        };
+        let outcome = match tokio::time::timeout(limit, attempt).await {
+            Ok(outcome) => outcome?,
+            Err(_) => {
+                tracing::warn!(server = %config.server, port = config.port, ?limit, "LDAP login timed out");
+                return Err(ApiError::new(
+                    503,
+                    Some("login".into()),
+                    None,
+                    format!(
+                        "the LDAP server {}:{} did not answer within {} ms; local users can still log in",
+                        config.server,
+                        config.port,
+                        limit.as_millis()
+                    ),
+                ));
+            }
+        };
+        match outcome {
+            Ok(found) => {
+                tracing::info!(%username, dn = %found.dn, groups = found.groups.len(), "LDAP login");
+                Ok(Some(Verified {
+                    principals: found
+                        .groups
+                        .iter()
+                        .chain(std::iter::once(&found.dn))
+                        .map(|g| Principal {
+                            name: super::ldap::normalize_dn(g),
+                            local: false,
+                        })
+                        .collect(),
+                    user: found.dn,
+                    local: false,
+                    stamp: String::new(),
+                    user_revision: 0,
+                }))
+            }
+            Err(super::ldap::LdapError::Denied(why)) => {
+                tracing::info!(%username, why, "LDAP login refused");
                 Ok(None)
+            }
+            Err(error) => {
+                tracing::warn!(%username, %error, "LDAP login failed");
+                let status = if error.is_unavailable() { 503 } else { 502 };
+                Err(ApiError::new(
+                    status,
+                    Some("login".into()),
+                    None,
+                    format!("{error}; local users can still log in"),
+                ))
             }
         }
     }

@@ -12,6 +12,7 @@ pub mod bootstrap;
 pub mod caller;
 pub mod cli;
 pub mod ldap;
+pub mod ldap_config;
 pub mod login;
 pub mod password;
 pub mod rules;
@@ -29,6 +30,10 @@ pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(3600);
 /// Default lifetime of an agent's token; an agent registers again (with the bootstrap secret)
 /// to get a new one before it ends.
 pub const DEFAULT_AGENT_TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
+/// Default bound on one LDAP login (connect, StartTLS, binds and searches together).
+pub const DEFAULT_LDAP_TIMEOUT: Duration = Duration::from_secs(5);
+/// LDAP logins in flight at once; more wait (within their own timeout).
+const LDAP_LOGINS_AT_ONCE: usize = 16;
 
 /// How the master authenticates, from the command line.
 #[derive(Debug, Clone)]
@@ -39,6 +44,8 @@ pub struct AuthSettings {
     pub agent_token_ttl: Duration,
     /// The secret agents present to register; none means registration is refused.
     pub agent_secret: Option<Vec<u8>>,
+    /// How long one LDAP login may take in all before it is refused with 503.
+    pub ldap_timeout: Duration,
 }
 
 impl Default for AuthSettings {
@@ -48,6 +55,7 @@ impl Default for AuthSettings {
             token_ttl: DEFAULT_TOKEN_TTL,
             agent_token_ttl: DEFAULT_AGENT_TOKEN_TTL,
             agent_secret: None,
+            ldap_timeout: DEFAULT_LDAP_TIMEOUT,
         }
     }
 }
@@ -60,6 +68,8 @@ pub struct Auth {
     pub throttle: throttle::Throttle,
     /// argon2 verifications in flight (each uses 19 MiB and a core for tens of ms).
     pub hashing: tokio::sync::Semaphore,
+    /// LDAP logins in flight (each holds a connection to the LDAP server).
+    pub ldap: tokio::sync::Semaphore,
 }
 
 impl Auth {
@@ -68,6 +78,7 @@ impl Auth {
             settings,
             throttle: Default::default(),
             hashing: tokio::sync::Semaphore::new(2),
+            ldap: tokio::sync::Semaphore::new(LDAP_LOGINS_AT_ONCE),
         }
     }
 }

@@ -37,6 +37,29 @@ pub async fn start(fixture: &Fixture) -> AuthMaster {
 }
 
 pub async fn start_with(fixture: &Fixture, token_ttl: Duration) -> AuthMaster {
+    start_settings(
+        fixture,
+        AuthSettings {
+            token_ttl,
+            ..settings()
+        },
+    )
+    .await
+}
+
+/// The settings [`start`] uses: authentication on, the agent secret known.
+pub fn settings() -> AuthSettings {
+    AuthSettings {
+        enabled: true,
+        token_ttl: Duration::from_secs(3600),
+        agent_token_ttl: Duration::from_secs(3600),
+        agent_secret: Some(AGENT_SECRET.as_bytes().to_vec()),
+        ..AuthSettings::default()
+    }
+}
+
+/// A master with these authentication settings over the fixture's store.
+pub async fn start_settings(fixture: &Fixture, auth: AuthSettings) -> AuthMaster {
     let dir = tempfile::tempdir().expect("temp dir");
     let endpoints = fixture.etcd.as_ref().map(|e| e.endpoints());
     let store = fabric_store::open(endpoints.as_deref(), dir.path())
@@ -48,12 +71,7 @@ pub async fn start_with(fixture: &Fixture, token_ttl: Duration) -> AuthMaster {
         } else {
             "embedded"
         },
-        auth: AuthSettings {
-            enabled: true,
-            token_ttl,
-            agent_token_ttl: Duration::from_secs(3600),
-            agent_secret: Some(AGENT_SECRET.as_bytes().to_vec()),
-        },
+        auth,
         ..Settings::default()
     };
     let master = Master::start(store, settings).await.expect("master starts");
