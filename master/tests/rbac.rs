@@ -604,6 +604,38 @@ async fn truth_table(f: &Fixture) {
             201,
             "admin",
         ),
+        (
+            "PUT",
+            "/api/v1/auth_proxy/ldap_configuration/",
+            Some(
+                json!({"server": "ldap.example.org", "port": 389, "base_dn": "dc=example,dc=org",
+                "service_account_dn": "cn=svc,dc=example,dc=org", "service_account_password": "pw"}),
+            ),
+            200,
+            "admin",
+        ),
+        (
+            "GET",
+            "/api/v1/auth_proxy/ldap_configuration/",
+            None,
+            200,
+            "admin",
+        ),
+        (
+            "PATCH",
+            "/api/v1/auth_proxy/ldap_configuration/",
+            Some(json!({"port": 636})),
+            200,
+            "admin",
+        ),
+        // The admin goes first: the others are refused before the configuration is missed.
+        (
+            "DELETE",
+            "/api/v1/auth_proxy/ldap_configuration/",
+            None,
+            204,
+            "admin",
+        ),
     ];
     for (method, path, b, ok, who_may) in &rows {
         for who in CALLERS {
