@@ -224,7 +224,13 @@ access to * by users read by * none
         write(&d.join("slapd.conf"), &conf);
         let port = free_port();
         let log = std::fs::File::create(d.join("slapd.log")).expect("log file");
-        let child = Command::new("slapd")
+        // Debian puts slapd in /usr/sbin, which a user's PATH may lack.
+        let program = if Path::new("/usr/sbin/slapd").exists() {
+            "/usr/sbin/slapd"
+        } else {
+            "slapd"
+        };
+        let child = Command::new(program)
             .arg("-f")
             .arg(d.join("slapd.conf"))
             .arg("-h")
