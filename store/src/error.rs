@@ -28,6 +28,17 @@ pub enum StoreError {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
+    /// A TLS file for etcd is missing, unreadable or not what it should be.
+    #[error("etcd TLS {what} {path}: {reason}")]
+    EtcdTlsFile {
+        what: &'static str,
+        path: std::path::PathBuf,
+        reason: String,
+    },
+    /// TLS settings that do not fit the endpoints or each other, or no TLS connection to etcd
+    /// (certificate refused on either side).
+    #[error("etcd TLS: {0}")]
+    EtcdTls(String),
     #[error("invalid transaction: {0}")]
     InvalidTxn(String),
     /// A stored record does not decode; names which record and why.

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 pub use embedded::{EmbeddedOptions, EmbeddedStats, EmbeddedStore};
 pub use error::StoreError;
-pub use etcd::EtcdStore;
+pub use etcd::{EtcdStore, EtcdTls};
 pub use store::Store;
 pub use types::{
     Compare, Event, EventKind, KeyValue, Op, Revision, Snapshot, Txn, TxnResult, WatchStream,
@@ -34,10 +34,23 @@ pub async fn open(
     etcd_endpoints: Option<&[String]>,
     data_dir: &Path,
 ) -> Result<Arc<dyn Store>, StoreError> {
+    open_with(etcd_endpoints, data_dir, &EtcdTls::default()).await
+}
+
+/// [`open`] with TLS settings for `https://` etcd endpoints ([`EtcdTls`]). TLS files without
+/// etcd endpoints are an error, not silently unused.
+pub async fn open_with(
+    etcd_endpoints: Option<&[String]>,
+    data_dir: &Path,
+    etcd_tls: &EtcdTls,
+) -> Result<Arc<dyn Store>, StoreError> {
     match etcd_endpoints {
-        Some(endpoints) if !endpoints.is_empty() => {
-            Ok(Arc::new(EtcdStore::connect(endpoints).await?))
-        }
+        Some(endpoints) if !endpoints.is_empty() => Ok(Arc::new(
+            EtcdStore::connect_with(endpoints, etcd_tls).await?,
+        )),
+        _ if !etcd_tls.is_empty() => Err(StoreError::EtcdTls(
+            "TLS files are given but no etcd endpoint (the embedded store uses none)".into(),
+        )),
         _ => {
             tokio::fs::create_dir_all(data_dir)
                 .await

@@ -7,12 +7,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{FixtureError, ETCD_BINARY};
+use super::{FixtureError, ServerTls, ETCD_BINARY};
 
 pub struct Member {
     name: String,
     client_port: u16,
     peer_port: u16,
+    /// Plain-HTTP `/health` (etcd's `--listen-metrics-urls`), so health checks need no TLS.
+    metrics_port: u16,
+    /// Serve clients over TLS with client-certificate authentication.
+    tls: Option<ServerTls>,
     data_dir: PathBuf,
     log_path: PathBuf,
     initial_cluster: String,
@@ -22,8 +26,13 @@ pub struct Member {
 
 impl Member {
     /// Picks free loopback ports for `size` members (all held open at once, so distinct).
-    pub fn plan(size: usize, dir: &Path, token: &str) -> Result<Vec<Member>, FixtureError> {
-        let listeners = (0..size * 2)
+    pub fn plan(
+        size: usize,
+        dir: &Path,
+        token: &str,
+        tls: Option<&ServerTls>,
+    ) -> Result<Vec<Member>, FixtureError> {
+        let listeners = (0..size * 3)
             .map(|_| TcpListener::bind("127.0.0.1:0"))
             .collect::<Result<Vec<_>, _>>()?;
         let ports = listeners
@@ -32,14 +41,16 @@ impl Member {
             .collect::<Result<Vec<_>, _>>()?;
         drop(listeners);
         let initial_cluster = (0..size)
-            .map(|i| format!("m{i}=http://127.0.0.1:{}", ports[2 * i + 1]))
+            .map(|i| format!("m{i}=http://127.0.0.1:{}", ports[3 * i + 1]))
             .collect::<Vec<_>>()
             .join(",");
         Ok((0..size)
             .map(|i| Member {
                 name: format!("m{i}"),
-                client_port: ports[2 * i],
-                peer_port: ports[2 * i + 1],
+                client_port: ports[3 * i],
+                peer_port: ports[3 * i + 1],
+                metrics_port: ports[3 * i + 2],
+                tls: tls.cloned(),
                 data_dir: dir.join(format!("m{i}.etcd")),
                 log_path: dir.join(format!("m{i}.log")),
                 initial_cluster: initial_cluster.clone(),
@@ -50,7 +61,8 @@ impl Member {
     }
 
     pub fn client_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.client_port)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.client_port)
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -63,13 +75,26 @@ impl Member {
             .append(true)
             .open(&self.log_path)?;
         let peer_url = format!("http://127.0.0.1:{}", self.peer_port);
-        let child = Command::new(ETCD_BINARY)
+        let metrics_url = format!("http://127.0.0.1:{}", self.metrics_port);
+        let mut command = Command::new(ETCD_BINARY);
+        if let Some(tls) = &self.tls {
+            command
+                .arg("--cert-file")
+                .arg(&tls.cert)
+                .arg("--key-file")
+                .arg(&tls.key)
+                .arg("--trusted-ca-file")
+                .arg(&tls.client_ca)
+                .arg("--client-cert-auth");
+        }
+        let child = command
             .arg("--name")
             .arg(&self.name)
             .arg("--data-dir")
             .arg(&self.data_dir)
             .args(["--listen-client-urls", &self.client_url()])
             .args(["--advertise-client-urls", &self.client_url()])
+            .args(["--listen-metrics-urls", &metrics_url])
             .args(["--listen-peer-urls", &peer_url])
             .args(["--initial-advertise-peer-urls", &peer_url])
             .args(["--initial-cluster", &self.initial_cluster])
@@ -110,7 +135,7 @@ impl Member {
     }
 
     fn health(&self) -> std::io::Result<bool> {
-        let addr = SocketAddr::from(([127, 0, 0, 1], self.client_port));
+        let addr = SocketAddr::from(([127, 0, 0, 1], self.metrics_port));
         let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500))?;
         stream.set_read_timeout(Some(Duration::from_secs(2)))?;
         stream.write_all(b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;

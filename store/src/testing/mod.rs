@@ -3,11 +3,13 @@
 //! by the master's.
 
 mod member;
+mod tls;
 
 use std::path::Path;
 use std::time::Duration;
 
 use member::Member;
+pub use tls::{ServerTls, TlsFiles};
 
 /// Where Debian's `etcd-server` package installs etcd.
 pub const ETCD_BINARY: &str = "/usr/bin/etcd";
@@ -36,6 +38,8 @@ pub enum FixtureError {
     NoSuchMember(usize),
     #[error("etcd fixture task failed: {0}")]
     Task(String),
+    #[error("etcd fixture certificates: {0}")]
+    Certificate(#[from] rcgen::Error),
 }
 
 async fn blocking<T: Send + 'static>(
@@ -64,6 +68,24 @@ impl EtcdProcess {
         blocking(Self::start).await
     }
 
+    /// An etcd serving clients only over TLS (`https://` endpoints) and only to clients with
+    /// a certificate signed by its CA; the certificates are generated ([`Self::tls_files`]).
+    pub fn start_tls() -> Result<Self, FixtureError> {
+        Ok(Self {
+            cluster: EtcdCluster::start_with(1, true)?,
+        })
+    }
+
+    /// [`EtcdProcess::start_tls`] off the async runtime's threads.
+    pub async fn start_tls_async() -> Result<Self, FixtureError> {
+        blocking(Self::start_tls).await
+    }
+
+    /// The certificates of a TLS etcd (none for a plain one).
+    pub fn tls_files(&self) -> Option<&TlsFiles> {
+        self.cluster.tls_files.as_ref()
+    }
+
     /// Client URLs, e.g. `["http://127.0.0.1:40123"]`.
     pub fn endpoints(&self) -> Vec<String> {
         self.cluster.endpoints()
@@ -87,12 +109,18 @@ impl EtcdProcess {
 /// An etcd cluster of several members, all on loopback with distinct ports.
 pub struct EtcdCluster {
     members: Vec<Member>,
+    tls_files: Option<TlsFiles>,
     // Dropped after the members (fields drop in order), so processes die before files go.
     _dir: tempfile::TempDir,
 }
 
 impl EtcdCluster {
     pub fn start(size: usize) -> Result<Self, FixtureError> {
+        Self::start_with(size, false)
+    }
+
+    /// `tls`: clients over TLS only, with client certificates (see [`EtcdProcess::start_tls`]).
+    pub fn start_with(size: usize, tls: bool) -> Result<Self, FixtureError> {
         if size == 0 {
             return Err(FixtureError::EmptyCluster);
         }
@@ -101,7 +129,7 @@ impl EtcdCluster {
         }
         let mut attempt = 1;
         loop {
-            match Self::try_start(size) {
+            match Self::try_start(size, tls) {
                 Ok(cluster) => return Ok(cluster),
                 Err(error) if attempt < START_ATTEMPTS => {
                     tracing::warn!(%error, attempt, "etcd fixture start failed, retrying");
@@ -117,7 +145,7 @@ impl EtcdCluster {
         blocking(move || Self::start(size)).await
     }
 
-    fn try_start(size: usize) -> Result<Self, FixtureError> {
+    fn try_start(size: usize, tls: bool) -> Result<Self, FixtureError> {
         let dir = tempfile::Builder::new()
             .prefix("fabric-store-etcd-")
             .tempdir()?;
@@ -126,14 +154,23 @@ impl EtcdCluster {
             std::process::id(),
             dir.path().display()
         );
-        let mut members = Member::plan(size, dir.path(), &token)?;
+        let tls_files = match tls {
+            true => Some(TlsFiles::generate(&dir.path().join("tls"))?),
+            false => None,
+        };
+        let server = tls_files.as_ref().map(TlsFiles::server);
+        let mut members = Member::plan(size, dir.path(), &token, server.as_ref())?;
         for member in &mut members {
             member.spawn(true)?;
         }
         for member in &mut members {
             member.wait_healthy(START_DEADLINE)?;
         }
-        Ok(Self { members, _dir: dir })
+        Ok(Self {
+            members,
+            tls_files,
+            _dir: dir,
+        })
     }
 
     pub fn endpoints(&self) -> Vec<String> {

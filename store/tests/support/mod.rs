@@ -46,6 +46,25 @@ pub async fn etcd() -> Backend {
     }
 }
 
+/// etcd serving only over mutual TLS, connected with the fixture's CA and client certificate.
+pub async fn etcd_tls() -> Backend {
+    let etcd = EtcdProcess::start_tls_async()
+        .await
+        .unwrap_or_else(|e| panic!("etcd tests need a runnable etcd: {e}"));
+    let tls = etcd
+        .tls_files()
+        .expect("a TLS fixture has certificates")
+        .client();
+    let store = EtcdStore::connect_with(&etcd.endpoints(), &tls)
+        .await
+        .expect("connect to etcd over TLS");
+    Backend {
+        store: Arc::new(store),
+        embedded_dir: None,
+        etcd: Some(etcd),
+    }
+}
+
 /// The next item of a watch, failing the test if none arrives within [`WAIT`].
 pub async fn next_item(stream: &mut WatchStream) -> Result<Event, StoreError> {
     tokio::time::timeout(WAIT, stream.next())
