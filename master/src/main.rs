@@ -21,6 +21,30 @@ struct Args {
         value_delimiter = ','
     )]
     etcd: Vec<String>,
+    /// PEM CA certificate that verifies etcd's server certificate (https:// endpoints);
+    /// without it the system's trusted roots do.
+    #[arg(
+        long = "etcd-cacert",
+        env = "NETMASTER_ETCD_CACERT",
+        value_name = "PEM"
+    )]
+    etcd_cacert: Option<PathBuf>,
+    /// PEM client certificate for an etcd with --client-cert-auth (needs --etcd-key).
+    #[arg(
+        long = "etcd-cert",
+        env = "NETMASTER_ETCD_CERT",
+        value_name = "PEM",
+        requires = "etcd_key"
+    )]
+    etcd_cert: Option<PathBuf>,
+    /// PEM private key of --etcd-cert (PKCS#8, PKCS#1 or SEC1).
+    #[arg(
+        long = "etcd-key",
+        env = "NETMASTER_ETCD_KEY",
+        value_name = "PEM",
+        requires = "etcd_cert"
+    )]
+    etcd_key: Option<PathBuf>,
     /// Address the REST API listens on (`host:port` or `:port`).
     #[arg(long, default_value = "0.0.0.0:9999")]
     listen_url: String,
@@ -79,9 +103,15 @@ async fn main() -> anyhow::Result<()> {
         .map(|e| e.trim().to_string())
         .filter(|e| !e.is_empty())
         .collect();
-    let store = fabric_store::open(
+    let etcd_tls = fabric_store::EtcdTls {
+        ca_cert: args.etcd_cacert.clone(),
+        client_cert: args.etcd_cert.clone(),
+        client_key: args.etcd_key.clone(),
+    };
+    let store = fabric_store::open_with(
         (!etcd.is_empty()).then_some(etcd.as_slice()),
         &args.data_dir,
+        &etcd_tls,
     )
     .await
     .context("opening the store")?;
