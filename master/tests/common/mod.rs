@@ -19,7 +19,10 @@ pub enum Backend {
 
 pub struct TestMaster {
     pub base: String,
+    /// Sends the first admin's token with every request.
     pub client: reqwest::Client,
+    /// That token, for clients built by hand.
+    pub token: String,
     pub master: Arc<Master>,
     server: tokio::task::JoinHandle<()>,
     _dir: tempfile::TempDir,
@@ -53,16 +56,26 @@ impl Fixture {
         let store = fabric_store::open(endpoints.as_deref(), dir.path())
             .await
             .expect("store opens");
+        // Authentication on, as the product runs: these tests act as the first admin, whose
+        // token every request carries (the permission rules themselves are tests/rbac.rs's).
         let settings = Settings {
             backend: if self.etcd.is_some() {
                 "etcd"
             } else {
                 "embedded"
             },
+            auth: netmaster::auth::AuthSettings {
+                enabled: true,
+                ..Default::default()
+            },
             ..Settings::default()
         };
         let master = Master::start(store, settings).await.expect("master starts");
         master.ensure_defaults().await.expect("defaults");
+        master
+            .ensure_auth(Some(ADMIN_PASSWORD.into()))
+            .await
+            .expect("authentication set up");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind loopback");
@@ -71,14 +84,44 @@ impl Fixture {
         let server = tokio::spawn(async move {
             let _ = serving.await;
         });
+        let token = admin_token(&base).await;
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            "X-Auth-Token",
+            reqwest::header::HeaderValue::from_str(&token).expect("a token is a header value"),
+        );
+        let client = reqwest::Client::builder()
+            .default_headers(headers)
+            .build()
+            .expect("client");
         TestMaster {
             base,
-            client: reqwest::Client::new(),
+            client,
+            token,
             master,
             server,
             _dir: dir,
         }
     }
+}
+
+/// The first admin's password on every test master.
+pub const ADMIN_PASSWORD: &str = "test-admin-password";
+
+/// Logs in as the first admin (Contiv's login request).
+async fn admin_token(base: &str) -> String {
+    let resp = reqwest::Client::new()
+        .post(format!("{base}/api/v1/auth_proxy/login/"))
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(json!({"username": "admin", "password": ADMIN_PASSWORD}).to_string())
+        .send()
+        .await
+        .expect("login reaches the master");
+    let v: Value = resp.json().await.expect("login answers JSON");
+    v["token"]
+        .as_str()
+        .expect("login gives a token")
+        .to_string()
 }
 
 impl TestMaster {
