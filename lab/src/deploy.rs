@@ -8,6 +8,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use crate::auth;
 use crate::error::LabError;
 use crate::links::{self, LinkOp};
 use crate::plan::{plan, Action, PlanEnv, Spawn};
@@ -161,13 +162,25 @@ fn execute(
             netns,
             argv,
             env,
-            ..
+            login,
         } => {
-            sys::run(crate::netns::in_netns(netns, argv).envs(env)).map_err(|e| {
-                LabError::InNode {
-                    node: node.clone(),
-                    inner: Box::new(e),
-                }
+            let in_node = |e: LabError| LabError::InNode {
+                node: node.clone(),
+                inner: Box::new(e),
+            };
+            let mut cmd = crate::netns::in_netns(netns, argv);
+            cmd.envs(env);
+            if let Some(login) = login {
+                cmd.env(auth::TOKEN_ENV, auth::token(netns, login).map_err(in_node)?);
+            }
+            sys::run(&mut cmd).map_err(in_node)?;
+        }
+        Action::WriteSecret { path } => auth::write_secret(path)?,
+        Action::Login { node, netns, login } => {
+            progress(&format!("logging in to {} as {}", login.url, auth::ADMIN));
+            auth::login_in(netns, login).map_err(|e| LabError::InNode {
+                node: node.clone(),
+                inner: Box::new(e),
             })?;
         }
         Action::Spawn(spawn) => start_daemon(spawn, state)?,

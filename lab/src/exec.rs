@@ -54,10 +54,18 @@ pub fn select<'a>(
     Ok(out)
 }
 
-/// Runs `argv` in the node with the terminal attached.
+/// Runs `argv` in the node with the terminal attached; in a master node with the admin token
+/// as NETCTL_TOKEN (logged in again when it is near its end).
 pub fn run_in(node: &NodeInfo, argv: &[String]) -> Result<ExitStatus, LabError> {
     let mut cmd: Command = crate::netns::in_netns(&node.netns, argv);
-    cmd.envs(&node.env).status().map_err(|e| LabError::Command {
+    cmd.envs(&node.env);
+    if let Some(login) = &node.login {
+        cmd.env(
+            crate::auth::TOKEN_ENV,
+            crate::auth::token(&node.netns, login)?,
+        );
+    }
+    cmd.status().map_err(|e| LabError::Command {
         command: argv.join(" "),
         status: "not started".into(),
         stderr: e.to_string(),

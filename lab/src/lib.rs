@@ -5,6 +5,7 @@
 //! [`deploy`] executes them recording each resource in [`state`] first, [`destroy`] undoes
 //! whatever the state file (and the topology's names) say exists.
 
+pub mod auth;
 pub mod deploy;
 pub mod destroy;
 pub mod error;

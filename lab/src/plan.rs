@@ -9,6 +9,7 @@ use std::time::Duration;
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 
+use crate::auth::MasterLogin;
 use crate::kind::Kind;
 use crate::nodes;
 use crate::topology::{Node, Topology};
@@ -33,6 +34,18 @@ pub enum Action {
         from: PathBuf,
         to: PathBuf,
         owner: Option<String>,
+    },
+    /// A file of random contents (hex), mode 0600, written at deploy (not in the plan, which
+    /// is shown and tested) and kept if it exists: the master's admin password and the
+    /// agents' bootstrap secret.
+    WriteSecret {
+        path: PathBuf,
+    },
+    /// Logs in to a master as admin from its namespace and keeps the token in a file.
+    Login {
+        node: String,
+        netns: String,
+        login: MasterLogin,
     },
     AddNetns {
         name: String,
@@ -68,6 +81,8 @@ pub enum Action {
         netns: String,
         argv: Vec<String>,
         env: BTreeMap<String, String>,
+        /// Give the command the master's admin token as NETCTL_TOKEN (read at run time).
+        login: Option<MasterLogin>,
     },
     /// Starts a daemon (in the foreground, detached from us) in a namespace.
     Spawn(Spawn),
@@ -123,6 +138,9 @@ pub struct NodeInfo {
     pub env: BTreeMap<String, String>,
     /// Daemons deliberately not started (binary missing under `--skip-missing`).
     pub skipped: Vec<String>,
+    /// Commands in the node get the lab master's admin token (NETCTL_TOKEN) this way.
+    #[serde(default)]
+    pub login: Option<MasterLogin>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -224,17 +242,30 @@ impl NodeCtx<'_> {
             netns: self.netns.clone(),
             argv,
             env,
+            login: None,
         }
     }
 
-    /// The management address of the first `netmaster` node, for agents to find their master.
+    /// The lab's first `netmaster` node: agents use it, and its run directory holds the lab's
+    /// admin password and agent secret (shared by every master of the lab, which may share
+    /// one etcd and so one set of users).
+    pub fn first_master(&self) -> Option<&Node> {
+        self.topo.nodes.iter().find(|n| n.kind == Kind::Netmaster)
+    }
+
+    /// A node's run directory (`<run-root>/<lab>/<node>`).
+    pub fn run_dir_of(&self, node: &str) -> PathBuf {
+        self.run_dir
+            .parent()
+            .map_or_else(|| self.run_dir.clone(), |lab| lab.join(node))
+    }
+
+    /// The URL agents reach their master at: `NETMASTER_URL` from the node's env, else the
+    /// first `netmaster` node's management address (TLS, the master's default).
     pub fn master_url(&self) -> Option<String> {
         self.node.env.get("NETMASTER_URL").cloned().or_else(|| {
-            self.topo
-                .nodes
-                .iter()
-                .find(|n| n.kind == Kind::Netmaster)
-                .map(|n| format!("http://{}:{}", n.mgmt_ipv4, nodes::netmaster::PORT))
+            self.first_master()
+                .map(|n| format!("https://{}:{}", n.mgmt_ipv4, nodes::netmaster::PORT))
         })
     }
 }
@@ -247,6 +278,8 @@ pub struct NodePlan {
     pub env: BTreeMap<String, String>,
     pub extra_dirs: Vec<PathBuf>,
     pub skipped: Vec<String>,
+    /// Commands in the node log in to this master (its exec lines, `lab exec`).
+    pub login: Option<MasterLogin>,
 }
 
 /// Converts `argv`-like string slices into owned strings.
@@ -389,7 +422,11 @@ pub fn plan(topo: &Topology, env: &PlanEnv) -> Result<Plan, PlanError> {
         let mut node_env = node.env.clone();
         node_env.extend(node_plan.env.clone());
         for line in &node.exec {
-            actions.push(ctx.run(argv(["sh", "-c", line.as_str()]), node_env.clone()));
+            let mut run = ctx.run(argv(["sh", "-c", line.as_str()]), node_env.clone());
+            if let Action::Run { login, .. } = &mut run {
+                login.clone_from(&node_plan.login);
+            }
+            actions.push(run);
         }
         extra_dirs.extend(node_plan.extra_dirs);
         infos.push(NodeInfo {
@@ -402,6 +439,7 @@ pub fn plan(topo: &Topology, env: &PlanEnv) -> Result<Plan, PlanError> {
             labels: node.labels.clone(),
             env: node_plan.env,
             skipped: node_plan.skipped,
+            login: node_plan.login,
         });
     }
     infos.sort_by(|a, b| a.name.cmp(&b.name));

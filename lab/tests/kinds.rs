@@ -103,16 +103,42 @@ fn a_failing_exec_line_fails_the_deploy_and_destroy_cleans_up() {
     assert_no_leaks(&lab.name, &before);
 }
 
-const FAKE_NETMASTER: &str = r#"#!/usr/bin/perl
-# Stands in for netmaster: records its arguments, serves TCP on --listen-url.
-use IO::Socket::INET;
-my %flag = @ARGV;
-open(my $out, '>', $ENV{FAKE_OUT}) or die "FAKE_OUT: $!";
-print $out join(' ', @ARGV);
-close $out;
-my $s = IO::Socket::INET->new(LocalAddr => $flag{'--listen-url'}, Listen => 5, ReuseAddr => 1)
-  or die "listen: $!";
-while (my $c = $s->accept) { close $c; }
+/// Stands in for netmaster: records its arguments, makes a self-signed certificate into
+/// `<data-dir>/tls/cert.pem` as the real one does, and answers the admin login over TLS with
+/// the password of `--admin-password-file`.
+const FAKE_NETMASTER: &str = r#"#!/usr/bin/python3
+import json, os, ssl, subprocess, sys
+from http.server import BaseHTTPRequestHandler, HTTPServer
+args = sys.argv[1:]
+flag = dict(zip(args[::2], args[1::2]))
+with open(os.environ["FAKE_OUT"], "w") as out:
+    out.write(" ".join(args))
+host, port = flag["--listen-url"].rsplit(":", 1)
+tls = os.path.join(flag["--data-dir"], "tls")
+os.makedirs(tls, exist_ok=True)
+cert, key = os.path.join(tls, "cert.pem"), os.path.join(tls, "key.pem")
+subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                "-nodes", "-days", "1", "-subj", "/CN=fake", "-addext", "subjectAltName=IP:" + host,
+                "-addext", "basicConstraints=critical,CA:FALSE",
+                "-keyout", key, "-out", cert], check=True, capture_output=True)
+with open(flag["--admin-password-file"]) as f:
+    password = f.readline().strip()
+class Login(BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        ok = self.path == "/api/v1/auth_proxy/login/" and body == {"username": "admin", "password": password}
+        reply = json.dumps({"token": "fake-token"} if ok else {"message": "refused"}).encode()
+        self.send_response(200 if ok else 401)
+        self.send_header("Content-Length", str(len(reply)))
+        self.end_headers()
+        self.wfile.write(reply)
+    def log_message(self, *args):
+        pass
+server = HTTPServer((host, int(port)), Login)
+context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+context.load_cert_chain(cert, key)
+server.socket = context.wrap_socket(server.socket, server_side=True)
+server.serve_forever()
 "#;
 
 const FAKE_NETPLUGIN: &str = "#!/bin/bash\n# Stands in for netplugin: records its arguments, stays up.\necho \"$*\" > \"$FAKE_OUT\"\nexec -a \"fake-netplugin $*\" sleep 600\n";
@@ -123,7 +149,8 @@ const FAKE_NETPLUGIN: &str = "#!/bin/bash\n# Stands in for netplugin: records it
 #[test]
 fn netmaster_and_netplugin_get_their_flags_and_are_stopped() {
     require_root_and_tools(&[
-        ("perl", "perl-base"),
+        ("python3", "python3"),
+        ("openssl", "openssl"),
         ("ovs-vswitchd", "openvswitch-switch"),
     ]);
     let topology = r#"name: NAME
@@ -133,6 +160,8 @@ topology:
       kind: netmaster
       mgmt-ipv4: 172.20.20.10
       env: {FAKE_OUT: "@OUT@/master.args"}
+      exec:
+        - echo "$NETCTL_TOKEN $NETMASTER $NETCTL_CACERT" > @OUT@/exec.env
     host1:
       kind: netplugin
       env: {FAKE_OUT: "@OUT@/host1.args"}
@@ -152,17 +181,53 @@ topology:
 
     let run = format!("/run/lab/{}", lab.name);
     let master = std::fs::read_to_string(dir.path().join("master.args")).unwrap();
+    let m = format!("{run}/master1");
     assert_eq!(
         master,
         format!(
-            "--listen-url 172.20.20.10:9999 --data-dir {run}/master1/netmaster --insecure-http"
+            "--listen-url 172.20.20.10:9999 --data-dir {m}/netmaster --auth on \
+             --admin-password-file {m}/admin-password --agent-secret-file {m}/agent-secret"
         )
     );
     let host = std::fs::read_to_string(dir.path().join("host1.args")).unwrap();
     assert_eq!(
         host.trim(),
-        format!("--host host1 --ovs-rundir {run}/host1/ovs --socket {run}/host1/netplugin.sock --netmaster http://172.20.20.10:9999")
+        format!(
+            "--host host1 --ovs-rundir {run}/host1/ovs --socket {run}/host1/netplugin.sock \
+             --netmaster https://172.20.20.10:9999 --master-secret-file {m}/agent-secret \
+             --master-cacert {m}/netmaster/tls/cert.pem"
+        )
     );
+    // The password and the secret: random, private; lab logged in with the password (over
+    // TLS, trusting the master's certificate) and keeps the token beside them, private too.
+    use std::os::unix::fs::PermissionsExt as _;
+    for file in ["admin-password", "agent-secret", "admin-token"] {
+        let path = std::path::Path::new(&m).join(file);
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{file}");
+    }
+    let secret = std::fs::read_to_string(format!("{m}/agent-secret")).unwrap();
+    let password = std::fs::read_to_string(format!("{m}/admin-password")).unwrap();
+    assert_eq!((secret.trim().len(), password.trim().len()), (64, 64));
+    assert_ne!(secret, password);
+    assert_eq!(
+        std::fs::read_to_string(format!("{m}/admin-token")).unwrap(),
+        "fake-token\n"
+    );
+    // The master's exec lines and `lab exec` have the token and netctl's URL and certificate.
+    let seen = std::fs::read_to_string(dir.path().join("exec.env")).unwrap();
+    let expected = format!("fake-token https://172.20.20.10:9999 {m}/netmaster/tls/cert.pem");
+    assert_eq!(seen.trim(), expected);
+    let (ok, out) = lab.exec(
+        "master1",
+        "echo \"$NETCTL_TOKEN $NETMASTER $NETCTL_CACERT\"",
+    );
+    assert!(ok);
+    assert_eq!(out.trim(), expected);
+    // Other nodes get no token.
+    let (ok, out) = lab.exec("host1", "echo \"token:$NETCTL_TOKEN\"");
+    assert!(ok);
+    assert_eq!(out.trim(), "token:");
     // The master answers on the management network from the host.
     assert!(
         lab.exec("host1", "bash -c 'exec 3<>/dev/tcp/172.20.20.10/9999'")

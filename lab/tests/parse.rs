@@ -432,6 +432,111 @@ fn plan_for_two_rack_stays_inside_lab_namespaces() {
     assert_eq!(host1.env["OVS_RUNDIR"], "/run/lab/two-rack/host1/ovs");
 }
 
+/// The lab's master runs as the product does (TLS, `--auth on`) with a password and an agent
+/// secret lab writes into its run dir; the agents get the secret and the certificate; commands
+/// in the master node log in; several masters share the first one's password and secret.
+#[test]
+fn the_master_runs_with_auth_and_tls_and_agents_get_its_secret() {
+    let text = r#"name: au
+topology:
+  nodes:
+    master1:
+      kind: netmaster
+      mgmt-ipv4: 172.20.20.10
+      env: {ETCD_ENDPOINTS: "http://172.20.20.9:2379"}
+      exec:
+        - netctl tenant ls
+    master2:
+      kind: netmaster
+      mgmt-ipv4: 172.20.20.11
+      env: {ETCD_ENDPOINTS: "http://172.20.20.9:2379"}
+    host1:
+      kind: netplugin
+    host2:
+      kind: netplugin
+      env: {NETMASTER_URL: "https://master.example:9999"}
+"#;
+    let t = parse(text).unwrap();
+    let p = plan(&t, &fake_env(false, true)).unwrap();
+    let spawned = |node: &str, daemon: &str| {
+        p.actions
+            .iter()
+            .find_map(|a| match a {
+                Action::Spawn(s) if s.node == node && s.name == daemon => Some(s.argv.join(" ")),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("{node} spawns no {daemon}"))
+    };
+    let m1 = "/run/lab/au/master1";
+    assert_eq!(
+        spawned("master1", "netmaster"),
+        format!(
+            "/opt/netmaster --listen-url 172.20.20.10:9999 --data-dir {m1}/netmaster \
+             --etcd http://172.20.20.9:2379 --auth on --admin-password-file {m1}/admin-password \
+             --agent-secret-file {m1}/agent-secret"
+        )
+    );
+    // master2 shares master1's password and secret (one etcd, one set of users).
+    assert_eq!(
+        spawned("master2", "netmaster"),
+        format!(
+            "/opt/netmaster --listen-url 172.20.20.11:9999 --data-dir /run/lab/au/master2/netmaster \
+             --etcd http://172.20.20.9:2379 --auth on --admin-password-file {m1}/admin-password \
+             --agent-secret-file {m1}/agent-secret"
+        )
+    );
+    assert_eq!(
+        spawned("host1", "netplugin"),
+        format!(
+            "/opt/netplugin --host host1 --ovs-rundir /run/lab/au/host1/ovs \
+             --socket /run/lab/au/host1/netplugin.sock --netmaster https://172.20.20.10:9999 \
+             --master-secret-file {m1}/agent-secret --master-cacert {m1}/netmaster/tls/cert.pem"
+        )
+    );
+    // A host pointed at another master gets none of this lab's credentials.
+    assert!(spawned("host2", "netplugin").ends_with("--netmaster https://master.example:9999"));
+
+    // The files are written (random, at deploy: the plan holds only their paths) before the
+    // master starts; the login follows its readiness and precedes its exec lines.
+    let pos = |f: &dyn Fn(&Action) -> bool| p.actions.iter().position(f).unwrap();
+    let secret = pos(
+        &|a| matches!(a, Action::WriteSecret { path } if path == std::path::Path::new(&format!("{m1}/agent-secret"))),
+    );
+    let password = pos(
+        &|a| matches!(a, Action::WriteSecret { path } if path == std::path::Path::new(&format!("{m1}/admin-password"))),
+    );
+    let start =
+        pos(&|a| matches!(a, Action::Spawn(s) if s.node == "master1" && s.name == "netmaster"));
+    let ready = pos(&|a| matches!(a, Action::WaitReady { node, .. } if node == "master1"));
+    let login = pos(&|a| matches!(a, Action::Login { node, .. } if node == "master1"));
+    let exec = pos(&|a| matches!(a, Action::Run { node, .. } if node == "master1"));
+    assert!(secret < start && password < start && start < ready && ready < login && login < exec);
+    let expected = lab::auth::MasterLogin {
+        url: "https://172.20.20.10:9999".into(),
+        cacert: Some(format!("{m1}/netmaster/tls/cert.pem").into()),
+        password_file: format!("{m1}/admin-password").into(),
+        token_file: format!("{m1}/admin-token").into(),
+    };
+    assert!(matches!(&p.actions[login], Action::Login { login, .. } if *login == expected));
+    assert!(matches!(&p.actions[exec], Action::Run { login: Some(l), .. } if *l == expected));
+
+    // `lab exec` in the master node: netctl's URL and certificate, and the login for its token.
+    let master1 = p.nodes.iter().find(|n| n.name == "master1").unwrap();
+    assert_eq!(master1.env["NETMASTER"], "https://172.20.20.10:9999");
+    assert_eq!(
+        master1.env["NETCTL_CACERT"],
+        format!("{m1}/netmaster/tls/cert.pem")
+    );
+    assert_eq!(master1.login.as_ref(), Some(&expected));
+    let master2 = p.nodes.iter().find(|n| n.name == "master2").unwrap();
+    assert_eq!(
+        master2.login.as_ref().map(|l| l.token_file.clone()),
+        Some("/run/lab/au/master2/admin-token".into())
+    );
+    let host1 = p.nodes.iter().find(|n| n.name == "host1").unwrap();
+    assert!(host1.login.is_none() && !host1.env.contains_key("NETCTL_CACERT"));
+}
+
 #[test]
 fn missing_agent_fails_clearly_unless_skipped() {
     let t = Topology::load(&topologies_dir().join("two-rack.clab.yml")).unwrap();

@@ -21,7 +21,9 @@ pub const HOSTS: [(&str, &str, u32, &str, u32); 4] = [
     ("host3", "10.254.2.1", 65213, "10.254.2.0", 65102),
     ("host4", "10.254.2.3", 65214, "10.254.2.2", 65102),
 ];
-pub const MASTER_URL: &str = "http://172.20.20.10:9999";
+/// The lab's master: TLS with its self-signed certificate, authentication on (lab logs in as
+/// admin at deploy; see [`Fabric::token`]).
+pub const MASTER_URL: &str = "https://172.20.20.10:9999";
 
 /// A shipped topology the harness deploys: its file under lab/topologies, the `name:` in it,
 /// every agent's `netctl bgp create` arguments after the host name, and its routers (every
@@ -264,20 +266,84 @@ impl Fabric {
         sh(Command::new("ip").args(["netns", "exec", netns]).args(argv))
     }
 
+    /// The master's self-signed certificate (made in its data dir at its first start).
+    pub fn cacert(&self) -> String {
+        self.run_dir("master1")
+            .join("netmaster/tls/cert.pem")
+            .display()
+            .to_string()
+    }
+
+    /// The admin token lab got at deploy (it logs in with the password it wrote for the
+    /// master; a token lives an hour, longer than any test).
+    pub fn token(&self) -> String {
+        let file = self.run_dir("master1").join("admin-token");
+        std::fs::read_to_string(&file)
+            .unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+            .trim()
+            .to_string()
+    }
+
+    /// The agents' bootstrap secret lab wrote for the master.
+    pub fn agent_secret(&self) -> String {
+        let file = self.run_dir("master1").join("agent-secret");
+        std::fs::read_to_string(&file)
+            .unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+            .trim()
+            .to_string()
+    }
+
     pub fn netctl(&self, args: &[&str]) -> String {
-        let netctl = bin("netctl").display().to_string();
-        let mut argv = vec![netctl.as_str(), "--netmaster", MASTER_URL];
-        argv.extend(args);
-        let (ok, out) = self.exec("master1", &argv);
+        let (ok, out) = sh(Command::new("ip")
+            .args(["netns", "exec", &self.netns("master1")])
+            .arg(bin("netctl"))
+            .args(["--netmaster", MASTER_URL])
+            .args(args)
+            .env("NETCTL_TOKEN", self.token())
+            .env("NETCTL_CACERT", self.cacert()));
         assert!(ok, "netctl {args:?} failed: {out}");
         out
     }
 
-    /// GET on the master's REST API.
-    pub fn get(&self, path: &str) -> Value {
+    /// A request to the master's REST API from master1 with `token` (none: no header):
+    /// (HTTP status, body).
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+        token: Option<&str>,
+    ) -> (u16, String) {
         let url = format!("{MASTER_URL}{path}");
-        let (ok, out) = self.exec("master1", &["curl", "-sf", &url]);
-        assert!(ok, "GET {path} failed");
+        let cacert = self.cacert();
+        let mut argv = vec![
+            "curl",
+            "-s",
+            "--cacert",
+            &cacert,
+            "-X",
+            method,
+            "-w",
+            "\n%{http_code}",
+        ];
+        let header = token.map(|t| format!("X-Auth-Token: {t}"));
+        if let Some(h) = &header {
+            argv.extend(["-H", h]);
+        }
+        let data = body.map(Value::to_string);
+        if let Some(d) = &data {
+            argv.extend(["-H", "Content-Type: application/json", "--data-binary", d]);
+        }
+        argv.push(&url);
+        let (_, out) = self.exec("master1", &argv);
+        let (text, status) = out.rsplit_once('\n').unwrap_or(("", &out));
+        (status.trim().parse().unwrap_or(0), text.to_string())
+    }
+
+    /// GET on the master's REST API, as admin.
+    pub fn get(&self, path: &str) -> Value {
+        let (status, out) = self.call("GET", path, None, Some(&self.token()));
+        assert_eq!(status, 200, "GET {path}: {out}");
         serde_json::from_str(&out).unwrap_or(Value::Null)
     }
 

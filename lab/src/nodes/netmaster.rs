@@ -1,13 +1,33 @@
 //! `netmaster`: our master, listening on the node's management address. The binary is found
 //! next to `lab` or on PATH; with `--skip-missing` a missing binary leaves a bare namespace.
 //! `env: ETCD_ENDPOINTS` switches it to the etcd store.
+//!
+//! It runs as the product does: TLS (its self-signed certificate, made into its data dir on
+//! first start) and `--auth on`, with the admin password and the agents' bootstrap secret
+//! lab writes (see `auth.rs`). Once it answers, lab logs in as admin; commands in the node get
+//! the token as `NETCTL_TOKEN`, and `NETMASTER`/`NETCTL_CACERT` point netctl at it.
 
-use crate::plan::{argv, NodeCtx, NodePlan, PlanError};
+use crate::auth::{self, MasterLogin};
+use crate::plan::{argv, Action, NodeCtx, NodePlan, PlanError};
 
 pub const PORT: u16 = 9999;
 
 pub fn plan(ctx: &NodeCtx) -> Result<NodePlan, PlanError> {
     let mut plan = NodePlan::default();
+    // The lab's credentials live with its first master; written even when this master is
+    // not built, so that the agents (which read the secret) still start and wait for it.
+    let files = ctx.run_dir_of(
+        &ctx.first_master()
+            .map_or_else(|| ctx.node.name.clone(), |m| m.name.clone()),
+    );
+    let password_file = auth::admin_password_file(&files);
+    let secret_file = auth::agent_secret_file(&files);
+    plan.actions.push(Action::WriteSecret {
+        path: password_file.clone(),
+    });
+    plan.actions.push(Action::WriteSecret {
+        path: secret_file.clone(),
+    });
     let Some(netmaster) = ctx.env.programs.get("netmaster") else {
         if ctx.env.skip_missing {
             plan.skipped.push("netmaster".into());
@@ -19,21 +39,27 @@ pub fn plan(ctx: &NodeCtx) -> Result<NodePlan, PlanError> {
         ));
     };
     let listen = format!("{}:{PORT}", ctx.node.mgmt_ipv4);
+    let data_dir = auth::data_dir(&ctx.run_dir);
     let mut args = argv([
         netmaster.display().to_string(),
         "--listen-url".into(),
         listen.clone(),
         "--data-dir".into(),
-        ctx.run_dir.join("netmaster").display().to_string(),
+        data_dir.display().to_string(),
     ]);
     if let Some(etcd) = ctx.node.env.get("ETCD_ENDPOINTS") {
         args.extend(argv(["--etcd", etcd.as_str()]));
     }
-    // The agents, netctl and the benches reach it over plain HTTP for now (issue 18 moves
-    // them to TLS); without this flag the master serves only TLS.
-    args.extend(argv(["--insecure-http"]));
-    plan.actions.push(crate::plan::Action::MakeDir {
-        path: ctx.run_dir.join("netmaster"),
+    args.extend(argv([
+        "--auth".to_string(),
+        "on".into(),
+        "--admin-password-file".into(),
+        password_file.display().to_string(),
+        "--agent-secret-file".into(),
+        secret_file.display().to_string(),
+    ]));
+    plan.actions.push(Action::MakeDir {
+        path: data_dir,
         owner: None,
     });
     plan.actions
@@ -47,7 +73,23 @@ pub fn plan(ctx: &NodeCtx) -> Result<NodePlan, PlanError> {
         ]),
         20,
     ));
-    plan.env
-        .insert("NETMASTER_URL".into(), format!("http://{listen}"));
+    let url = format!("https://{listen}");
+    let login = MasterLogin {
+        password_file,
+        ..MasterLogin::of(url.clone(), &ctx.run_dir)
+    };
+    plan.actions.push(Action::Login {
+        node: ctx.node.name.clone(),
+        netns: ctx.netns.clone(),
+        login: login.clone(),
+    });
+    // netctl's own variables: its URL, and the certificate to trust.
+    plan.env.insert("NETMASTER".into(), url.clone());
+    if let Some(cacert) = &login.cacert {
+        plan.env
+            .insert("NETCTL_CACERT".into(), cacert.display().to_string());
+    }
+    plan.env.insert("NETMASTER_URL".into(), url);
+    plan.login = Some(login);
     Ok(plan)
 }

@@ -2,6 +2,7 @@
 //! is built. Without the binary the node fails with a clear error, unless `--skip-missing` (or
 //! `LAB_SKIP_MISSING=1`) asks for a plain OVS host.
 
+use crate::auth;
 use crate::plan::{argv, NodeCtx, NodePlan, PlanError};
 
 use super::ovs;
@@ -14,6 +15,32 @@ pub fn socket(ctx: &NodeCtx) -> std::path::PathBuf {
 
 pub fn socket_in(run_dir: &std::path::Path) -> std::path::PathBuf {
     run_dir.join("netplugin.sock")
+}
+
+/// The agent's secret and the certificate it trusts, when its master is the lab's own (a
+/// `NETMASTER_URL` in the node's env points elsewhere: its env may then carry
+/// `NETPLUGIN_MASTER_SECRET_FILE` and `NETPLUGIN_MASTER_CACERT`, which the agent reads).
+fn master_credentials(ctx: &NodeCtx) -> Vec<String> {
+    let Some(master) = ctx.first_master() else {
+        return Vec::new();
+    };
+    if ctx.node.env.contains_key("NETMASTER_URL") {
+        return Vec::new();
+    }
+    let dir = ctx.run_dir_of(&master.name);
+    let mut args = argv([
+        "--master-secret-file".to_string(),
+        auth::agent_secret_file(&dir).display().to_string(),
+    ]);
+    // A master that is not built makes no certificate; the agent then waits for it with the
+    // system's roots instead of failing on a missing file.
+    if ctx.env.programs.contains_key("netmaster") {
+        args.extend(argv([
+            "--master-cacert".to_string(),
+            auth::cacert(&dir).display().to_string(),
+        ]));
+    }
+    args
 }
 
 pub fn plan(ctx: &NodeCtx) -> Result<NodePlan, PlanError> {
@@ -34,6 +61,7 @@ pub fn plan(ctx: &NodeCtx) -> Result<NodePlan, PlanError> {
             ]);
             if let Some(url) = ctx.master_url() {
                 args.extend(argv(["--netmaster".to_string(), url]));
+                args.extend(master_credentials(ctx));
             }
             actions.push(ctx.spawn("netplugin", args, ctx.env_with(&ovs_env)));
             actions.push(crate::plan::Action::Settle {

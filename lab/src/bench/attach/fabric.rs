@@ -13,13 +13,15 @@ use anyhow::{bail, Context, Result};
 use nix::sched::{setns, CloneFlags};
 use serde_json::{json, Value};
 
+use lab::auth::{Access, MasterLogin};
 use lab::{deploy, destroy, plan, programs, Topology};
 
 use super::probe::Birdc;
 use super::stopping;
 
 pub const LAB: &str = "bench-attach";
-const MASTER: &str = "http://172.20.20.10:9999";
+/// The lab's master: TLS and authentication on, as deployed (see lab's `auth.rs`).
+const MASTER: &str = "https://172.20.20.10:9999";
 /// Our network (the master allocates from it) and the baseline's pool (the bench picks).
 pub const OURS_SUBNET: &str = "10.1.2.0/24";
 pub const BASELINE_SUBNET: &str = "10.1.3.0/24";
@@ -109,6 +111,12 @@ impl Fabric {
         plan::lab_dir(&programs::run_root(), &self.topo.name).join(node)
     }
 
+    /// The master as admin: its certificate and the token lab got at deploy (or a new one).
+    pub fn admin_access(&self) -> Result<Access> {
+        let login = MasterLogin::of(MASTER.to_string(), &self.run_dir("master1"));
+        Ok(Access::admin(&self.netns("master1"), &login)?)
+    }
+
     pub fn bird_ctl(&self, node: &str) -> PathBuf {
         self.run_dir(node).join("bird.ctl")
     }
@@ -140,18 +148,16 @@ impl Fabric {
                 }),
             ));
         }
+        let access = self.admin_access()?;
         in_netns(&self.netns("master1"), move || -> Result<()> {
-            let agent = super::super::rest::agent(Duration::from_secs(10));
+            let agent = access.agent(Duration::from_secs(10))?;
             for (path, body) in writes {
-                let url = format!("{MASTER}/api/v1/{path}/");
-                let mut resp = agent
-                    .post(&url)
-                    .header("Content-Type", "application/json")
-                    .send(body.to_string().as_bytes())
-                    .with_context(|| format!("POST {url}"))?;
-                if !resp.status().is_success() {
-                    let text = resp.body_mut().read_to_string().unwrap_or_default();
-                    bail!("POST {url}: {} {text}", resp.status());
+                let path = format!("/api/v1/{path}/");
+                let (status, text) = access
+                    .request(&agent, "POST", &path, Some(&body.to_string()))
+                    .with_context(|| format!("POST {path}"))?;
+                if !(200..300).contains(&status) {
+                    bail!("POST {path}: {status} {text}");
                 }
             }
             Ok(())

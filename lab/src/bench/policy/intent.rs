@@ -1,7 +1,8 @@
 //! The intent `lab bench policy` writes: the network, G groups each with its own policy, and
 //! R rules per policy mixing in/out, tcp/udp ports and from/to groups; written through the
-//! master's REST API from threads in the master's namespace, either over one HTTP/2 cleartext
-//! connection with many requests in flight or over several HTTP/1.1 keep-alive connections;
+//! master's REST API (TLS, as admin with the token lab got at deploy) from threads in the
+//! master's namespace, either over one HTTP/2 connection with many requests in flight or over
+//! several HTTP/1.1 keep-alive connections;
 //! and the flow count a rules × endpoints expansion of it would need (pipeline-bench's formula).
 
 use std::time::{Duration, Instant};
@@ -9,10 +10,11 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 
+use lab::auth::Access;
+
 use crate::bench::attach::fabric::in_netns;
 use crate::bench::h2::H2;
 
-pub const MASTER: &str = "http://172.20.20.10:9999";
 pub const NETWORK: &str = "default-net";
 pub const SUBNET: &str = "10.1.0.0/20";
 const GATEWAY: &str = "10.1.0.1";
@@ -138,60 +140,60 @@ pub fn probe_deny(g: usize) -> Write {
     }
 }
 
-fn check(path: &str, resp: &mut ureq::http::Response<ureq::Body>) -> Result<()> {
-    if !resp.status().is_success() {
-        let text = resp.body_mut().read_to_string().unwrap_or_default();
-        bail!("{path}: {} {text}", resp.status());
+fn check(path: &str, (status, text): (u16, String)) -> Result<()> {
+    if !(200..300).contains(&status) {
+        bail!("{path}: {status} {text}");
     }
     Ok(())
 }
 
 /// A keep-alive REST client living in the master's namespace's network (opened by a thread
 /// that entered it: the socket stays there).
-pub struct Client(ureq::Agent);
+pub struct Client {
+    agent: ureq::Agent,
+    access: Access,
+}
 
 impl Client {
-    pub fn new() -> Client {
-        Client(crate::bench::rest::agent(Duration::from_secs(30)))
+    pub fn new(access: &Access) -> Result<Client> {
+        Ok(Client {
+            agent: access.agent(Duration::from_secs(30))?,
+            access: access.clone(),
+        })
     }
 
     pub fn post(&self, w: &Write) -> Result<()> {
-        let url = format!("{MASTER}/api/v1/{}/", w.path);
-        let mut resp = self
-            .0
-            .post(&url)
-            .header("Content-Type", "application/json")
-            .send(w.body.to_string().as_bytes())
-            .with_context(|| format!("POST {url}"))?;
-        check(&w.path, &mut resp)
+        let path = format!("/api/v1/{}/", w.path);
+        let answer = self
+            .access
+            .request(&self.agent, "POST", &path, Some(&w.body.to_string()))
+            .with_context(|| format!("POST {path}"))?;
+        check(&w.path, answer)
     }
 
     pub fn delete(&self, path: &str) -> Result<()> {
-        let url = format!("{MASTER}/api/v1/{path}/");
-        let mut resp = self
-            .0
-            .delete(&url)
-            .call()
+        let url = format!("/api/v1/{path}/");
+        let answer = self
+            .access
+            .request(&self.agent, "DELETE", &url, None)
             .with_context(|| format!("DELETE {url}"))?;
-        check(path, &mut resp)
+        check(path, answer)
     }
 
     /// A GET that opens the connection before a clock starts.
     pub fn warm(&self) -> Result<()> {
-        let url = format!("{MASTER}/api/v1/tenants/");
-        let mut resp = self
-            .0
-            .get(&url)
-            .call()
-            .with_context(|| format!("GET {url}"))?;
-        check("tenants", &mut resp)
+        let answer = self
+            .access
+            .request(&self.agent, "GET", "/api/v1/tenants/", None)
+            .context("GET /api/v1/tenants/")?;
+        check("tenants", answer)
     }
 }
 
 /// Writes `writes` over `conns` keep-alive connections (client c takes c, c + conns, ...),
 /// each from a thread in the master's namespace; returns when all answered, with the instant
 /// the first write started.
-pub fn write_all(netns: &str, writes: &[Write], conns: usize) -> Result<Instant> {
+pub fn write_all(netns: &str, access: &Access, writes: &[Write], conns: usize) -> Result<Instant> {
     let conns = conns.max(1);
     let barrier = std::sync::Barrier::new(conns);
     let results: Vec<Result<Instant>> = std::thread::scope(|s| {
@@ -200,10 +202,10 @@ pub fn write_all(netns: &str, writes: &[Write], conns: usize) -> Result<Instant>
                 let barrier = &barrier;
                 s.spawn(move || -> Result<Instant> {
                     in_netns(netns, || -> Result<Instant> {
-                        let client = Client::new();
-                        let warm = client.warm();
+                        let client = Client::new(access);
+                        let warm = client.and_then(|c| c.warm().map(|()| c));
                         barrier.wait(); // also on failure: the others must not wait forever
-                        warm?;
+                        let client = warm?;
                         let started = Instant::now();
                         for w in writes.iter().skip(c).step_by(conns) {
                             client.post(w)?;
@@ -226,15 +228,20 @@ pub fn write_all(netns: &str, writes: &[Write], conns: usize) -> Result<Instant>
     first.context("no REST client ran")
 }
 
-/// Writes `writes` over one HTTP/2 cleartext connection (prior knowledge) with `streams`
-/// requests in flight (worker w takes w, w + streams, ...), all driven by one thread in the
+/// Writes `writes` over one HTTP/2 connection (TLS with ALPN h2 to the lab's master) with
+/// `streams` requests in flight (worker w takes w, w + streams, ...), all driven by one thread in the
 /// master's namespace (a current-thread runtime: the socket is opened there and stays there);
 /// returns when all answered, with the instant the first write started.
-pub fn write_all_h2(netns: &str, writes: &[Write], streams: usize) -> Result<Instant> {
+pub fn write_all_h2(
+    netns: &str,
+    access: &Access,
+    writes: &[Write],
+    streams: usize,
+) -> Result<Instant> {
     let streams = streams.max(1);
     in_netns(netns, || -> Result<Instant> {
         crate::bench::runtime()?.block_on(async {
-            let conn = H2::connect(MASTER).await?;
+            let conn = H2::connect(access).await?;
             // The connection works before the clock starts.
             conn.get("/api/v1/tenants/").await?;
             let started = Instant::now();

@@ -1,8 +1,9 @@
 //! `lab bench policy`: how fast group-based policy reaches a real host's OVS. On the
 //! bench-policy lab (real netmaster, one real netplugin host with its OVS): G groups each with
 //! its own policy, N endpoints attached through `contivk8s` with the group label, then R rules
-//! per policy written through the REST API (one HTTP/2 connection with many requests in
-//! flight, or several HTTP/1.1 connections); the time from the first rule write to the last
+//! per policy written through the REST API as admin over TLS, as the lab's master serves it
+//! (one HTTP/2 connection with many requests in flight, or several HTTP/1.1 connections; every
+//! request with the token lab got at deploy); the time from the first rule write to the last
 //! flow installed (the policy tables' flow count polled over one OpenFlow connection until
 //! stable),
 //! the REST time alone, the flows installed and a rules × endpoints expansion's count. Then,
@@ -19,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use lab::auth::Access;
 
 use super::attach::fabric::{in_netns, Fabric, Namespaces};
 use super::attach::stats::{ms, summarize};
@@ -50,7 +52,7 @@ pub struct PolicyArgs {
     /// Concurrent `contivk8s` ADDs.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=50))]
     pub batch: u16,
-    /// Requests in flight on the one HTTP/2 cleartext connection writing the rules (0: write
+    /// Requests in flight on the one HTTP/2 connection (TLS, ALPN h2) writing the rules (0: write
     /// them over HTTP/1.1 instead, on `--conns` connections).
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(0..=256))]
     pub streams: u16,
@@ -103,9 +105,10 @@ pub fn run(args: &PolicyArgs) -> Result<i32> {
     let fabric = Fabric::deploy_files(&FILES)?;
     let namespaces = Namespaces::default();
     let master = fabric.netns("master1");
+    let access = fabric.admin_access()?;
     let mgmt = fabric.run_dir(HOST).join("ovs/br-int.mgmt");
     check_stop()?;
-    intent::write_all(&master, &intent::setup(groups), 1).context("writing groups")?;
+    intent::write_all(&master, &access, &intent::setup(groups), 1).context("writing groups")?;
     let cni = ours::Cni {
         plugin: contivk8s,
         socket: fabric.run_dir(HOST).join("netplugin.sock"),
@@ -159,6 +162,7 @@ pub fn run(args: &PolicyArgs) -> Result<i32> {
     };
     let probe = Probe {
         master: &master,
+        access: &access,
         client_ns: &client_ns,
         server: server_ip,
         rounds: usize::from(args.changes),
@@ -173,9 +177,9 @@ pub fn run(args: &PolicyArgs) -> Result<i32> {
              groups",
             intent::TENANT2
         ));
-        remove_all(&master, &writes)?;
+        remove_all(&master, &access, &writes)?;
         poller.settle(Instant::now(), quiet, Duration::from_secs(120))?;
-        intent::write_all(&master, &intent::setup_tenant2(groups2), 1)
+        intent::write_all(&master, &access, &intent::setup_tenant2(groups2), 1)
             .context("writing the second tenant")?;
         attach_tenant2(&cni, &namespaces, m, groups2, usize::from(args.batch))?;
         poller.settle(Instant::now(), quiet, Duration::from_secs(120))?;
@@ -209,6 +213,7 @@ pub fn run(args: &PolicyArgs) -> Result<i32> {
 /// What the one-rule change needs: where to write, who probes whom, how often.
 struct Probe<'a> {
     master: &'a str,
+    access: &'a Access,
     client_ns: &'a str,
     server: Ipv4Addr,
     rounds: usize,
@@ -241,9 +246,11 @@ fn measure(
         writers.describe()
     ));
     let first = match writers {
-        Writers::Http1 { conns } => intent::write_all(probe.master, writes, usize::from(conns))?,
+        Writers::Http1 { conns } => {
+            intent::write_all(probe.master, probe.access, writes, usize::from(conns))?
+        }
         Writers::Http2 { streams } => {
-            intent::write_all_h2(probe.master, writes, usize::from(streams))?
+            intent::write_all_h2(probe.master, probe.access, writes, usize::from(streams))?
         }
     };
     let written = first.elapsed();
@@ -255,7 +262,7 @@ fn measure(
         probe.server,
         intent::PROBE_PORT
     ));
-    let changes = one_rule_changes(probe.master, probe.client_ns, probe.server, probe.rounds)?;
+    let changes = one_rule_changes(probe, probe.client_ns, probe.server, probe.rounds)?;
     Ok(Measured {
         written,
         full: last.saturating_duration_since(first),
@@ -267,9 +274,9 @@ fn measure(
 }
 
 /// Deletes every rule of `writes`, one at a time, from the master's namespace.
-fn remove_all(master: &str, writes: &[intent::Write]) -> Result<()> {
+fn remove_all(master: &str, access: &Access, writes: &[intent::Write]) -> Result<()> {
     in_netns(master, || -> Result<()> {
-        let client = intent::Client::new();
+        let client = intent::Client::new(access)?;
         for w in writes {
             check_stop()?;
             client.delete(&w.path)?;
@@ -344,7 +351,7 @@ struct Change {
 /// answers each "wait until answered == want" request with the instant its deciding probe
 /// started.
 fn one_rule_changes(
-    master: &str,
+    to: &Probe,
     client_ns: &str,
     server: Ipv4Addr,
     rounds: usize,
@@ -365,8 +372,8 @@ fn one_rule_changes(
             })
         });
         // Owns the request sender: the probe thread ends when this closure does.
-        let result = in_netns(master, move || -> Result<Vec<Change>> {
-            let client = intent::Client::new();
+        let result = in_netns(to.master, move || -> Result<Vec<Change>> {
+            let client = intent::Client::new(to.access)?;
             client.warm()?;
             let ask = |want: bool| -> Result<Option<Instant>> {
                 req_tx.send(want).context("probe thread gone")?;
@@ -411,7 +418,7 @@ fn one_rule_changes(
 enum Writers {
     /// HTTP/1.1, one request at a time on each of `conns` keep-alive connections.
     Http1 { conns: u16 },
-    /// One HTTP/2 cleartext connection with `streams` requests in flight.
+    /// One HTTP/2 connection (TLS, ALPN h2) with `streams` requests in flight.
     Http2 { streams: u16 },
 }
 
@@ -422,7 +429,7 @@ impl Writers {
                 format!("over {conns} HTTP/1.1 keep-alive connection(s)")
             }
             Writers::Http2 { streams } => {
-                format!("over one HTTP/2 connection (h2c), {streams} in flight")
+                format!("over one HTTP/2 connection (TLS, h2), {streams} in flight")
             }
         }
     }
