@@ -12,7 +12,8 @@ cd "$(dirname "$0")/.."
 TOPO=lab/topologies/two-rack.clab.yml
 LAB=target/release/lab
 NETCTL=target/release/netctl
-MASTER_URL=http://172.20.20.10:9999
+MASTER_URL=https://172.20.20.10:9999
+LABNAME=two-rack
 
 bold() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 say() { printf '   %s\n' "$*"; }
@@ -66,7 +67,7 @@ run scripts/build-release.sh --quiet
 built() { [[ -x target/release/$1 ]] && "target/release/$1" --help 2>&1 | grep -q -- "$2"; }
 BIN_DIR=$(mktemp -d)
 trap 'rm -rf "$BIN_DIR"' EXIT
-have_master=no; built netmaster --insecure-http && have_master=yes
+have_master=no; built netmaster --admin-password-file && have_master=yes
 have_agent=no; built netplugin --ovs-rundir && have_agent=yes
 have_netctl=no; built netctl tenant && have_netctl=yes
 [[ $have_master == yes ]] && ln -s "$PWD/target/release/netmaster" "$BIN_DIR/"
@@ -97,6 +98,20 @@ run "$LAB" exec -t "$TOPO" host1 -- ping -c 2 -W 1 10.254.2.1
 
 bold "6. The Contiv tutorial: tenant, network, group, policy through netctl"
 if [[ $have_netctl == yes && $have_master == yes ]]; then
+  M1=/run/lab/$LABNAME/master1
+  say "the master serves TLS (its self-signed certificate: $M1/netmaster/tls/cert.pem) with"
+  say "authentication on; lab wrote the admin password ($M1/admin-password, 0600) and the"
+  say "agents' bootstrap secret ($M1/agent-secret), which the agents registered with"
+  say "without a token the master answers nothing:"
+  run "$LAB" exec -t "$TOPO" master1 -- env -u NETCTL_TOKEN "$PWD/$NETCTL" --netmaster "$MASTER_URL" tenant ls
+  say "Contiv's login (the token is kept under a config dir of the demo's own):"
+  printf '   $ netctl login -u admin --password-stdin < %s/admin-password\n' "$M1"
+  "$LAB" exec -t "$TOPO" master1 -- env -u NETCTL_TOKEN XDG_CONFIG_HOME="$BIN_DIR/config" \
+    "$PWD/$NETCTL" --netmaster "$MASTER_URL" login -u admin --password-stdin <"$M1/admin-password" 2>&1 |
+    sed 's/^/     /'
+  run "$LAB" exec -t "$TOPO" master1 -- env -u NETCTL_TOKEN XDG_CONFIG_HOME="$BIN_DIR/config" \
+    "$PWD/$NETCTL" --netmaster "$MASTER_URL" tenant ls
+  say "from here on, commands in master1 carry the token lab logged in for (NETCTL_TOKEN)"
   nc() { run "$LAB" exec -t "$TOPO" master1 -- "$PWD/$NETCTL" --netmaster "$MASTER_URL" "$@"; }
   say "Contiv's tutorial, spelled as its documentation spells it (one-dash long flags work):"
   nc global set --fwd-mode routing
@@ -121,7 +136,6 @@ fi
 
 bold "7. Containers on hosts in both racks, their /32s in both ToRs, ping across racks"
 if [[ $have_agent == yes && $have_master == yes && $have_netctl == yes ]]; then
-  LABNAME=two-rack
   # What a container runtime does: the CNI plugin with CNI_* variables and the config on stdin.
   cni_add() { # host container group
     local host=$1 ctr=$2 group=$3
@@ -174,7 +188,7 @@ say "$LAB inspect -t $TOPO"
 say "$LAB exec -t $TOPO tor1 -- birdc show route all"
 say "$LAB exec -t $TOPO tor2 -- vtysh -c 'show ip bgp'"
 say "$LAB exec -t $TOPO host1 -- ovs-vsctl show"
-[[ $have_netctl == yes ]] && say "$LAB exec -t $TOPO master1 -- $PWD/$NETCTL --netmaster $MASTER_URL tenant ls"
+[[ $have_netctl == yes ]] && say "$LAB exec -t $TOPO master1 -- $PWD/$NETCTL tenant ls   # lab gives master1 NETMASTER, NETCTL_CACERT and NETCTL_TOKEN"
 say "$LAB graph -t $TOPO --out-dir /tmp   # /tmp/two-rack.png"
 bold "Tear down"
 say "$LAB destroy -t $TOPO      (or: lab/demo.sh --destroy)"

@@ -14,6 +14,7 @@ packages=(
   busybox-static       # a root filesystem for container images
   slapd ldap-utils     # a real OpenLDAP server (and ldapadd) for the master's LDAP login tests
   curl jq
+  python3 openssl      # lab's stand-in netmaster (tests/kinds.rs): a certificate, a TLS login
 )
 
 missing=()
