@@ -38,8 +38,16 @@ enum Acked {
     Address(String, String),
 }
 
-fn client() -> reqwest::Client {
+/// A client that acts as the master's first admin (sessions are in the store, so the token
+/// outlives a restart).
+fn client(token: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        "X-Auth-Token",
+        reqwest::header::HeaderValue::from_str(token).expect("a token is a header value"),
+    );
     reqwest::Client::builder()
+        .default_headers(headers)
         .timeout(Duration::from_secs(10))
         .build()
         .expect("http client")
@@ -89,8 +97,13 @@ struct WriterLog {
 
 /// Writes policy, rule, network, group and an address allocation, again and again, until a
 /// request gets no answer (the master is gone). Any answer other than 2xx is a failure.
-async fn writer(base: String, w: usize, acks: Arc<AtomicUsize>) -> Result<WriterLog, String> {
-    let client = client();
+async fn writer(
+    base: String,
+    token: String,
+    w: usize,
+    acks: Arc<AtomicUsize>,
+) -> Result<WriterLog, String> {
+    let client = client(&token);
     let mut acked = Vec::new();
     let t = format!("t{w}");
     for j in 0..MAX_ITERATIONS {
@@ -177,7 +190,8 @@ async fn acknowledged_writes_survive_kill_9(f: &Fixture) {
     let log = dir.path().join("netmaster.log");
     let etcd = f.etcd.as_ref().map(|e| e.endpoints());
     let mut master = NetmasterProcess::start(&data, etcd.as_deref(), &log).await;
-    let http = client();
+    let token = master.admin_token().await;
+    let http = client(&token);
 
     // Setup, all acknowledged before the stream starts.
     for w in 0..WRITERS {
@@ -204,7 +218,7 @@ async fn acknowledged_writes_survive_kill_9(f: &Fixture) {
     // The stream, and the kill in the middle of it.
     let acks = Arc::new(AtomicUsize::new(0));
     let writers: Vec<_> = (0..WRITERS)
-        .map(|w| tokio::spawn(writer(master.base.clone(), w, acks.clone())))
+        .map(|w| tokio::spawn(writer(master.base.clone(), token.clone(), w, acks.clone())))
         .collect();
     let extra = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -312,8 +326,9 @@ async fn acknowledged_writes_survive_kill_9(f: &Fixture) {
     let mut tasks = Vec::new();
     for c in 0..4 {
         let base = base.to_string();
+        let token = token.clone();
         tasks.push(tokio::spawn(async move {
-            let http = client();
+            let http = client(&token);
             let mut got = Vec::new();
             for i in 0..AFTER_RESTART / 4 {
                 let owner = format!("after-{c}-{i}");

@@ -31,8 +31,12 @@ fn free_port() -> u16 {
 /// The binary with plain HTTP on `port` (the REST side is not what is tested here), the
 /// inherited etcd settings removed, stderr into `dir/stderr`.
 fn command(dir: &Path, port: u16) -> Command {
+    let password = dir.join("admin-password");
+    std::fs::write(&password, format!("{ADMIN_PASSWORD}\n")).expect("admin password file");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_netmaster"));
     cmd.args(["--listen-url", &format!("127.0.0.1:{port}")])
+        .arg("--admin-password-file")
+        .arg(password)
         .args(["--log-level", "warn", "--insecure-http"])
         .arg("--data-dir")
         .arg(dir.join("data"))
@@ -65,10 +69,27 @@ async fn ready(base: &str, master: &mut Running, dir: &Path) {
     panic!("netmaster did not answer /healthz within 30 s");
 }
 
-/// Creates tenant `name` through the REST API and reads it back from etcd directly.
+/// The first admin's password (authentication is on, as by default).
+const ADMIN_PASSWORD: &str = "etcd-tls-admin-password";
+
+/// Creates tenant `name` through the REST API, as the first admin, and reads it back from etcd
+/// directly.
 async fn write_lands_in_etcd(base: &str, etcd: &EtcdProcess, name: &str) {
-    let resp = reqwest::Client::new()
+    let client = reqwest::Client::new();
+    let login: serde_json::Value = client
+        .post(format!("{base}/api/v1/auth_proxy/login/"))
+        .header("content-type", "application/json")
+        .body(json!({"username": "admin", "password": ADMIN_PASSWORD}).to_string())
+        .send()
+        .await
+        .expect("login")
+        .json()
+        .await
+        .expect("login answers JSON");
+    let token = login["token"].as_str().expect("a token");
+    let resp = client
         .post(format!("{base}/api/v1/tenants/{name}/"))
+        .header("x-auth-token", token)
         .header("content-type", "application/json")
         .body(json!({"key": name, "tenantName": name}).to_string())
         .send()

@@ -89,16 +89,27 @@ async fn exchange(addr: SocketAddr, request: &str) -> Result<(u16, Value), Strin
     read_response(&mut stream).await
 }
 
-fn get(path: &str, host: &str) -> String {
-    format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n")
+/// The token header line, none for an empty token (open routes).
+fn token_line(token: &str) -> String {
+    if token.is_empty() {
+        String::new()
+    } else {
+        format!("X-Auth-Token: {token}\r\n")
+    }
 }
 
-fn post(path: &str, host: &str, content_type: Option<&str>, body: &str) -> String {
+fn get(path: &str, host: &str, token: &str) -> String {
+    let token = token_line(token);
+    format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n{token}\r\n")
+}
+
+fn post(path: &str, host: &str, token: &str, content_type: Option<&str>, body: &str) -> String {
+    let token = token_line(token);
     let content_type = content_type
         .map(|c| format!("Content-Type: {c}\r\n"))
         .unwrap_or_default();
     format!(
-        "POST {path} HTTP/1.1\r\nHost: {host}\r\n{content_type}Content-Length: {}\r\n\r\n{body}",
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\n{token}{content_type}Content-Length: {}\r\n\r\n{body}",
         body.len()
     )
 }
@@ -168,7 +179,7 @@ async fn slowloris_and_silent_clients_are_cut_while_others_are_served() {
     let others = tokio::spawn(async move {
         let mut served = 0;
         for _ in 0..20 {
-            let got = exchange(addr, &get("/version", &addr.to_string())).await;
+            let got = exchange(addr, &get("/version", &addr.to_string(), "")).await;
             assert_eq!(got.as_ref().map(|r| r.0), Ok(200), "{got:?}");
             served += 1;
             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -200,12 +211,12 @@ async fn slowloris_and_silent_clients_are_cut_while_others_are_served() {
     // Keep-alive: idle past the header timeout is fine, a slow next request is not, and an idle
     // connection closes after the idle timeout.
     let mut kept = TcpStream::connect(addr).await.expect("connect");
-    kept.write_all(get("/version", &host).as_bytes())
+    kept.write_all(get("/version", &host, "").as_bytes())
         .await
         .expect("write");
     assert_eq!(read_response(&mut kept).await.map(|r| r.0), Ok(200));
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    kept.write_all(get("/version", &host).as_bytes())
+    kept.write_all(get("/version", &host, "").as_bytes())
         .await
         .expect("write");
     assert_eq!(
@@ -221,7 +232,7 @@ async fn slowloris_and_silent_clients_are_cut_while_others_are_served() {
         "cut {cut:?} after its first byte: the header timeout (1 s), not the idle one (3 s)"
     );
     let mut idle = TcpStream::connect(addr).await.expect("connect");
-    idle.write_all(get("/version", &host).as_bytes())
+    idle.write_all(get("/version", &host, "").as_bytes())
         .await
         .expect("write");
     assert_eq!(read_response(&mut idle).await.map(|r| r.0), Ok(200));
@@ -253,17 +264,18 @@ async fn a_trickled_body_gets_408_and_an_open_watch_outlives_every_timeout() {
     )
     .await;
     let addr = master.addr();
+    let token = master.admin_token().await;
     let host = addr.to_string();
 
     // The watch, from the current revision.
-    let (status, state) = exchange(addr, &get("/api/v1/state", &host))
+    let (status, state) = exchange(addr, &get("/api/v1/state", &host, &token))
         .await
         .expect("state");
     assert_eq!(status, 200);
     let since = state["revision"].as_u64().expect("a revision");
     let mut watch = TcpStream::connect(addr).await.expect("connect");
     watch
-        .write_all(get(&format!("/api/v1/watch?since={since}"), &host).as_bytes())
+        .write_all(get(&format!("/api/v1/watch?since={since}"), &host, &token).as_bytes())
         .await
         .expect("write");
 
@@ -273,6 +285,7 @@ async fn a_trickled_body_gets_408_and_an_open_watch_outlives_every_timeout() {
     let head = post(
         "/api/v1/tenants/slow/",
         &host,
+        &token,
         Some("application/json"),
         body,
     );
@@ -305,7 +318,7 @@ async fn a_trickled_body_gets_408_and_an_open_watch_outlives_every_timeout() {
         "{:?}",
         started.elapsed()
     );
-    let (status, _) = exchange(addr, &get("/api/v1/tenants/slow/", &host))
+    let (status, _) = exchange(addr, &get("/api/v1/tenants/slow/", &host, &token))
         .await
         .expect("get");
     assert_eq!(status, 404, "the trickled write changed nothing");
@@ -317,6 +330,7 @@ async fn a_trickled_body_gets_408_and_an_open_watch_outlives_every_timeout() {
         &post(
             "/api/v1/tenants/late/",
             &host,
+            &token,
             Some("application/json"),
             r#"{"tenantName": "late"}"#,
         ),
@@ -348,7 +362,7 @@ async fn past_the_connection_cap_a_503_then_served_again() {
     let master = start(dir.path(), &["--max-connections", "3"]).await;
     let addr = master.addr();
     let host = addr.to_string();
-    let request = get("/version", &host);
+    let request = get("/version", &host, "");
 
     // Three held connections (the start's readiness probe may take a moment to let go of its
     // own, so each is retried for a bounded time).
@@ -422,6 +436,7 @@ async fn writes_take_json_only_and_the_host_must_name_the_master() {
     )
     .await;
     let addr = master.addr();
+    let token = master.admin_token().await;
     let host = addr.to_string();
     let port = addr.port();
     let tenant = r#"{"tenantName": "ct"}"#;
@@ -436,23 +451,23 @@ async fn writes_take_json_only_and_the_host_must_name_the_master() {
     ] {
         let (status, body) = exchange(
             addr,
-            &post("/api/v1/tenants/ct/", &host, content_type, tenant),
+            &post("/api/v1/tenants/ct/", &host, &token, content_type, tenant),
         )
         .await
         .expect("an answer");
         assert_eq!(status, 415, "{content_type:?}: {body}");
         assert_eq!(body["field"], "Content-Type", "{body}");
-        let put =
-            post("/api/v1/tenants/ct/", &host, content_type, tenant).replacen("POST", "PUT", 1);
+        let put = post("/api/v1/tenants/ct/", &host, &token, content_type, tenant)
+            .replacen("POST", "PUT", 1);
         let (status, _) = exchange(addr, &put).await.expect("an answer");
         assert_eq!(status, 415, "PUT {content_type:?}");
     }
-    let (status, _) = exchange(addr, &get("/api/v1/tenants/ct/", &host))
+    let (status, _) = exchange(addr, &get("/api/v1/tenants/ct/", &host, &token))
         .await
         .expect("get");
     assert_eq!(status, 404, "nothing was written");
     // A write without a body is not a content-type matter (the handler says it is not JSON).
-    let (status, body) = exchange(addr, &post("/api/v1/tenants/ct/", &host, None, ""))
+    let (status, body) = exchange(addr, &post("/api/v1/tenants/ct/", &host, &token, None, ""))
         .await
         .expect("an answer");
     assert_eq!(status, 400, "{body}");
@@ -461,6 +476,7 @@ async fn writes_take_json_only_and_the_host_must_name_the_master() {
         &post(
             "/api/v1/tenants/ct/",
             &host,
+            &token,
             Some("Application/JSON; charset=utf-8"),
             tenant,
         ),
@@ -483,7 +499,7 @@ async fn writes_take_json_only_and_the_host_must_name_the_master() {
     .into_iter()
     .chain(machine_name())
     {
-        let (status, body) = exchange(addr, &get("/version", &allowed))
+        let (status, body) = exchange(addr, &get("/version", &allowed, ""))
             .await
             .expect("an answer");
         assert_eq!(status, 200, "Host {allowed}: {body}");
@@ -495,7 +511,7 @@ async fn writes_take_json_only_and_the_host_must_name_the_master() {
         format!("localhost.attacker.example:{port}"),
         "master.example.attacker.example".to_string(),
     ] {
-        let (status, body) = exchange(addr, &get("/version", &refused))
+        let (status, body) = exchange(addr, &get("/version", &refused, ""))
             .await
             .expect("an answer");
         assert_eq!(status, 421, "Host {refused}: {body}");
@@ -504,12 +520,13 @@ async fn writes_take_json_only_and_the_host_must_name_the_master() {
     let write = post(
         "/api/v1/tenants/rebound/",
         &format!("rebind.attacker.example:{port}"),
+        &token,
         Some("application/json"),
         r#"{"tenantName": "rebound"}"#,
     );
     let (status, _) = exchange(addr, &write).await.expect("an answer");
     assert_eq!(status, 421);
-    let (status, _) = exchange(addr, &get("/api/v1/tenants/rebound/", &host))
+    let (status, _) = exchange(addr, &get("/api/v1/tenants/rebound/", &host, &token))
         .await
         .expect("get");
     assert_eq!(status, 404, "the rebound write changed nothing");

@@ -13,9 +13,9 @@ pub enum AuthMode {
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct AuthArgs {
-    /// Authentication and authorization: `on` (tokens, roles) or `off` (every caller is an
-    /// admin, as before; logged loudly). The default becomes `on` once every client logs in.
-    #[arg(long = "auth", value_enum, default_value = "off")]
+    /// Authentication and authorization: `on` (tokens, roles; the default) or `off` (every
+    /// caller is an admin, as before this existed; logged loudly, for a migration only).
+    #[arg(long = "auth", value_enum, default_value = "on")]
     pub auth_mode: AuthMode,
     /// Lifetime of a user's token (e.g. 3600, 90m, 1h).
     #[arg(long, default_value = "1h", value_parser = parse_duration)]

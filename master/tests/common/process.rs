@@ -11,6 +11,9 @@ const READY_DEADLINE: Duration = Duration::from_secs(30);
 /// Attempts with a fresh port when the port picked as free got taken meanwhile.
 const START_ATTEMPTS: usize = 3;
 
+/// The first admin's password of every master started here.
+pub const ADMIN_PASSWORD: &str = "process-test-admin-password";
+
 pub struct NetmasterProcess {
     child: Option<Child>,
     pub base: String,
@@ -85,6 +88,13 @@ impl NetmasterProcess {
         if !options.tls {
             cmd.arg("--insecure-http");
         }
+        // Authentication is on (the default): the first admin gets a known password, unless
+        // the test brings its own.
+        if !options.args.iter().any(|a| a == "--admin-password-file") {
+            let file = log.with_extension("admin-password");
+            std::fs::write(&file, format!("{ADMIN_PASSWORD}\n")).expect("admin password file");
+            cmd.arg("--admin-password-file").arg(file);
+        }
         cmd.args(&options.args);
         let child = cmd.spawn().expect("spawn the netmaster binary");
         let ca = options.tls.then(|| {
@@ -100,6 +110,22 @@ impl NetmasterProcess {
             log: log.to_path_buf(),
             ca,
         }
+    }
+
+    /// A token of the first admin (plain HTTP masters only), by Contiv's login request.
+    pub async fn admin_token(&self) -> String {
+        let resp = reqwest::Client::new()
+            .post(format!("{}/api/v1/auth_proxy/login/", self.base))
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(serde_json::json!({"username": "admin", "password": ADMIN_PASSWORD}).to_string())
+            .send()
+            .await
+            .expect("login reaches the master");
+        let v: serde_json::Value = resp.json().await.expect("login answers JSON");
+        v["token"]
+            .as_str()
+            .expect("login gives a token")
+            .to_string()
     }
 
     /// `127.0.0.1:<port>`.

@@ -79,6 +79,9 @@ pub fn features() -> Features {
     })
 }
 
+/// The first admin's password of every master [`Netmaster::start`] starts.
+pub const ADMIN_PASSWORD: &str = "netctl-e2e-admin-password";
+
 pub fn free_loopback_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("binding a loopback port");
     listener.local_addr().expect("local address").port()
@@ -90,13 +93,33 @@ pub struct Netmaster {
     pub url: String,
     /// The self-signed certificate netctl is given through `NETCTL_CACERT`, when TLS.
     pub cacert: Option<PathBuf>,
+    /// The token netctl saved at [`Netmaster::start`]'s login, which the harness's own GETs
+    /// send too.
+    pub admin_token: Option<String>,
     dir: tempfile::TempDir,
 }
 
 impl Netmaster {
-    /// The master as its binary runs by default.
+    /// The master as its binary runs by default (TLS, authentication on), with netctl logged
+    /// in as its first admin in this test's HOME, as a user of Contiv's auth_proxy starts.
     pub fn start() -> Netmaster {
-        Netmaster::start_with(&[])
+        let mut master = Netmaster::start_with(&[]);
+        master.ok_env(
+            &format!("printf '%s\\n' '{ADMIN_PASSWORD}' | netctl login -u admin --password-stdin"),
+            &[],
+        );
+        let file = master.home().join(".config/netctl/tokens.json");
+        let text = std::fs::read_to_string(&file).expect("netctl login saved a token");
+        let tokens: Value = serde_json::from_str(&text).expect("token file JSON");
+        master.admin_token = tokens["netmasters"][master.url.as_str()]["token"]
+            .as_str()
+            .map(str::to_string);
+        assert!(
+            master.admin_token.is_some(),
+            "no token for {} in {text}",
+            master.url
+        );
+        master
     }
 
     /// The master with these extra flags.
@@ -125,6 +148,16 @@ impl Netmaster {
         let log = std::fs::File::create(dir.path().join("netmaster.log"))
             .map_err(|e| format!("log file: {e}"))?;
         let data = dir.path().join("data");
+        // The first admin's password, unless the test brings its own.
+        let password_file = dir.path().join("admin-password");
+        std::fs::write(&password_file, format!("{ADMIN_PASSWORD}\n"))
+            .map_err(|e| format!("admin password file: {e}"))?;
+        let own_password = extra.contains(&"--admin-password-file");
+        let password_args: Vec<&std::ffi::OsStr> = if own_password {
+            Vec::new()
+        } else {
+            vec!["--admin-password-file".as_ref(), password_file.as_os_str()]
+        };
         let child = Command::new(binary)
             .arg("--listen-url")
             .arg(format!("127.0.0.1:{port}"))
@@ -132,6 +165,7 @@ impl Netmaster {
             .arg(&data)
             .arg("--log-level")
             .arg("warn")
+            .args(password_args)
             .args(extra)
             .env_remove("NETMASTER_ETCD")
             .stdin(Stdio::null())
@@ -149,6 +183,7 @@ impl Netmaster {
             child,
             url: format!("{scheme}://127.0.0.1:{port}"),
             cacert,
+            admin_token: None,
             dir,
         };
         master.wait_ready()?;
@@ -262,7 +297,7 @@ impl Netmaster {
 
     /// GET of a REST path that must exist.
     pub fn get(&self, path: &str) -> Value {
-        self.get_as(path, None)
+        self.get_as(path, self.admin_token.as_deref())
     }
 
     /// GET of a REST path that must exist, with this token.
@@ -274,7 +309,7 @@ impl Netmaster {
     }
 
     pub fn status(&self, path: &str) -> u16 {
-        self.status_as(path, None)
+        self.status_as(path, self.admin_token.as_deref())
     }
 
     pub fn status_as(&self, path: &str, token: Option<&str>) -> u16 {
