@@ -119,7 +119,14 @@ pub fn run(args: &PolicyArgs) -> Result<i32> {
         args.batch
     ));
     let t = Instant::now();
-    attach_all(&cni, &namespaces, n, groups, usize::from(args.batch))?;
+    attach_all(
+        &cni,
+        &namespaces,
+        Tenant::Default,
+        n,
+        groups,
+        usize::from(args.batch),
+    )?;
     let attach_time = t.elapsed();
     let server_ns = namespaces.add(&format!("{LAB}-server"))?;
     let server_ip = cni.add_in_group("server", &server_ns, Some(&intent::group(0)))?;
@@ -181,7 +188,14 @@ pub fn run(args: &PolicyArgs) -> Result<i32> {
         poller.settle(Instant::now(), quiet, Duration::from_secs(120))?;
         intent::write_all(&master, &access, &intent::setup_tenant2(groups2), 1)
             .context("writing the second tenant")?;
-        attach_tenant2(&cni, &namespaces, m, groups2, usize::from(args.batch))?;
+        attach_all(
+            &cni,
+            &namespaces,
+            Tenant::Second,
+            m,
+            groups2,
+            usize::from(args.batch),
+        )?;
         poller.settle(Instant::now(), quiet, Duration::from_secs(120))?;
         Some(measure(&poller, &mgmt, &writes, writers, quiet, &probe)?)
     } else {
@@ -285,53 +299,48 @@ fn remove_all(master: &str, access: &Access, writes: &[intent::Write]) -> Result
     })?
 }
 
-/// Attaches `m` endpoints of the second tenant, endpoint i in its group i mod `groups`.
-fn attach_tenant2(
-    cni: &ours::Cni,
-    namespaces: &Namespaces,
-    m: usize,
-    groups: usize,
-    batch: usize,
-) -> Result<()> {
-    let names: Vec<String> = (0..m)
-        .map(|i| namespaces.add(&format!("{LAB}-t{i}")))
-        .collect::<Result<_>>()?;
-    for (b, chunk) in names.chunks(batch.max(1)).enumerate() {
-        check_stop()?;
-        let results = run_batch(chunk, b * batch, |i, ns| {
-            let group = intent::group(i % groups);
-            cni.add_labelled(
-                &format!("t{i}"),
-                ns,
-                &[
-                    ("io.contiv.tenant", intent::TENANT2),
-                    ("io.contiv.network", intent::NETWORK2),
-                    ("io.contiv.net-group", &group),
-                ],
-            )
-        });
-        for r in results {
-            r?;
-        }
-    }
-    Ok(())
+/// Whose endpoints an attach makes: the default tenant's (on its default network), or the
+/// second tenant's on its own network.
+#[derive(Clone, Copy)]
+enum Tenant {
+    Default,
+    Second,
 }
 
-/// Attaches `n` endpoints, `batch` ADDs in flight, endpoint i in group i mod `groups`.
+/// Attaches `n` endpoints of `tenant`, `batch` ADDs in flight, endpoint i in the tenant's group
+/// i mod `groups`.
 fn attach_all(
     cni: &ours::Cni,
     namespaces: &Namespaces,
+    tenant: Tenant,
     n: usize,
     groups: usize,
     batch: usize,
 ) -> Result<()> {
+    let prefix = match tenant {
+        Tenant::Default => "e",
+        Tenant::Second => "t",
+    };
     let names: Vec<String> = (0..n)
-        .map(|i| namespaces.add(&format!("{LAB}-e{i}")))
+        .map(|i| namespaces.add(&format!("{LAB}-{prefix}{i}")))
         .collect::<Result<_>>()?;
     for (b, chunk) in names.chunks(batch.max(1)).enumerate() {
         check_stop()?;
         let results = run_batch(chunk, b * batch, |i, ns| {
-            cni.add_in_group(&format!("e{i}"), ns, Some(&intent::group(i % groups)))
+            let id = format!("{prefix}{i}");
+            let group = intent::group(i % groups);
+            match tenant {
+                Tenant::Default => cni.add_in_group(&id, ns, Some(&group)),
+                Tenant::Second => cni.add_labelled(
+                    &id,
+                    ns,
+                    &[
+                        ("io.contiv.tenant", intent::TENANT2),
+                        ("io.contiv.network", intent::NETWORK2),
+                        ("io.contiv.net-group", &group),
+                    ],
+                ),
+            }
         });
         for r in results {
             r?;
