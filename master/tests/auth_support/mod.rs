@@ -9,7 +9,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use netmaster::auth::token::{self, Claims};
 use netmaster::auth::AuthSettings;
-use netmaster::{api, Master, Settings};
+use netmaster::Master;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
@@ -60,34 +60,12 @@ pub fn settings() -> AuthSettings {
 
 /// A master with these authentication settings over the fixture's store.
 pub async fn start_settings(fixture: &Fixture, auth: AuthSettings) -> AuthMaster {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let endpoints = fixture.etcd.as_ref().map(|e| e.endpoints());
-    let store = fabric_store::open(endpoints.as_deref(), dir.path())
-        .await
-        .expect("store opens");
-    let settings = Settings {
-        backend: if fixture.etcd.is_some() {
-            "etcd"
-        } else {
-            "embedded"
-        },
-        auth,
-        ..Settings::default()
-    };
-    let master = Master::start(store, settings).await.expect("master starts");
-    master.ensure_defaults().await.expect("defaults");
-    master
-        .ensure_auth(Some(ADMIN_PASSWORD.into()))
-        .await
-        .expect("authentication set up");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind loopback");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let serving = api::serve(listener, master.clone(), std::future::pending());
-    let server = tokio::spawn(async move {
-        let _ = serving.await;
-    });
+    let crate::common::Served {
+        base,
+        master,
+        server,
+        dir,
+    } = fixture.serve(auth, ADMIN_PASSWORD).await;
     AuthMaster {
         base,
         client: reqwest::Client::new(),

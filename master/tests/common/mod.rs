@@ -51,39 +51,18 @@ impl Fixture {
     }
 
     pub async fn master(&self) -> TestMaster {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let endpoints = self.etcd.as_ref().map(|e| e.endpoints());
-        let store = fabric_store::open(endpoints.as_deref(), dir.path())
-            .await
-            .expect("store opens");
         // Authentication on, as the product runs: these tests act as the first admin, whose
         // token every request carries (the permission rules themselves are tests/rbac.rs's).
-        let settings = Settings {
-            backend: if self.etcd.is_some() {
-                "etcd"
-            } else {
-                "embedded"
-            },
-            auth: netmaster::auth::AuthSettings {
-                enabled: true,
-                ..Default::default()
-            },
-            ..Settings::default()
+        let auth = netmaster::auth::AuthSettings {
+            enabled: true,
+            ..Default::default()
         };
-        let master = Master::start(store, settings).await.expect("master starts");
-        master.ensure_defaults().await.expect("defaults");
-        master
-            .ensure_auth(Some(ADMIN_PASSWORD.into()))
-            .await
-            .expect("authentication set up");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind loopback");
-        let base = format!("http://{}", listener.local_addr().expect("addr"));
-        let serving = api::serve(listener, master.clone(), std::future::pending());
-        let server = tokio::spawn(async move {
-            let _ = serving.await;
-        });
+        let Served {
+            base,
+            master,
+            server,
+            dir,
+        } = self.serve(auth, ADMIN_PASSWORD).await;
         let token = admin_token(&base).await;
         let mut headers = reqwest::header::HeaderMap::new();
         headers.insert(
@@ -101,6 +80,55 @@ impl Fixture {
             master,
             server,
             _dir: dir,
+        }
+    }
+}
+
+/// A master on a loopback port over the fixture's store, before any client talks to it.
+pub struct Served {
+    pub base: String,
+    pub master: Arc<Master>,
+    pub server: tokio::task::JoinHandle<()>,
+    pub dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    /// Starts a master in-process with these authentication settings, its first admin's
+    /// password `admin_password`.
+    pub async fn serve(&self, auth: netmaster::auth::AuthSettings, admin_password: &str) -> Served {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let endpoints = self.etcd.as_ref().map(|e| e.endpoints());
+        let store = fabric_store::open(endpoints.as_deref(), dir.path())
+            .await
+            .expect("store opens");
+        let settings = Settings {
+            backend: if self.etcd.is_some() {
+                "etcd"
+            } else {
+                "embedded"
+            },
+            auth,
+            ..Settings::default()
+        };
+        let master = Master::start(store, settings).await.expect("master starts");
+        master.ensure_defaults().await.expect("defaults");
+        master
+            .ensure_auth(Some(admin_password.into()))
+            .await
+            .expect("authentication set up");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let serving = api::serve(listener, master.clone(), std::future::pending());
+        let server = tokio::spawn(async move {
+            let _ = serving.await;
+        });
+        Served {
+            base,
+            master,
+            server,
+            dir,
         }
     }
 }
