@@ -514,8 +514,9 @@ async fn revocation_racing_writes(f: &Fixture) {
     let mut writers = Vec::new();
     for w in 0..4 {
         let (base, token, stop) = (b.base.clone(), frank.clone(), stop.clone());
+        // The master's client: it trusts the master's certificate.
+        let client = b.client.clone();
         writers.push(tokio::spawn(async move {
-            let client = reqwest::Client::new();
             let mut ok = Vec::new();
             let mut refused_after_stop = 0;
             for i in 0.. {

@@ -51,6 +51,10 @@ fn command(dir: &Path, port: u16) -> Command {
 }
 
 async fn ready(base: &str, master: &mut Running, dir: &Path) {
+    // reqwest is built with TLS but no crypto provider of its own (the auth tests need TLS);
+    // every test here waits for its master first, so this comes before any client.
+    #[allow(deprecated)]
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let until = Instant::now() + Duration::from_secs(30);
     while Instant::now() < until {
         if let Ok(r) = reqwest::get(format!("{base}/healthz")).await {

@@ -1,5 +1,5 @@
-//! Masters with `--auth on` for the authentication tests: in-process on a loopback port over
-//! the fixture's store (a second master can share the fixture's etcd), with the first admin's
+//! Masters with `--auth on` for the authentication tests: in-process on a loopback port, over
+//! TLS with a self-signed certificate, over the fixture's store (a second master can share the fixture's etcd), with the first admin's
 //! password and the agents' secret known, and a JSON client that sends a token.
 
 #![allow(dead_code)]
@@ -60,15 +60,23 @@ pub fn settings() -> AuthSettings {
 
 /// A master with these authentication settings over the fixture's store.
 pub async fn start_settings(fixture: &Fixture, auth: AuthSettings) -> AuthMaster {
+    // Over TLS, as the product serves it; the client trusts only this master's certificate.
     let crate::common::Served {
         base,
         master,
         server,
         dir,
-    } = fixture.serve(auth, ADMIN_PASSWORD).await;
+        ca,
+    } = fixture.serve_with(auth, ADMIN_PASSWORD, true).await;
+    let ca = ca.expect("a TLS master has its certificate");
+    let tls = crate::common::tls::client_config(&ca, &[b"http/1.1"]).expect("a TLS client");
+    let client = reqwest::Client::builder()
+        .tls_backend_preconfigured((*tls).clone())
+        .build()
+        .expect("client");
     AuthMaster {
         base,
-        client: reqwest::Client::new(),
+        client,
         master,
         server,
         _dir: dir,

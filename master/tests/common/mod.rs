@@ -41,6 +41,7 @@ pub struct Fixture {
 
 impl Fixture {
     pub fn new(backend: Backend) -> Fixture {
+        install_crypto();
         let etcd = match backend {
             Backend::Embedded => None,
             Backend::Etcd => Some(EtcdProcess::start().expect(
@@ -62,6 +63,7 @@ impl Fixture {
             master,
             server,
             dir,
+            ..
         } = self.serve(auth, ADMIN_PASSWORD).await;
         let token = admin_token(&base).await;
         let mut headers = reqwest::header::HeaderMap::new();
@@ -90,12 +92,24 @@ pub struct Served {
     pub master: Arc<Master>,
     pub server: tokio::task::JoinHandle<()>,
     pub dir: tempfile::TempDir,
+    /// Its self-signed certificate, when it serves TLS.
+    pub ca: Option<std::path::PathBuf>,
 }
 
 impl Fixture {
     /// Starts a master in-process with these authentication settings, its first admin's
-    /// password `admin_password`.
+    /// password `admin_password`, over plain HTTP.
     pub async fn serve(&self, auth: netmaster::auth::AuthSettings, admin_password: &str) -> Served {
+        self.serve_with(auth, admin_password, false).await
+    }
+
+    /// [`Fixture::serve`], over TLS with a self-signed certificate for 127.0.0.1 when `tls`.
+    pub async fn serve_with(
+        &self,
+        auth: netmaster::auth::AuthSettings,
+        admin_password: &str,
+        tls: bool,
+    ) -> Served {
         let dir = tempfile::tempdir().expect("temp dir");
         let endpoints = self.etcd.as_ref().map(|e| e.endpoints());
         let store = fabric_store::open(endpoints.as_deref(), dir.path())
@@ -119,18 +133,46 @@ impl Fixture {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind loopback");
-        let base = format!("http://{}", listener.local_addr().expect("addr"));
-        let serving = api::serve(listener, master.clone(), std::future::pending());
-        let server = tokio::spawn(async move {
-            let _ = serving.await;
-        });
+        let addr = listener.local_addr().expect("addr");
+        let (base, ca, server) = if tls {
+            let identity =
+                netmaster::tls::Identity::self_signed(dir.path(), &["127.0.0.1".to_string()])
+                    .expect("a self-signed certificate");
+            let ca = identity.cert_path.clone();
+            let config = identity.server_config().expect("a TLS configuration");
+            let serving = api::serve_tls(
+                listener,
+                master.clone(),
+                config,
+                api::Limits::default(),
+                std::future::pending(),
+            );
+            let server = tokio::spawn(async move {
+                let _ = serving.await;
+            });
+            (format!("https://{addr}"), Some(ca), server)
+        } else {
+            let serving = api::serve(listener, master.clone(), std::future::pending());
+            let server = tokio::spawn(async move {
+                let _ = serving.await;
+            });
+            (format!("http://{addr}"), None, server)
+        };
         Served {
             base,
             master,
             server,
             dir,
+            ca,
         }
     }
+}
+
+/// Makes ring rustls's process-wide crypto provider, which the tests' HTTP clients need
+/// (reqwest is built with TLS but no provider of its own, like the master's clients).
+pub fn install_crypto() {
+    #[allow(deprecated)] // ring, as the master itself uses (see src/tls.rs)
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 /// The first admin's password on every test master.

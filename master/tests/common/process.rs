@@ -48,6 +48,7 @@ impl NetmasterProcess {
         log: &Path,
         options: &Options,
     ) -> Self {
+        super::install_crypto();
         let mut last = String::new();
         for _ in 0..START_ATTEMPTS {
             let port = free_port();
