@@ -135,6 +135,22 @@ pub struct MasterClient {
     auth: Option<Arc<Auth>>,
 }
 
+/// A non-2xx answer as MasterRefused with the master's message.
+fn refused_unless_success(
+    method: &reqwest::Method,
+    path: &str,
+    status: reqwest::StatusCode,
+    text: &str,
+) -> Result<(), StepError> {
+    if status.is_success() {
+        return Ok(());
+    }
+    Err(StepError::new(
+        ErrorKind::MasterRefused,
+        format!("netmaster refused {method} {path}: {}", message_of(text)),
+    ))
+}
+
 /// An error with its causes: reqwest's own message hides why (a refused connection, an
 /// untrusted certificate), which is what an operator needs.
 fn chain(e: &reqwest::Error) -> String {
@@ -328,9 +344,24 @@ impl MasterClient {
         body: Option<Value>,
         missing_ok: bool,
     ) -> Result<Option<Value>, StepError> {
+        let (status, text) = self.send(&method, path, body).await?;
+        if status.as_u16() == 404 && missing_ok {
+            return Ok(None);
+        }
+        refused_unless_success(&method, path, status, &text)?;
+        Ok(Some(serde_json::from_str(&text).unwrap_or(Value::Null)))
+    }
+
+    /// One request with the agent's token (registering again on a 401): the status and body.
+    async fn send(
+        &self,
+        method: &reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<(reqwest::StatusCode, String), StepError> {
         let url = format!("{}{path}", self.base);
         let mut refusals = 0;
-        let (status, text) = loop {
+        loop {
             let token = self.token().await?;
             let mut req = self.http.request(method.clone(), &url);
             if let Some(token) = &token {
@@ -348,18 +379,8 @@ impl MasterClient {
                     continue;
                 }
             }
-            break (status, text);
-        };
-        if status.as_u16() == 404 && missing_ok {
-            return Ok(None);
+            return Ok((status, text));
         }
-        if !status.is_success() {
-            return Err(StepError::new(
-                ErrorKind::MasterRefused,
-                format!("netmaster refused {method} {path}: {}", message_of(&text)),
-            ));
-        }
-        Ok(Some(serde_json::from_str(&text).unwrap_or(Value::Null)))
     }
 
     pub async fn allocate(
@@ -388,14 +409,16 @@ impl MasterClient {
         host: &str,
     ) -> Result<(), StepError> {
         let body = json!({"network": network, "ipAddress": ip, "owner": owner, "host": host});
-        self.call(
-            reqwest::Method::POST,
-            "/api/v1/agent/release",
-            Some(body),
-            false,
-        )
-        .await
-        .map(drop)
+        let method = reqwest::Method::POST;
+        let path = "/api/v1/agent/release";
+        let (status, text) = self.send(&method, path, Some(body)).await?;
+        // 409: someone else holds it now, so nothing of ours is left to give back, which is
+        // what an undo or a sweep wants.
+        if status == reqwest::StatusCode::CONFLICT {
+            tracing::debug!(%ip, network, "released address is held by another endpoint now");
+            return Ok(());
+        }
+        refused_unless_success(&method, path, status, &text)
     }
 
     /// Asks the master to keep up to `count` addresses of the network (or of the group's

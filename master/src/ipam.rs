@@ -370,11 +370,22 @@ impl Master {
                     txn.compares
                         .extend(caller.require(cache, Need::Host(named), object)?);
                 }
+                // Free: nothing to do (a retried release must not fail). Someone else's: a
+                // refusal, so a caller naming the wrong holder hears it freed nothing.
                 let held = cache
                     .ips_of(&req.network)
                     .and_then(|ips| ips.get(&req.ip_address))
-                    .filter(|v| *v == owner || Some(*v) == reservation.as_ref())
                     .ok_or_else(|| ApiError::not_found(key.clone()))?;
+                if *held != owner && Some(held) != reservation.as_ref() {
+                    return Err(ApiError::conflict(
+                        key.clone(),
+                        Some("owner"),
+                        format!(
+                            "{} is held by another endpoint than '{owner}': not released",
+                            req.ip_address
+                        ),
+                    ));
+                }
                 if let Some(mine) = &agent_host {
                     let holder_host = match keys::reserved_for(held) {
                         Some(h) => Some(h.to_string()),

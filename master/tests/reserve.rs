@@ -189,7 +189,8 @@ async fn reserved_addresses_are_the_hosts_until_recorded(f: &Fixture) {
         m.post("/api/v1/agent/release", release(&mine[0], "other"))
             .await
             .0,
-        200
+        409,
+        "c1 holds it, not 'other': refused"
     );
     assert_eq!(
         taken_count(&m, "default:n").await,
@@ -212,7 +213,8 @@ async fn reserved_addresses_are_the_hosts_until_recorded(f: &Fixture) {
         m.post("/api/v1/agent/release", release(&theirs[1], "c9-eth0"))
             .await
             .0,
-        200
+        409,
+        "host2's reserve is not host1's: refused"
     );
     assert_eq!(
         taken_count(&m, "default:n").await,

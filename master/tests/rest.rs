@@ -698,10 +698,7 @@ async fn addresses_are_allocated_released_and_exhausted(f: &Fixture) {
             json!({"network": "default:n", "ipAddress": "10.9.0.4", "owner": "someone-else"}),
         )
         .await;
-    assert_eq!(
-        s, 200,
-        "a release that finds another holder changes nothing"
-    );
+    assert_eq!(s, 409, "a release naming another holder is refused");
     assert_eq!(before, m.master.store.revision().await.unwrap());
     let (s, v) = m.post("/api/v1/agent/allocate", alloc("thief")).await;
     assert_eq!(s, 409, "still full: no duplicate address handed out: {v}");

@@ -169,7 +169,8 @@ async fn an_address_another_tenant_holds_is_never_handed_out(f: &Fixture) {
     .await;
     assert_eq!(s, 200, "{v}");
     assert_ne!(v["ipAddress"], "10.6.0.3", "{v}");
-    let mut got = vec![v["ipAddress"].as_str().unwrap().to_string()];
+    let e1_ip = v["ipAddress"].as_str().unwrap().to_string();
+    let mut got = vec![e1_ip.clone()];
     loop {
         let owner = format!("e{}", got.len() + 1);
         let (s, v) = allocate(&m, json!({"network": "t2:b", "owner": owner})).await;
@@ -199,7 +200,7 @@ async fn an_address_another_tenant_holds_is_never_handed_out(f: &Fixture) {
     let (s, v) = m
         .post(
             "/api/v1/agent/release",
-            json!({"network": "t2:b", "ipAddress": "10.6.0.2", "owner": "e1"}),
+            json!({"network": "t2:b", "ipAddress": e1_ip, "owner": "e1"}),
         )
         .await;
     assert_eq!(s, 200, "{v}");

@@ -206,8 +206,8 @@ fn other_paths(paths: &mut Map<String, Value>, err: &Value) {
     );
     paths.insert(
         "/api/v1/agent/release".into(),
-        json!({"post": {"summary": "Release an address (releasing a free one succeeds)", "requestBody": body("ReleaseRequest"),
-            "responses": {"200": ok(json!({"type": "object"})), "400": err}}}),
+        json!({"post": {"summary": "Release an address (releasing a free one succeeds; one another endpoint holds is refused)", "requestBody": body("ReleaseRequest"),
+            "responses": {"200": ok(json!({"type": "object"})), "400": err, "409": err}}}),
     );
     paths.insert(
         "/api/v1/agent/reserve".into(),
