@@ -22,12 +22,23 @@ fn default_max_paths() -> usize {
 fn default_families() -> Vec<Afi> {
     vec![Afi::Ipv4, Afi::Ipv6]
 }
+fn default_true() -> bool {
+    true
+}
+fn default_max_dynamic_peers() -> usize {
+    4096
+}
+
+/// Longest TCP MD5 key Linux takes (`TCP_MD5SIG_MAXKEYLEN`).
+pub const MD5_MAX_KEY_LEN: usize = 80;
 
 /// One configured neighbour.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PeerConfig {
+    /// The neighbour's address.
     pub address: IpAddr,
+    /// The neighbour's BGP port.
     #[serde(default = "default_port")]
     pub port: u16,
     /// None accepts any AS (dynamic neighbours).
@@ -39,11 +50,13 @@ pub struct PeerConfig {
     /// Route-reflector client (RFC 4456).
     #[serde(default)]
     pub rr_client: bool,
+    /// Put our own next hop on routes sent to this (iBGP) peer.
     #[serde(default)]
     pub next_hop_self: bool,
     /// Cease the session when the peer sends more prefixes than this.
     #[serde(default)]
     pub max_prefix: Option<u64>,
+    /// Families offered to this peer.
     #[serde(default = "default_families")]
     pub families: Vec<Afi>,
     /// Source address for the connection and our next hop; the socket's own when unset.
@@ -58,6 +71,26 @@ pub struct PeerConfig {
     /// TCP MD5 signature key (RFC 2385).
     #[serde(default)]
     pub md5_password: Option<String>,
+    /// Our AS on this session instead of the speaker's `local_as`: sent in our OPEN (My AS and
+    /// the 4-byte AS capability), used to tell iBGP from eBGP for this peer and prepended on
+    /// export to it. An agent uses its own AS towards its ToR and the fabric AS towards the
+    /// reflectors.
+    #[serde(default)]
+    pub local_as: Option<u32>,
+    /// The next hop we send on this session for routes we originate (and with
+    /// `next_hop_self`), instead of the session's local address; used for its family only
+    /// (the other family keeps the usual rule). An agent reaches the reflectors over a
+    /// management network but wants its /32s to point at its fabric address.
+    #[serde(default)]
+    pub next_hop: Option<IpAddr>,
+    /// LOCAL_PREF set on every route imported from this peer, replacing the received one
+    /// (makes a reflected iBGP path lose against the ToR's eBGP path).
+    #[serde(default)]
+    pub import_local_pref: Option<u32>,
+    /// On an eBGP session, refuse (treat as withdraw) an UPDATE whose AS_PATH is empty or does
+    /// not start with the peer's AS, as FRR does by default. Ignored on iBGP.
+    #[serde(default = "default_true")]
+    pub enforce_first_as: bool,
 }
 
 impl PeerConfig {
@@ -75,6 +108,10 @@ impl PeerConfig {
             local_v6_next_hop: None,
             ttl_security: None,
             md5_password: None,
+            local_as: None,
+            next_hop: None,
+            import_local_pref: None,
+            enforce_first_as: true,
         }
     }
 }
@@ -83,33 +120,47 @@ impl PeerConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DynamicNeighbors {
+    /// Connections from any address in this prefix are accepted as sessions.
     pub prefix: IpNet,
+    /// The AS the neighbours must have; None accepts any.
     #[serde(default)]
     pub peer_as: Option<u32>,
+    /// The neighbours are route-reflector clients (RFC 4456).
     #[serde(default)]
     pub rr_client: bool,
+    /// Cease a neighbour's session when it sends more prefixes than this.
     #[serde(default)]
     pub max_prefix: Option<u64>,
+    /// Families offered to the neighbours.
     #[serde(default = "default_families")]
     pub families: Vec<Afi>,
+    /// TCP MD5 key (RFC 2385) for the whole prefix, installed on the listener (Linux
+    /// `TCP_MD5SIG_EXT` with a prefix length): a connection without it never reaches us.
+    #[serde(default)]
+    pub md5_password: Option<String>,
 }
 
 /// The whole speaker.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SpeakerConfig {
+    /// Our AS (each peer may override it with its own `local_as`).
     pub local_as: u32,
+    /// Our BGP identifier.
     pub router_id: Ipv4Addr,
     /// Where to accept connections; none for an active-only speaker.
     #[serde(default)]
     pub listen: Option<SocketAddr>,
+    /// Hold time we offer (seconds; 0 or at least 3).
     #[serde(default = "default_hold_time")]
     pub hold_time: u16,
+    /// Seconds between connection attempts.
     #[serde(default = "default_connect_retry")]
     pub connect_retry: u32,
     /// Reflect routes between iBGP peers with this cluster id.
     #[serde(default)]
     pub cluster_id: Option<Ipv4Addr>,
+    /// Most equal-cost paths handed to consumers per prefix.
     #[serde(default = "default_max_paths")]
     pub max_paths: usize,
     /// Offer graceful restart with this restart time (seconds).
@@ -118,10 +169,19 @@ pub struct SpeakerConfig {
     /// We are coming back from a restart (R and F bits set in our OPEN).
     #[serde(default)]
     pub restarting: bool,
+    /// Configured neighbours.
     #[serde(default)]
     pub peers: Vec<PeerConfig>,
+    /// Prefixes whose addresses may open sessions without being configured.
     #[serde(default)]
     pub dynamic_neighbors: Vec<DynamicNeighbors>,
+    /// Export only the routes announced through `Speaker::announce`: a host is never transit
+    /// (what it learns from one ToR goes neither to the other ToR nor to the reflectors).
+    #[serde(default)]
+    pub export_local_only: bool,
+    /// Most dynamic-neighbour sessions at once; further connections are refused.
+    #[serde(default = "default_max_dynamic_peers")]
+    pub max_dynamic_peers: usize,
 }
 
 impl SpeakerConfig {
@@ -138,6 +198,8 @@ impl SpeakerConfig {
             restarting: false,
             peers: Vec::new(),
             dynamic_neighbors: Vec::new(),
+            export_local_only: false,
+            max_dynamic_peers: default_max_dynamic_peers(),
         }
     }
 
@@ -177,12 +239,64 @@ impl SpeakerConfig {
                     format!("peer {} has no family", p.address),
                 ));
             }
-            if p.md5_password.as_ref().is_some_and(|k| k.len() > 80) {
+            if p.md5_password
+                .as_ref()
+                .is_some_and(|k| k.len() > MD5_MAX_KEY_LEN)
+            {
                 return Err(ConfigError::Invalid(
                     "peers.md5_password",
-                    "longer than 80 bytes".into(),
+                    format!("longer than {MD5_MAX_KEY_LEN} bytes"),
                 ));
             }
+            if p.local_as == Some(0) {
+                return Err(ConfigError::Invalid(
+                    "peers.local_as",
+                    format!("peer {}: AS 0 is reserved", p.address),
+                ));
+            }
+            if let Some(nh) = p.next_hop {
+                if nh.is_unspecified() || nh.is_multicast() {
+                    return Err(ConfigError::Invalid(
+                        "peers.next_hop",
+                        format!("peer {}: {nh} is not a usable unicast next hop", p.address),
+                    ));
+                }
+            }
+        }
+        for d in &self.dynamic_neighbors {
+            if d.families.is_empty() {
+                return Err(ConfigError::Invalid(
+                    "dynamic_neighbors.families",
+                    format!("prefix {} has no family", d.prefix),
+                ));
+            }
+            match &d.md5_password {
+                Some(k) if k.len() > MD5_MAX_KEY_LEN => {
+                    return Err(ConfigError::Invalid(
+                        "dynamic_neighbors.md5_password",
+                        format!("longer than {MD5_MAX_KEY_LEN} bytes"),
+                    ));
+                }
+                Some(k) if k.is_empty() => {
+                    return Err(ConfigError::Invalid(
+                        "dynamic_neighbors.md5_password",
+                        "empty (leave it unset for no key)".into(),
+                    ));
+                }
+                Some(_) if self.listen.is_none() => {
+                    return Err(ConfigError::Invalid(
+                        "dynamic_neighbors.md5_password",
+                        "set without a listen address".into(),
+                    ));
+                }
+                _ => {}
+            }
+        }
+        if self.max_dynamic_peers == 0 && !self.dynamic_neighbors.is_empty() {
+            return Err(ConfigError::Invalid(
+                "max_dynamic_peers",
+                "0 would refuse every dynamic neighbour".into(),
+            ));
         }
         Ok(())
     }

@@ -16,4 +16,4 @@ pub mod session;
 pub mod speaker;
 
 pub use config::{PeerConfig, SpeakerConfig};
-pub use speaker::{PeerState, RibEvent, RibRoute, Speaker, SpeakerError};
+pub use speaker::{DynamicStats, PeerState, RibEvent, RibRoute, Speaker, SpeakerError};

@@ -1,6 +1,7 @@
 //! The public API: a speaker with its peers, RIBs and listener, run by one core task that owns
 //! the RIB and talks to one session task per peer.
 
+use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -18,7 +19,7 @@ use crate::policy::Policy;
 use crate::rib::{BestChange, PeerId, PeerInfo, Rib, RibConfig, LOCAL_PEER};
 use crate::session::driver::{self, SessionSetup};
 use crate::session::socket::{self, SocketOptions};
-use crate::session::{SessionCmd, SessionEvent, SessionStatus};
+use crate::session::{SessionCmd, SessionEvent, SessionKey, SessionStatus};
 
 /// Errors of the speaker API.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +38,11 @@ pub enum SpeakerError {
         peer: IpAddr,
         source: std::io::Error,
     },
+    #[error("md5 key for dynamic neighbours {prefix}: {source}")]
+    DynamicMd5 {
+        prefix: ipnet::IpNet,
+        source: std::io::Error,
+    },
     #[error("the speaker has stopped")]
     Stopped,
 }
@@ -49,6 +55,23 @@ pub struct PeerState {
     pub received_prefixes: u64,
     pub advertised_prefixes: u64,
     pub dynamic: bool,
+}
+
+/// Aggregate counters of dynamic-neighbour sessions (their per-peer state goes with them).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct DynamicStats {
+    /// Dynamic neighbours with a peer entry now.
+    pub active: usize,
+    /// Connections that created a dynamic neighbour.
+    pub accepted: u64,
+    /// Connections refused because the address is not in the admission list
+    /// (`set_dynamic_allowed`).
+    pub refused_not_allowed: u64,
+    /// Connections refused because `max_dynamic_peers` sessions were already there.
+    pub refused_limit: u64,
+    /// Dynamic neighbours whose session ended and whose state was dropped, or that were
+    /// closed when the admission list lost them.
+    pub ended: u64,
 }
 
 /// What a subscriber receives, in the order it happened.
@@ -93,6 +116,8 @@ enum CoreMsg {
     LocRib(oneshot::Sender<Vec<RibRoute>>),
     RibSize(oneshot::Sender<usize>),
     Refresh(IpAddr),
+    SetDynamicAllowed(Option<BTreeSet<IpAddr>>),
+    DynamicStats(oneshot::Sender<DynamicStats>),
     StaleTimer { peer: PeerId, generation: u64 },
     Shutdown(oneshot::Sender<()>),
 }
@@ -120,6 +145,18 @@ impl Speaker {
             )),
             None => None,
         };
+        if let Some(l) = &listener {
+            for d in &config.dynamic_neighbors {
+                if let Some(key) = &d.md5_password {
+                    socket::set_md5_prefix(&**l, d.prefix, key).map_err(|source| {
+                        SpeakerError::DynamicMd5 {
+                            prefix: d.prefix,
+                            source,
+                        }
+                    })?;
+                }
+            }
+        }
         let listen_addr = listener.as_ref().and_then(|l| l.local_addr().ok());
         let (tx, rx) = mpsc::unbounded_channel();
         let (session_tx, session_rx) = mpsc::unbounded_channel();
@@ -129,6 +166,7 @@ impl Speaker {
             cluster_id: config.cluster_id,
             max_paths: config.max_paths,
             track_changes: false,
+            export_local_only: config.export_local_only,
         });
         rib.set_policy(policy);
         if let Some(l) = &listener {
@@ -139,6 +177,10 @@ impl Speaker {
             rib,
             peers: FxHashMap::default(),
             by_id: FxHashMap::default(),
+            by_session: FxHashMap::default(),
+            next_session: 1,
+            dynamic_allowed: None,
+            dynamic_stats: DynamicStats::default(),
             subscribers: Vec::new(),
             session_tx,
             tx: tx.downgrade(),
@@ -213,6 +255,21 @@ impl Speaker {
         self.send(CoreMsg::Refresh(peer))
     }
 
+    /// Which addresses of the dynamic-neighbour prefixes may connect: None (the default) any,
+    /// Some(set) only these. Any other connection from a dynamic prefix is closed before its
+    /// OPEN is read (and counted in `dynamic_stats().refused_not_allowed`); sessions of
+    /// dynamic neighbours the new set leaves out end with Cease/3 (peer de-configured).
+    /// Configured peers are not affected. Meant to be called again whenever the set changes.
+    pub fn set_dynamic_allowed(&self, allowed: Option<BTreeSet<IpAddr>>) {
+        // A stopped speaker admits nobody anyway.
+        let _ = self.send(CoreMsg::SetDynamicAllowed(allowed));
+    }
+
+    /// Aggregate counters of dynamic-neighbour sessions.
+    pub async fn dynamic_stats(&self) -> Result<DynamicStats, SpeakerError> {
+        self.ask(CoreMsg::DynamicStats).await
+    }
+
     /// Stop every session (Cease/admin shutdown) and the core.
     pub async fn shutdown(self) {
         let _ = self.ask(CoreMsg::Shutdown).await;
@@ -237,6 +294,7 @@ async fn accept_loop(listener: Arc<TcpListener>, tx: mpsc::UnboundedSender<CoreM
 
 struct PeerEntry {
     id: PeerId,
+    session: SessionKey,
     config: PeerConfig,
     cmd: mpsc::UnboundedSender<SessionCmd>,
     status: Arc<Mutex<SessionStatus>>,
@@ -252,6 +310,12 @@ struct Core {
     rib: Rib,
     peers: FxHashMap<IpAddr, PeerEntry>,
     by_id: FxHashMap<PeerId, IpAddr>,
+    /// The running session tasks, by the key their events carry.
+    by_session: FxHashMap<SessionKey, IpAddr>,
+    next_session: SessionKey,
+    /// Admission list of dynamic neighbours (`Speaker::set_dynamic_allowed`).
+    dynamic_allowed: Option<BTreeSet<IpAddr>>,
+    dynamic_stats: DynamicStats,
     subscribers: Vec<mpsc::UnboundedSender<RibEvent>>,
     session_tx: mpsc::UnboundedSender<SessionEvent>,
     tx: mpsc::WeakUnboundedSender<CoreMsg>,
@@ -350,20 +414,30 @@ impl Core {
         }
     }
 
+    /// Our AS on a peer's sessions.
+    fn local_as(&self, cfg: &PeerConfig) -> u32 {
+        cfg.local_as.unwrap_or(self.config.local_as)
+    }
+
     fn peer_info(&self, cfg: &PeerConfig) -> PeerInfo {
+        let local_as = self.local_as(cfg);
         PeerInfo {
             address: cfg.address,
             router_id: Ipv4Addr::UNSPECIFIED,
             asn: cfg.peer_as.unwrap_or(0),
-            ibgp: cfg.peer_as == Some(self.config.local_as),
+            local_as,
+            ibgp: cfg.peer_as == Some(local_as),
             rr_client: cfg.rr_client,
             local_address: cfg
                 .local_address
                 .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
             local_v6_next_hop: cfg.local_v6_next_hop,
+            next_hop: cfg.next_hop,
             next_hop_self: cfg.next_hop_self,
             max_prefix: cfg.max_prefix,
             families: cfg.families.clone(),
+            import_local_pref: cfg.import_local_pref,
+            enforce_first_as: cfg.enforce_first_as,
         }
     }
 
@@ -379,7 +453,7 @@ impl Core {
         }
         let id = self.rib.add_peer(self.peer_info(&cfg));
         let fsm = Fsm::new(FsmConfig {
-            local_as: self.config.local_as,
+            local_as: self.local_as(&cfg),
             local_id: self.config.router_id,
             peer_as: cfg.peer_as,
             hold_time: self.config.hold_time,
@@ -391,8 +465,10 @@ impl Core {
         });
         let status = Arc::new(Mutex::new(SessionStatus::new(cfg.address)));
         let (cmd, cmd_rx) = mpsc::unbounded_channel();
+        let session = self.next_session;
+        self.next_session += 1;
         let setup = SessionSetup {
-            peer: id,
+            session,
             remote: SocketAddr::new(cfg.address, cfg.port),
             fsm,
             socket: SocketOptions {
@@ -406,10 +482,12 @@ impl Core {
         tokio::spawn(driver::run(setup, cmd_rx));
         let _ = cmd.send(SessionCmd::Start);
         self.by_id.insert(id, cfg.address);
+        self.by_session.insert(session, cfg.address);
         self.peers.insert(
             cfg.address,
             PeerEntry {
                 id,
+                session,
                 config: cfg,
                 cmd,
                 status,
@@ -423,11 +501,18 @@ impl Core {
     }
 
     fn remove_peer(&mut self, address: IpAddr) -> bool {
+        self.remove_peer_with(address, SessionCmd::Stop)
+    }
+
+    /// Remove a peer, ending its session with `last` (Stop: Cease/2; or another Cease). Its
+    /// task ends once it has carried that out, as its command channel is gone.
+    fn remove_peer_with(&mut self, address: IpAddr, last: SessionCmd) -> bool {
         let Some(entry) = self.peers.remove(&address) else {
             return false;
         };
-        let _ = entry.cmd.send(SessionCmd::Stop);
+        let _ = entry.cmd.send(last);
         self.by_id.remove(&entry.id);
+        self.by_session.remove(&entry.session);
         self.rib.remove_peer(entry.id);
         if let (Some(_), Some(listener)) = (&entry.config.md5_password, &self.listener) {
             let _ = socket::set_md5(&**listener, address, "");
@@ -435,8 +520,42 @@ impl Core {
         true
     }
 
+    /// Whether a dynamic neighbour's address is in the admission list.
+    fn dynamic_admitted(&self, ip: &IpAddr) -> bool {
+        self.dynamic_allowed
+            .as_ref()
+            .is_none_or(|allowed| allowed.contains(ip))
+    }
+
+    fn dynamic_count(&self) -> usize {
+        self.peers.values().filter(|e| e.dynamic).count()
+    }
+
+    /// A new admission list: dynamic neighbours it leaves out are closed with Cease/3.
+    fn set_dynamic_allowed(&mut self, allowed: Option<BTreeSet<IpAddr>>) {
+        self.dynamic_allowed = allowed;
+        let doomed: Vec<IpAddr> = self
+            .peers
+            .iter()
+            .filter(|(ip, e)| e.dynamic && !self.dynamic_admitted(ip))
+            .map(|(ip, _)| *ip)
+            .collect();
+        for ip in doomed {
+            tracing::info!(peer = %ip, "dynamic neighbour no longer registered: session closed");
+            self.remove_peer_with(ip, SessionCmd::Cease(cease::PEER_DECONFIGURED));
+            self.dynamic_stats.ended += 1;
+        }
+    }
+
     fn accepted(&mut self, stream: TcpStream, remote: SocketAddr) {
         let ip = remote.ip();
+        let dynamic = self.peers.get(&ip).is_none_or(|e| e.dynamic);
+        if dynamic && !self.dynamic_admitted(&ip) {
+            // Dropping the stream closes it: nothing of the peer is read.
+            tracing::warn!(peer = %ip, "dynamic neighbour refused: not a registered host");
+            self.dynamic_stats.refused_not_allowed += 1;
+            return;
+        }
         if !self.peers.contains_key(&ip) {
             let Some(range) = self
                 .config
@@ -448,6 +567,15 @@ impl Core {
                 tracing::info!(%remote, "connection from an unknown address refused");
                 return;
             };
+            if self.dynamic_count() >= self.config.max_dynamic_peers {
+                tracing::warn!(
+                    peer = %ip,
+                    limit = self.config.max_dynamic_peers,
+                    "dynamic neighbour refused: too many dynamic sessions"
+                );
+                self.dynamic_stats.refused_limit += 1;
+                return;
+            }
             let mut cfg = PeerConfig::new(ip, range.peer_as);
             cfg.passive = true;
             cfg.rr_client = range.rr_client;
@@ -459,6 +587,7 @@ impl Core {
                 return;
             }
             tracing::info!(%remote, "dynamic neighbour accepted");
+            self.dynamic_stats.accepted += 1;
         }
         let Some(entry) = self.peers.get(&ip) else {
             return;
@@ -553,6 +682,14 @@ impl Core {
             CoreMsg::RibSize(reply) => {
                 let _ = reply.send(self.rib.len());
             }
+            CoreMsg::SetDynamicAllowed(allowed) => self.set_dynamic_allowed(allowed),
+            CoreMsg::DynamicStats(reply) => {
+                let stats = DynamicStats {
+                    active: self.dynamic_count(),
+                    ..self.dynamic_stats
+                };
+                let _ = reply.send(stats);
+            }
             CoreMsg::Refresh(addr) => {
                 if let Some(e) = self.peers.get(&addr) {
                     let _ = e.cmd.send(SessionCmd::RequestRefresh);
@@ -609,9 +746,25 @@ impl Core {
     }
 
     fn session_event(&mut self, ev: SessionEvent) {
+        let key = match &ev {
+            SessionEvent::Up { session, .. }
+            | SessionEvent::Down { session, .. }
+            | SessionEvent::Updates { session, .. }
+            | SessionEvent::RefreshRequested { session, .. } => *session,
+        };
+        // A removed peer's task reports until it has closed its connection; its RIB slot may
+        // already be another peer's.
+        let Some(peer) = self
+            .by_session
+            .get(&key)
+            .and_then(|a| self.peers.get(a))
+            .map(|e| e.id)
+        else {
+            return;
+        };
         match ev {
             SessionEvent::Up {
-                peer,
+                session: _,
                 epoch,
                 negotiated,
                 local,
@@ -648,7 +801,7 @@ impl Core {
                 }
             }
             SessionEvent::Down {
-                peer,
+                session: _,
                 graceful,
                 restart_time,
             } => {
@@ -661,7 +814,7 @@ impl Core {
                 }
             }
             SessionEvent::Updates {
-                peer,
+                session: _,
                 epoch,
                 updates,
                 credit: _credit,
@@ -692,7 +845,7 @@ impl Core {
                     }
                 }
             }
-            SessionEvent::RefreshRequested { peer, epoch } => {
+            SessionEvent::RefreshRequested { session: _, epoch } => {
                 if self
                     .by_id
                     .get(&peer)

@@ -19,6 +19,7 @@ fn rib(cluster: Option<Ipv4Addr>) -> Rib {
         cluster_id: cluster,
         max_paths: 4,
         track_changes: true,
+        export_local_only: false,
     })
 }
 
@@ -27,13 +28,17 @@ fn peer(rib: &mut Rib, n: u8, asn: u32, rr_client: bool) -> PeerId {
         address: IpAddr::V4(Ipv4Addr::new(10, 0, 0, n)),
         router_id: Ipv4Addr::new(10, 0, 0, n),
         asn,
+        local_as: LOCAL_AS,
         ibgp: asn == LOCAL_AS,
         rr_client,
         local_address: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
         local_v6_next_hop: None,
+        next_hop: None,
         next_hop_self: false,
         max_prefix: Some(100),
         families: vec![Afi::Ipv4],
+        import_local_pref: None,
+        enforce_first_as: true,
     });
     rib.set_encode_ctx(id, EncodeCtx::default());
     id

@@ -84,18 +84,23 @@ fn rib() -> Rib {
         cluster_id: None,
         max_paths: 1,
         track_changes: false,
+        export_local_only: false,
     });
     let peer = rib.add_peer(PeerInfo {
         address: IpAddr::V4(Ipv4Addr::new(10, 255, 0, 2)),
         router_id: Ipv4Addr::new(10, 255, 0, 2),
         asn: 65002,
+        local_as: 65001,
         ibgp: false,
         rr_client: false,
         local_address: IpAddr::V4(Ipv4Addr::new(10, 255, 0, 1)),
         local_v6_next_hop: None,
+        next_hop: None,
         next_hop_self: false,
         max_prefix: None,
         families: vec![Afi::Ipv4],
+        import_local_pref: None,
+        enforce_first_as: true,
     });
     rib.set_encode_ctx(peer, EncodeCtx::default());
     rib.peer_up(peer);

@@ -22,11 +22,25 @@ pub struct ImportResult {
     pub end_of_rib: Option<Afi>,
 }
 
+/// Why the paths of an UPDATE are refused (their prefixes are treated as withdrawn).
+enum Refusal {
+    /// A routing loop: expected in a redundant topology, logged at debug.
+    Loop(&'static str),
+    /// The peer broke a rule it should know (enforce-first-as): logged as a warning.
+    Invalid(String),
+}
+
 impl Rib {
     /// Why a path from `peer` must not be used, if it loops.
     fn loop_reason(&self, peer: PeerId, attrs: &PathAttrs) -> Option<&'static str> {
-        let ibgp = self.peer_info(peer).is_some_and(|i| i.ibgp);
-        if !ibgp && attrs.as_path.contains(self.config.local_as) {
+        let info = self.peer_info(peer);
+        let ibgp = info.is_some_and(|i| i.ibgp);
+        // Both our AS on this session and the speaker's: a host using its own AS towards its
+        // ToR must still never take back a route that went through the fabric AS.
+        let session_as = info.map_or(self.config.local_as, |i| i.local_as);
+        if !ibgp
+            && (attrs.as_path.contains(session_as) || attrs.as_path.contains(self.config.local_as))
+        {
             return Some("AS_PATH contains our AS");
         }
         if attrs.originator_id == Some(self.config.router_id) {
@@ -38,6 +52,34 @@ impl Rib {
             .is_some_and(|c| attrs.cluster_list.contains(&c))
         {
             return Some("CLUSTER_LIST contains our cluster id");
+        }
+        None
+    }
+
+    /// Why an UPDATE's paths from `peer` are refused, if they are.
+    fn refusal(&self, peer: PeerId, attrs: &PathAttrs) -> Option<Refusal> {
+        if let Some(reason) = self.loop_reason(peer, attrs) {
+            return Some(Refusal::Loop(reason));
+        }
+        let info = self.peer_info(peer)?;
+        if info.enforce_first_as && !info.ibgp {
+            // RFC 4271 §6.3 allows it and FRR does it by default: an eBGP peer puts its own
+            // AS first; anything else is a misconfiguration or a route leak.
+            match attrs.as_path.first_as() {
+                None => {
+                    return Some(Refusal::Invalid(
+                        "enforce-first-as: AS_PATH is empty or does not start with a sequence"
+                            .into(),
+                    ))
+                }
+                Some(first) if first != info.asn => {
+                    return Some(Refusal::Invalid(format!(
+                        "enforce-first-as: AS_PATH starts with {first}, not the peer's AS {}",
+                        info.asn
+                    )))
+                }
+                Some(_) => {}
+            }
         }
         None
     }
@@ -60,9 +102,12 @@ impl Rib {
             self.set_path(prefix, peer, None);
             result.withdrawn += 1;
         }
-        let Some(attrs) = update.attrs else {
+        let Some(mut attrs) = update.attrs else {
             return Ok(result);
         };
+        if let Some(lp) = self.peer_info(peer).and_then(|i| i.import_local_pref) {
+            attrs.local_pref = Some(lp);
+        }
         let mp = update.mp_reach.map(|reach| {
             let mp_attrs = PathAttrs {
                 next_hop: Some(reach.next_hop),
@@ -85,13 +130,27 @@ impl Rib {
         nlri: Vec<Prefix>,
         result: &mut ImportResult,
     ) -> Result<(), MaxPrefixExceeded> {
-        if let Some(reason) = self.loop_reason(peer, attrs) {
-            tracing::debug!(
-                peer,
-                reason,
-                prefixes = nlri.len(),
-                "route rejected by loop detection"
-            );
+        if let Some(refusal) = self.refusal(peer, attrs) {
+            match refusal {
+                Refusal::Loop(reason) => tracing::debug!(
+                    peer,
+                    reason,
+                    prefixes = nlri.len(),
+                    "route rejected by loop detection"
+                ),
+                Refusal::Invalid(reason) => {
+                    let address = self
+                        .peer_info(peer)
+                        .map(|i| i.address.to_string())
+                        .unwrap_or_default();
+                    tracing::warn!(
+                        peer = %address,
+                        reason,
+                        prefixes = nlri.len(),
+                        "UPDATE treated as withdraw"
+                    )
+                }
+            }
             for prefix in nlri {
                 self.set_path(prefix, peer, None);
                 result.rejected += 1;

@@ -56,8 +56,15 @@ impl AdjRibOut {
     }
 }
 
-/// The next hop we put on routes we originate or rewrite, for a family.
+/// The next hop we put on routes we originate or rewrite, for a family: the session's
+/// configured `next_hop` when it is of that family, else our address on the session.
 fn self_next_hop(target: &PeerInfo, afi: Afi) -> Option<IpAddr> {
+    match (afi, target.next_hop) {
+        (Afi::Ipv4, Some(nh @ IpAddr::V4(_))) | (Afi::Ipv6, Some(nh @ IpAddr::V6(_))) => {
+            return Some(nh)
+        }
+        _ => {}
+    }
     match (afi, target.local_address) {
         (Afi::Ipv4, IpAddr::V4(a)) => Some(IpAddr::V4(a)),
         (Afi::Ipv6, IpAddr::V6(a)) => Some(IpAddr::V6(a)),
@@ -77,6 +84,9 @@ pub fn export_attrs(
     attrs: &PathAttrs,
 ) -> Option<PathAttrs> {
     if source_id == target_id || !target.families.contains(&afi) {
+        return None;
+    }
+    if config.export_local_only && source_id != LOCAL_PEER {
         return None;
     }
     let source_ibgp = source.is_some_and(|s| s.ibgp);
@@ -113,7 +123,7 @@ pub fn export_attrs(
             // The peer would drop it as a loop anyway.
             return None;
         }
-        out.as_path = attrs.as_path.prepend(config.local_as);
+        out.as_path = attrs.as_path.prepend(target.local_as);
         out.next_hop = self_next_hop(target, afi);
         out.link_local_next_hop = None;
         out.local_pref = None;

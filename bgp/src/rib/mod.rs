@@ -37,15 +37,24 @@ pub struct Path {
 pub struct PeerInfo {
     pub address: IpAddr,
     pub router_id: Ipv4Addr,
+    /// The peer's AS (0 until its OPEN when any AS is accepted).
     pub asn: u32,
+    /// Our AS on this session (the speaker's unless the peer configures its own).
+    pub local_as: u32,
     pub ibgp: bool,
     pub rr_client: bool,
-    /// Our address on this session: the next hop we advertise.
+    /// Our address on this session: the next hop we advertise unless `next_hop` is set.
     pub local_address: IpAddr,
     pub local_v6_next_hop: Option<Ipv6Addr>,
+    /// Configured next hop for routes we originate or rewrite on this session (its family).
+    pub next_hop: Option<IpAddr>,
     pub next_hop_self: bool,
     pub max_prefix: Option<u64>,
     pub families: Vec<Afi>,
+    /// LOCAL_PREF put on every route imported from this peer.
+    pub import_local_pref: Option<u32>,
+    /// Refuse eBGP UPDATEs whose AS_PATH does not start with the peer's AS.
+    pub enforce_first_as: bool,
 }
 
 /// RIB-wide settings.
@@ -59,6 +68,8 @@ pub struct RibConfig {
     pub max_paths: usize,
     /// Record best-path changes for subscribers.
     pub track_changes: bool,
+    /// Export only locally originated routes (a host that must never be transit).
+    pub export_local_only: bool,
 }
 
 /// A change of the best path(s) for a prefix: `paths` empty means unreachable.

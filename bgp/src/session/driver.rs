@@ -14,12 +14,11 @@ use tokio::time::Instant;
 
 use super::io::{read_loop, write_loop, Incoming};
 use super::socket::{connect, SocketOptions};
-use super::{SessionCmd, SessionEvent, SessionStatus};
+use super::{SessionCmd, SessionEvent, SessionKey, SessionStatus};
 use crate::fsm::{collision_winner, Action, Event, Fsm, Initiator, State, Timer};
 use crate::packet::encode::EncodeCtx;
 use crate::packet::error::cease;
 use crate::packet::{Message, Notification};
-use crate::rib::PeerId;
 
 type ConnectFuture = Pin<Box<dyn Future<Output = std::io::Result<TcpStream>> + Send>>;
 
@@ -67,7 +66,7 @@ impl Drop for Conn {
 
 /// Static inputs of a session task.
 pub struct SessionSetup {
-    pub peer: PeerId,
+    pub session: SessionKey,
     pub remote: SocketAddr,
     pub fsm: Fsm,
     pub socket: SocketOptions,
@@ -340,7 +339,7 @@ impl Session {
                         tracing::warn!(peer = %self.setup.remote, reason, "UPDATE treated as withdraw (RFC 7606)");
                     }
                     let _ = self.setup.core.send(SessionEvent::Updates {
-                        peer: self.setup.peer,
+                        session: self.setup.session,
                         epoch: self.epoch,
                         updates,
                         credit,
@@ -370,7 +369,7 @@ impl Session {
                     Message::RouteRefresh(_) => {
                         if self.fsm.state() == State::Established {
                             let _ = self.setup.core.send(SessionEvent::RefreshRequested {
-                                peer: self.setup.peer,
+                                session: self.setup.session,
                                 epoch: self.epoch,
                             });
                         }
@@ -478,7 +477,7 @@ impl Session {
                     st.established_since = Some(SystemTime::now());
                 }
                 let _ = self.setup.core.send(SessionEvent::Up {
-                    peer: self.setup.peer,
+                    session: self.setup.session,
                     epoch: self.epoch,
                     negotiated: neg,
                     local: conn.local,
@@ -495,7 +494,7 @@ impl Session {
                 }
                 self.epoch += 1;
                 let _ = self.setup.core.send(SessionEvent::Down {
-                    peer: self.setup.peer,
+                    session: self.setup.session,
                     graceful,
                     restart_time,
                 });

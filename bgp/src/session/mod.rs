@@ -13,7 +13,11 @@ use tokio::net::TcpStream;
 
 use crate::fsm::{Negotiated, State};
 use crate::packet::{Afi, Update};
-use crate::rib::PeerId;
+
+/// Names one session task for its lifetime, never reused: events of a task whose peer was
+/// removed (and whose RIB slot may already belong to a new peer) are then recognised and
+/// dropped.
+pub type SessionKey = u64;
 
 /// Commands from the speaker core to a session task.
 #[derive(Debug)]
@@ -38,27 +42,27 @@ pub enum SessionCmd {
 #[derive(Debug)]
 pub enum SessionEvent {
     Up {
-        peer: PeerId,
+        session: SessionKey,
         epoch: u64,
         negotiated: Negotiated,
         local: SocketAddr,
         remote: SocketAddr,
     },
     Down {
-        peer: PeerId,
+        session: SessionKey,
         graceful: bool,
         restart_time: u16,
     },
     /// UPDATEs in the order received.
     Updates {
-        peer: PeerId,
+        session: SessionKey,
         epoch: u64,
         updates: Vec<Update>,
         /// Returned (dropped) once the UPDATEs are imported, see [`io::Credit`].
         credit: io::Credit,
     },
     RefreshRequested {
-        peer: PeerId,
+        session: SessionKey,
         epoch: u64,
     },
 }

@@ -41,9 +41,31 @@ fn setsockopt<T>(
     }
 }
 
+/// `setsockopt` name of the extended MD5 option (Linux 4.13), which reads `flags` and
+/// `prefix_len`.
+const TCP_MD5SIG_EXT: libc::c_int = 32;
+/// `flags` bit: the key covers `prefix_len` bits of the address, not just the address.
+const TCP_MD5SIG_FLAG_PREFIX: u8 = 1;
+
 /// Install (or with an empty key, remove) the MD5 key for segments to/from `peer`.
 pub fn set_md5(fd: &impl AsRawFd, peer: IpAddr, key: &str) -> io::Result<()> {
-    if key.len() > 80 {
+    set_md5_for(fd, peer, None, key)
+}
+
+/// Install (or with an empty key, remove) the MD5 key for segments to/from every address of
+/// `prefix` (a listener's dynamic neighbours). The kernel picks the longest match, so a key
+/// of a configured peer inside the prefix still applies to that peer.
+pub fn set_md5_prefix(fd: &impl AsRawFd, prefix: ipnet::IpNet, key: &str) -> io::Result<()> {
+    set_md5_for(fd, prefix.network(), Some(prefix.prefix_len()), key)
+}
+
+fn set_md5_for(
+    fd: &impl AsRawFd,
+    peer: IpAddr,
+    prefix_len: Option<u8>,
+    key: &str,
+) -> io::Result<()> {
+    if key.len() > crate::config::MD5_MAX_KEY_LEN {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             "md5 key longer than 80 bytes",
@@ -71,7 +93,14 @@ pub fn set_md5(fd: &impl AsRawFd, peer: IpAddr, key: &str) -> io::Result<()> {
     }
     sig.key_len = key.len() as u16;
     sig.key[..key.len()].copy_from_slice(key.as_bytes());
-    setsockopt(fd, libc::IPPROTO_TCP, libc::TCP_MD5SIG, &sig)
+    match prefix_len {
+        None => setsockopt(fd, libc::IPPROTO_TCP, libc::TCP_MD5SIG, &sig),
+        Some(len) => {
+            sig.flags = TCP_MD5SIG_FLAG_PREFIX;
+            sig.prefix_len = len;
+            setsockopt(fd, libc::IPPROTO_TCP, TCP_MD5SIG_EXT, &sig)
+        }
+    }
 }
 
 /// GTSM: send with TTL 255 and drop anything that arrives from further than `hops` away.
@@ -116,7 +145,8 @@ pub async fn connect(peer: SocketAddr, opts: &SocketOptions) -> io::Result<TcpSt
     Ok(stream)
 }
 
-/// Bind the listener; MD5 keys for configured peers are added with `set_md5` on it.
+/// Bind the listener; MD5 keys for configured peers are added with `set_md5` on it, those of
+/// dynamic-neighbour prefixes with `set_md5_prefix`.
 pub fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
     let socket = if addr.is_ipv4() {
         TcpSocket::new_v4()?
