@@ -30,6 +30,8 @@ pub struct Cache {
     pub watched: Revision,
     /// Users, authorizations, sessions, the signing key, the LDAP configuration.
     pub auth: crate::auth::state::AuthState,
+    /// Registered agents and running masters.
+    pub fleet: crate::fleet::Fleet,
     /// The tenant of each endpoint deleted since the cache was loaded, so a watch can show
     /// an endpoint's deletion to exactly those who may see the endpoint (a delete event has
     /// no object). Bounded: cleared past [`MAX_TOMBSTONES`].
@@ -83,6 +85,8 @@ impl Cache {
                 };
             }
             Parsed::Auth(k) => self.auth.apply(&k, value),
+            Parsed::Agent(host) => self.fleet.apply_agent(&host, value),
+            Parsed::Master(id) => self.fleet.apply_master(&id, value),
             Parsed::RefVer | Parsed::Other => {}
         }
         true

@@ -302,6 +302,13 @@ impl Intent for Global {
         _held: &mut Held,
     ) -> Result<(), ApiError> {
         tenancy::check_global(self, old, cache, txn)?;
+        // Contiv's clients write the whole object without our field: keep what was set.
+        if self.fabric_as.is_empty() {
+            self.fabric_as = old
+                .map(|o| o.fabric_as.clone())
+                .filter(|a| !a.is_empty())
+                .unwrap_or_else(|| fabric_model::objects::DEFAULT_FABRIC_AS.to_string());
+        }
         for (kind, range, field) in [
             (TagKind::Vlan, self.vlan_range(), "vlans"),
             (TagKind::Vxlan, self.vxlan_range(), "vxlans"),

@@ -11,6 +11,8 @@
 //! | `/contiv/auth/authorizations/<uuid>` | a principal (local user or LDAP group) granted `admin`, or `ops` of one tenant |
 //! | `/contiv/auth/sessions/<id>` | a login or an agent registration: who, the principals, the user's stamp, when it ends; a token is honoured only while its session is here |
 //! | `/contiv/auth/signing-key` | the HMAC-SHA256 key that signs tokens, generated once, shared by every master on the store |
+//! | `/contiv/agents/<host>` | a registered agent: the address it reaches the masters from and when a master last heard from it (the reflectors admit BGP sessions from these) |
+//! | `/contiv/masters/<id>` | a master: its REST URL, its route reflector's address, when it last said so (agents learn every master and reflector from any one) |
 //! | `/contiv/auth/ldap` | the LDAP configuration (Contiv's `ldap_configuration` shape), the service account's password with it in clear like the signing key (no reply ever shows it) |
 //!
 //! The `refver` keys let a delete on one master and a create on another exclude each other:
@@ -25,6 +27,18 @@ pub const ROOT: &str = "/contiv/";
 pub const AUTH: &str = "/contiv/auth/";
 pub const SIGNING_KEY: &str = "/contiv/auth/signing-key";
 pub const LDAP_CONFIG: &str = "/contiv/auth/ldap";
+
+/// Registered agents and the masters themselves (see `fleet`); never streamed to clients.
+pub const AGENTS: &str = "/contiv/agents/";
+pub const MASTERS: &str = "/contiv/masters/";
+
+pub fn agent(host: &str) -> String {
+    format!("{AGENTS}{host}")
+}
+
+pub fn master(id: &str) -> String {
+    format!("{MASTERS}{id}")
+}
 
 pub fn user(name: &str) -> String {
     format!("/contiv/auth/users/{name}")
@@ -111,6 +125,8 @@ pub enum Parsed {
     Tag(TagKind, u32),
     RefVer,
     Auth(AuthKey),
+    Agent(String),
+    Master(String),
     Other,
 }
 
@@ -141,6 +157,10 @@ pub fn parse(key: &str) -> Parsed {
                 return Parsed::Tag(kind, n);
             }
         }
+    } else if let Some(host) = key.strip_prefix(AGENTS).filter(|h| !h.is_empty()) {
+        return Parsed::Agent(host.to_string());
+    } else if let Some(id) = key.strip_prefix(MASTERS).filter(|i| !i.is_empty()) {
+        return Parsed::Master(id.to_string());
     } else if key.starts_with("/contiv/refver/") {
         return Parsed::RefVer;
     } else if let Some(rest) = key.strip_prefix(AUTH) {
@@ -191,6 +211,9 @@ mod tests {
         );
         assert_eq!(parse(&refver(Collection::Tenants, "blue")), Parsed::RefVer);
         assert_eq!(parse("/elsewhere"), Parsed::Other);
+        assert_eq!(parse(&agent("host1")), Parsed::Agent("host1".into()));
+        assert_eq!(parse(&master("m1")), Parsed::Master("m1".into()));
+        assert_eq!(parse(AGENTS), Parsed::Other);
         assert_eq!(
             parse(&user("alice")),
             Parsed::Auth(AuthKey::User("alice".into()))

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod cache;
 pub mod error;
 pub mod facts;
+pub mod fleet;
 pub mod inspect;
 pub mod intent;
 pub mod ipam;

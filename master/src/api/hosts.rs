@@ -8,11 +8,12 @@ use super::AppState;
 use crate::auth::{Caller, Need};
 use crate::error::ApiError;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -30,10 +31,13 @@ struct Heartbeat {
     lease_secs: u64,
 }
 
+/// Records the heartbeat and answers with what the agent needs to know of the fleet: the
+/// fabric AS, every master's reflector and every master's URL (see `fleet`).
 pub async fn heartbeat(
     State(master): State<AppState>,
     caller: Caller,
     Path(host): Path<String>,
+    extensions: axum::http::Extensions,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let what = format!("agent/hosts/{host}");
@@ -54,9 +58,14 @@ pub async fn heartbeat(
     if let Ok(mut hosts) = master.hosts.hosts.lock() {
         let now = Instant::now();
         evict_expired(&mut hosts, now);
-        hosts.insert(host, (now, Duration::from_secs(hb.lease_secs)));
+        hosts.insert(host.clone(), (now, Duration::from_secs(hb.lease_secs)));
     }
-    Ok(Json(json!({})))
+    if let Some(ConnectInfo(peer)) = extensions.get::<ConnectInfo<SocketAddr>>() {
+        master.record_agent(&host, peer.ip()).await?;
+    }
+    let view = serde_json::to_value(master.fleet_view())
+        .map_err(|e| ApiError::new(500, Some(what), None, e.to_string()))?;
+    Ok(Json(view))
 }
 
 pub async fn list(State(master): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {

@@ -25,15 +25,20 @@ pub struct Constraints {
     pub required: &'static [&'static str],
     /// Fields that take one of a fixed set of values.
     pub enums: &'static [(&'static str, &'static [&'static str])],
+    /// Fields required when another one is given (`x-required-with`: OpenAPI 3.0 has no
+    /// `dependentRequired`).
+    pub required_with: &'static [(&'static str, &'static [&'static str])],
 }
 
 pub fn constraints(collection: Collection) -> Constraints {
     const NONE: Constraints = Constraints {
+        required_with: &[],
         required: &[],
         enums: &[],
     };
     match collection {
         Collection::Networks => Constraints {
+            required_with: &[],
             required: &["subnet"],
             enums: &[
                 ("nwType", &["data", "infra"]),
@@ -41,10 +46,12 @@ pub fn constraints(collection: Collection) -> Constraints {
             ],
         },
         Collection::EndpointGroups => Constraints {
+            required_with: &[],
             required: &["networkName"],
             enums: &[],
         },
         Collection::Rules => Constraints {
+            required_with: &[],
             required: &["direction", "action"],
             enums: &[
                 ("direction", &["in", "out"]),
@@ -52,10 +59,12 @@ pub fn constraints(collection: Collection) -> Constraints {
             ],
         },
         Collection::ServiceLbs => Constraints {
+            required_with: &[],
             required: &["networkName", "selectors", "ports"],
             enums: &[],
         },
         Collection::Globals => Constraints {
+            required_with: &[],
             required: &[],
             enums: &[
                 ("networkInfraType", &["default", "aci", "aci-opflex"]),
@@ -64,10 +73,13 @@ pub fn constraints(collection: Collection) -> Constraints {
             ],
         },
         Collection::Bgps => Constraints {
-            required: &["routerip", "as", "neighbor-as", "neighbor"],
+            // No neighbour: the host peers only with the masters' route reflectors.
+            required_with: &[("neighbor", &["neighbor-as"])],
+            required: &["routerip", "as"],
             enums: &[],
         },
         Collection::AciGws => Constraints {
+            required_with: &[],
             required: &[],
             enums: &[
                 ("enforcePolicies", &["yes", "no"]),
@@ -75,10 +87,12 @@ pub fn constraints(collection: Collection) -> Constraints {
             ],
         },
         Collection::ExtContractsGroups => Constraints {
+            required_with: &[],
             required: &["contractsType"],
             enums: &[("contractsType", &["provided", "consumed"])],
         },
         Collection::Endpoints => Constraints {
+            required_with: &[],
             required: &["network"],
             enums: &[],
         },
@@ -109,6 +123,14 @@ fn constrain(schema: &mut Value, c: &Constraints) {
     }
     if !c.required.is_empty() {
         schema["required"] = json!(c.required);
+    }
+    if !c.required_with.is_empty() {
+        let with: Map<String, Value> = c
+            .required_with
+            .iter()
+            .map(|(field, needs)| (field.to_string(), json!(needs)))
+            .collect();
+        schema["x-required-with"] = Value::Object(with);
     }
 }
 

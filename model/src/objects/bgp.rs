@@ -1,7 +1,9 @@
 //! `Bgp`: a host's BGP settings: its router address and AS, and its top-of-rack neighbours.
 //!
 //! Contiv allows one neighbour; we also accept a comma-separated list in `neighbor` so a host can
-//! peer with both ToRs of a rack (ECMP). A single address stays exactly Contiv's format.
+//! peer with both ToRs of a rack (ECMP). A single address stays exactly Contiv's format. No
+//! neighbour at all (and then `neighbor-as` may be empty too) means the host peers only with the
+//! masters' route reflectors: a fabric whose hosts share an L2 segment and have no BGP ToR.
 
 use crate::collection::Collection;
 use crate::error::FieldError;
@@ -46,7 +48,7 @@ impl Bgp {
 }
 
 /// A 4-byte AS number, plain (`65002`) or asdot (`1.10`).
-fn parse_asn(value: &str) -> Option<u32> {
+pub(crate) fn parse_asn(value: &str) -> Option<u32> {
     let n = match value.split_once('.') {
         Some((hi, lo)) => (hi.parse::<u16>().ok()? as u32) << 16 | lo.parse::<u16>().ok()? as u32,
         None => value.parse::<u32>().ok()?,
@@ -54,7 +56,7 @@ fn parse_asn(value: &str) -> Option<u32> {
     (n != 0).then_some(n)
 }
 
-fn check_asn(field: &'static str, value: &str) -> Result<(), FieldError> {
+pub(crate) fn check_asn(field: &'static str, value: &str) -> Result<(), FieldError> {
     if value.is_empty() {
         return Err(FieldError::new(field, "is required"));
     }
@@ -100,10 +102,14 @@ impl Object for Bgp {
             }
         }
         check_asn("as", &self.as_number)?;
-        check_asn("neighbor-as", &self.neighbor_as)?;
         if self.neighbor.is_empty() {
-            return Err(FieldError::new("neighbor", "is required"));
+            // Reflectors only; a neighbour AS without a neighbour is still checked.
+            if !self.neighbor_as.is_empty() {
+                check_asn("neighbor-as", &self.neighbor_as)?;
+            }
+            return Ok(());
         }
+        check_asn("neighbor-as", &self.neighbor_as)?;
         for n in self.neighbor.split(',') {
             fields::ipv4("neighbor", n.trim())?;
         }
@@ -151,5 +157,26 @@ mod tests {
             change(&mut b);
             assert_eq!(b.check_fields().unwrap_err().field, field);
         }
+    }
+
+    #[test]
+    fn no_neighbour_means_reflectors_only() {
+        let mut b = Bgp {
+            hostname: "h".into(),
+            routerip: "10.0.0.21/24".into(),
+            as_number: "65000".into(),
+            ..Bgp::default()
+        };
+        assert!(b.check_fields().is_ok());
+        assert!(b.neighbors().is_empty());
+        b.neighbor_as = "x".into();
+        assert_eq!(b.check_fields().unwrap_err().field, "neighbor-as");
+        b.neighbor_as = String::new();
+        b.neighbor = "10.0.0.1".into();
+        assert_eq!(
+            b.check_fields().unwrap_err().field,
+            "neighbor-as",
+            "a neighbour needs its AS"
+        );
     }
 }

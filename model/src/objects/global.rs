@@ -9,6 +9,9 @@ use serde::{Deserialize, Serialize};
 pub const GLOBAL_NAME: &str = "global";
 /// The forwarding mode of native L3 over BGP.
 pub const FWD_MODE_ROUTING: &str = "routing";
+/// The fabric's AS until one is set: the masters' route reflectors and every agent's sessions
+/// to them use it (iBGP), whatever AS a host uses towards its ToR.
+pub const DEFAULT_FABRIC_AS: &str = "65000";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
@@ -26,6 +29,10 @@ pub struct Global {
     /// `proxy` or `flood`.
     pub arp_mode: String,
     pub pvt_subnet: String,
+    /// Ours, not Contiv's: the AS of the masters' route reflectors and of every agent's
+    /// sessions to them (plain `65000` or asdot `1.10`). Contiv's clients do not know the
+    /// field, so a write without it keeps the stored value (see the master's `Global` intent).
+    pub fabric_as: String,
 }
 
 impl Default for Global {
@@ -39,6 +46,7 @@ impl Default for Global {
             fwd_mode: FWD_MODE_ROUTING.into(),
             arp_mode: "proxy".into(),
             pvt_subnet: "172.19.0.0/16".into(),
+            fabric_as: DEFAULT_FABRIC_AS.into(),
         }
     }
 }
@@ -52,6 +60,14 @@ impl Global {
     /// cannot share a subnet (the overlay modes can).
     pub fn is_native_l3(&self) -> bool {
         self.fwd_mode == FWD_MODE_ROUTING
+    }
+
+    /// The fabric AS (the default one while the field is empty).
+    pub fn fabric_asn(&self) -> Option<u32> {
+        match self.fabric_as.as_str() {
+            "" => super::bgp::parse_asn(DEFAULT_FABRIC_AS),
+            value => super::bgp::parse_asn(value),
+        }
     }
 
     pub fn vxlan_range(&self) -> Result<(u32, u32), FieldError> {
@@ -102,6 +118,9 @@ impl Object for Global {
         self.vxlan_range()?;
         fields::one_of("fwdMode", &self.fwd_mode, &["bridge", "routing"])?;
         fields::one_of("arpMode", &self.arp_mode, &["proxy", "flood"])?;
+        if !self.fabric_as.is_empty() {
+            super::bgp::check_asn("fabricAs", &self.fabric_as)?;
+        }
         let (addr, len) = self.pvt_subnet.split_once('/').ok_or_else(|| {
             FieldError::new(
                 "pvtSubnet",

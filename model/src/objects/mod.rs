@@ -20,7 +20,7 @@ pub use bgp::Bgp;
 pub use endpoint::Endpoint;
 pub use endpoint_group::EndpointGroup;
 pub use ext_contracts_group::ExtContractsGroup;
-pub use global::{Global, FWD_MODE_ROUTING, GLOBAL_NAME};
+pub use global::{Global, DEFAULT_FABRIC_AS, FWD_MODE_ROUTING, GLOBAL_NAME};
 pub use netprofile::Netprofile;
 pub use network::{Network, Overlap};
 pub use policy::Policy;
