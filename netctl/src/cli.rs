@@ -19,7 +19,8 @@ pub struct Cli {
     /// Print the version (Contiv's `-v/--version`)
     #[arg(short = 'v', long = "version", action = clap::ArgAction::Version)]
     pub version: Option<bool>,
-    /// The URL of the netmaster
+    /// The URL of the netmaster; several, comma-separated, for masters of one control plane
+    /// (a failed request goes to the next)
     #[arg(long, env = "NETMASTER", default_value = DEFAULT_NETMASTER, global = true)]
     pub netmaster: String,
     /// If true, strict certificate checking will be disabled (and a token may go over plain HTTP)

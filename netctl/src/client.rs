@@ -1,6 +1,17 @@
 //! Blocking HTTP client of the netmaster's REST API (`/api/v1/<collection>/<key>/`), one
 //! keep-alive connection pool for the whole command. Errors carry the server's own message.
 //!
+//! `--netmaster` may list several masters of one control plane (`https://a:9999,https://b:9999`):
+//! they serve the same store, so any of them answers. A request goes to the current master; when
+//! that one fails it goes to the next, each master at most once per request, and the master that
+//! answered stays the current one for the rest of the command. A read is repeated after any
+//! failure (no connection, a timeout, a 5xx); a write (POST, PATCH, DELETE) only when it cannot
+//! have been applied: no connection was made, the TLS handshake failed, or the master answered
+//! 503 (it refuses before doing anything: its connection cap, a store not ready). A write that
+//! timed out or got a 500 may have been applied, so repeating it elsewhere could run it twice
+//! (a second user create fails with "exists", an object delete with "not found"): the error says
+//! so and the user decides.
+//!
 //! `https://` URLs are verified against the system's roots plus `--cacert` (rustls, TLS 1.2 and
 //! 1.3 only); `--insecure` skips that check. A known token goes in the `X-Auth-Token` header of
 //! every request (Contiv's auth_proxy header); credentials never go over plain HTTP to another
@@ -12,11 +23,15 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
 
 /// A CLI should never hang: one request may take this long at most.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// A master that does not accept the connection by then is skipped for the next one; without
+/// it, a powered-off master (no RST) would eat the whole [`REQUEST_TIMEOUT`].
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Contiv's auth_proxy header of the login token.
 pub const AUTH_HEADER: &str = "X-Auth-Token";
@@ -62,6 +77,22 @@ pub enum ClientError {
          (or --insecure if the netmaster runs with --insecure-http on purpose)"
     )]
     PlainCredentials { url: String },
+    /// `--netmaster` lists no URL at all.
+    #[error("--netmaster lists no URL")]
+    NoNetmaster,
+    /// Every master of the list failed the request; each one's reason, in the order tried.
+    #[error("no netmaster could serve {what}: {}", tried.join("; "))]
+    AllFailed { what: String, tried: Vec<String> },
+    /// A write failed after it may have reached a master: not repeated on the next one.
+    #[error(
+        "{what} failed at {url} after it was sent, so it may have been applied; not repeated on \
+         another netmaster: {reason}"
+    )]
+    MaybeApplied {
+        what: String,
+        url: String,
+        reason: String,
+    },
 }
 
 /// The server's own words after a fixed sentence, when it said something.
@@ -118,6 +149,7 @@ pub struct Inspect<T> {
 /// How to reach the netmaster: the global flags and the token, if one is known.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
+    /// One URL, or several separated by commas (masters of one control plane).
     pub netmaster: String,
     /// Skip certificate verification (and allow credentials over plain HTTP).
     pub insecure: bool,
@@ -127,20 +159,50 @@ pub struct Options {
 }
 
 pub struct Client {
-    base: String,
+    /// The masters, in the order given; never empty.
+    bases: Vec<String>,
+    /// Index in `bases` of the master requests go to first.
+    current: AtomicUsize,
     agent: ureq::Agent,
     token: Option<String>,
 }
 
+/// Whether a request may be repeated on the next master after it failed on one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Repeat {
+    /// A read: after any failure of the master.
+    Always,
+    /// A write: only when it cannot have been applied.
+    IfNotApplied,
+}
+
+/// The URLs of `--netmaster`: comma-separated, each without its trailing `/`, duplicates
+/// dropped, each checked to be an `http://` or `https://` URL with a host.
+pub fn netmasters(list: &str) -> Result<Vec<String>, ClientError> {
+    let mut urls: Vec<String> = Vec::new();
+    for url in list.split(',').map(str::trim).filter(|u| !u.is_empty()) {
+        let url = url.trim_end_matches('/');
+        if parse_base(url).is_none() {
+            return Err(ClientError::Url(url.to_string()));
+        }
+        if !urls.iter().any(|u| u == url) {
+            urls.push(url.to_string());
+        }
+    }
+    if urls.is_empty() {
+        return Err(ClientError::NoNetmaster);
+    }
+    Ok(urls)
+}
+
 impl Client {
     pub fn new(options: &Options) -> Result<Client, ClientError> {
-        let base = options.netmaster.trim_end_matches('/');
-        let https = match parse_base(base) {
-            Some((scheme, _)) => scheme == "https",
-            None => return Err(ClientError::Url(options.netmaster.clone())),
-        };
+        let bases = netmasters(&options.netmaster)?;
+        let https = bases.iter().any(|b| b.starts_with("https://"));
         if options.token.is_some() {
-            check_credentials_allowed(base, options.insecure)?;
+            for base in &bases {
+                check_credentials_allowed(base, options.insecure)?;
+            }
         }
         let tls = if !https {
             TlsConfig::default()
@@ -155,6 +217,7 @@ impl Client {
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(REQUEST_TIMEOUT))
+            .timeout_connect(Some(CONNECT_TIMEOUT))
             // The REST API never redirects; a redirect must not carry the token elsewhere.
             .max_redirects(0)
             .max_redirects_will_error(false)
@@ -162,15 +225,26 @@ impl Client {
             .build()
             .new_agent();
         Ok(Client {
-            base: base.to_string(),
+            bases,
+            current: AtomicUsize::new(0),
             agent,
             token: options.token.clone(),
         })
     }
 
-    /// The netmaster URL without a trailing slash.
-    pub fn base(&self) -> &str {
-        &self.base
+    /// The netmaster URLs, without trailing slashes, in the order given.
+    pub fn bases(&self) -> &[String] {
+        &self.bases
+    }
+
+    /// The master that answered last (the first one before any request).
+    #[cfg(test)]
+    fn current(&self) -> &str {
+        let i = self.current.load(Ordering::Relaxed);
+        self.bases
+            .get(i)
+            .or_else(|| self.bases.first())
+            .map_or("", String::as_str)
     }
 
     pub fn list<T: Object>(&self) -> Result<Vec<T>, ClientError> {
@@ -209,8 +283,9 @@ impl Client {
 
     /// GET of any path of the netmaster, e.g. `/version`.
     pub fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
-        let url = self.url(path);
-        self.read(&url, self.authed(self.agent.get(&url)).call())
+        self.exchange("GET", path, Repeat::Always, |url| {
+            self.authed(self.agent.get(url)).call()
+        })
     }
 
     /// POST of a JSON body to any path; the answer's JSON (null when empty).
@@ -219,11 +294,11 @@ impl Client {
         path: &str,
         body: &Value,
     ) -> Result<T, ClientError> {
-        let url = self.url(path);
-        let request = self
-            .authed(self.agent.post(&url))
-            .header("Content-Type", "application/json");
-        self.read(&url, request.send(body.to_string()))
+        self.exchange("POST", path, Repeat::IfNotApplied, |url| {
+            self.authed(self.agent.post(url))
+                .header("Content-Type", "application/json")
+                .send(body.to_string())
+        })
     }
 
     /// PATCH of a JSON body (Contiv auth_proxy's user update).
@@ -232,17 +307,73 @@ impl Client {
         path: &str,
         body: &Value,
     ) -> Result<T, ClientError> {
-        let url = self.url(path);
-        let request = self
-            .authed(self.agent.patch(&url))
-            .header("Content-Type", "application/json");
-        self.read(&url, request.send(body.to_string()))
+        self.exchange("PATCH", path, Repeat::IfNotApplied, |url| {
+            self.authed(self.agent.patch(url))
+                .header("Content-Type", "application/json")
+                .send(body.to_string())
+        })
     }
 
     pub fn delete_path(&self, path: &str) -> Result<(), ClientError> {
-        let url = self.url(path);
-        self.read::<Value>(&url, self.authed(self.agent.delete(&url)).call())
-            .map(|_| ())
+        self.exchange::<Value>("DELETE", path, Repeat::IfNotApplied, |url| {
+            self.authed(self.agent.delete(url)).call()
+        })
+        .map(|_| ())
+    }
+
+    /// One request: to the current master, then to each other one in turn while the failure
+    /// allows repeating it (see the module doc). The master that answers becomes current.
+    fn exchange<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        path: &str,
+        repeat: Repeat,
+        send: impl Fn(&str) -> Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<T, ClientError> {
+        let what = format!("{method} {path}");
+        let start = self.current.load(Ordering::Relaxed);
+        let count = self.bases.len();
+        let mut tried = Vec::new();
+        for step in 0..count {
+            let index = (start + step) % count;
+            let base = &self.bases[index];
+            let url = format!("{base}{path}");
+            let error = match self.read::<T>(&url, send(&url)) {
+                Err(e) => e,
+                Ok(answer) => {
+                    self.current.store(index, Ordering::Relaxed);
+                    return Ok(answer);
+                }
+            };
+            let Some(applied) = master_failure(&error) else {
+                // The master answered (a 4xx, a bad body): the others would say the same.
+                self.current.store(index, Ordering::Relaxed);
+                return Err(error);
+            };
+            let reason = error_chain(&error);
+            if applied && repeat == Repeat::IfNotApplied {
+                if count == 1 {
+                    return Err(error);
+                }
+                return Err(ClientError::MaybeApplied {
+                    what,
+                    url: base.clone(),
+                    reason,
+                });
+            }
+            // Later requests of this command start at the next master.
+            self.current.store((index + 1) % count, Ordering::Relaxed);
+            if count == 1 {
+                return Err(error);
+            }
+            if let Some(next) = (step + 1 < count).then(|| &self.bases[(index + 1) % count]) {
+                warn(&format!(
+                    "netmaster {base} failed {what} ({reason}); trying {next}"
+                ));
+            }
+            tried.push(format!("{base}: {reason}"));
+        }
+        Err(ClientError::AllFailed { what, tried })
     }
 
     /// The answer's JSON; a 401 to a request without a token keeps only the fixed sentence
@@ -269,10 +400,53 @@ impl Client {
             None => request,
         }
     }
+}
 
-    fn url(&self, path: &str) -> String {
-        format!("{}{}", self.base, path)
+/// Whether an error is the master failing rather than answering: `None` for an answer (a
+/// 4xx, a body that is not JSON), else `Some(may_have_been_applied)`.
+fn master_failure(error: &ClientError) -> Option<bool> {
+    match error {
+        // The handshake comes before the request: nothing was sent.
+        ClientError::Certificate { .. } => Some(false),
+        ClientError::Transport { source, .. } => Some(!never_sent(source)),
+        // Answered before any work (connection cap, the store or signing key not ready).
+        ClientError::Server { status: 503, .. } => Some(false),
+        ClientError::Server { status, .. } if *status >= 500 => Some(true),
+        _ => None,
     }
+}
+
+/// Whether the transport error happened before the request could leave (no connection).
+fn never_sent(error: &ureq::Error) -> bool {
+    use std::io::ErrorKind;
+    use ureq::Timeout;
+    match error {
+        ureq::Error::Io(e) => matches!(
+            e.kind(),
+            ErrorKind::ConnectionRefused
+                | ErrorKind::HostUnreachable
+                | ErrorKind::NetworkUnreachable
+                | ErrorKind::AddrNotAvailable
+        ),
+        ureq::Error::HostNotFound | ureq::Error::ConnectionFailed => true,
+        ureq::Error::Timeout(Timeout::Connect | Timeout::Resolve) => true,
+        _ => false,
+    }
+}
+
+/// An error with its causes, on one line.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// `(scheme, host)` of an `http://` or `https://` URL with a host, else `None`.
@@ -490,6 +664,7 @@ fn server_message(status: u16, body: &str) -> String {
 mod tests {
     use super::*;
     use fabric_model::Network;
+    use std::sync::Arc;
 
     #[test]
     fn write_of_sets_key_and_collection() {
@@ -666,6 +841,152 @@ rZEmgVRk
             head
         });
         (url, server)
+    }
+
+    /// A loopback HTTP server answering every request with `status` and `body` (one request
+    /// per connection); counts the requests it got.
+    fn counting(status: &str, body: &'static str) -> (String, Arc<AtomicUsize>) {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let seen = Arc::new(AtomicUsize::new(0));
+        let count = seen.clone();
+        let status = status.to_string();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { return };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut length = 0usize;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        break;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap();
+                    }
+                    if line == "\r\n" {
+                        break;
+                    }
+                }
+                let mut request_body = vec![0; length];
+                let _ = std::io::Read::read_exact(&mut reader, &mut request_body);
+                count.fetch_add(1, Ordering::SeqCst);
+                let mut stream = stream;
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status}\r\nContent-Type: application/json\r\n\
+                     Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        (url, seen)
+    }
+
+    /// A loopback URL nobody listens on (connections are refused).
+    fn dead_url() -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        drop(listener);
+        url
+    }
+
+    #[test]
+    fn netmaster_lists() {
+        assert_eq!(
+            netmasters(" https://a:1/, https://b:2 ,,https://a:1").unwrap(),
+            ["https://a:1", "https://b:2"]
+        );
+        assert!(matches!(netmasters(" , "), Err(ClientError::NoNetmaster)));
+        assert!(matches!(netmasters("https://a:1,b:2"), Err(ClientError::Url(u)) if u == "b:2"));
+        // A token must be allowed to every master of the list.
+        let with_token = Options {
+            token: Some("t".into()),
+            ..options("https://a:1,http://10.0.0.2:9999")
+        };
+        assert!(matches!(
+            Client::new(&with_token),
+            Err(ClientError::PlainCredentials { url }) if url == "http://10.0.0.2:9999"
+        ));
+    }
+
+    #[test]
+    fn a_read_goes_to_the_next_master_after_no_connection_a_503_or_a_500() {
+        let (good, good_seen) = counting("200 OK", r#"{"ok": true}"#);
+        let (busy, busy_seen) = counting("503 Service Unavailable", r#"{"message":"busy"}"#);
+        let (broken, broken_seen) = counting("500 Internal Server Error", r#"{"message":"store"}"#);
+        let list = format!("{},{busy},{broken},{good}", dead_url());
+        let client = Client::new(&options(&list)).unwrap();
+        let answer: Value = client.get_json("/api/v1/tenants/").unwrap();
+        assert_eq!(answer["ok"], true);
+        assert_eq!(busy_seen.load(Ordering::SeqCst), 1);
+        assert_eq!(broken_seen.load(Ordering::SeqCst), 1);
+        assert_eq!(good_seen.load(Ordering::SeqCst), 1);
+        // The master that answered stays current: the next request goes straight to it.
+        assert_eq!(client.current(), good);
+        let _: Value = client.get_json("/api/v1/tenants/").unwrap();
+        assert_eq!(busy_seen.load(Ordering::SeqCst), 1);
+        assert_eq!(good_seen.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn a_write_is_repeated_only_when_it_cannot_have_been_applied() {
+        let (good, good_seen) = counting("200 OK", "{}");
+        let (busy, busy_seen) = counting("503 Service Unavailable", "{}");
+        // No connection, then a 503: neither applied it.
+        let client = Client::new(&options(&format!("{},{busy},{good}", dead_url()))).unwrap();
+        client
+            .post_json::<Value>("/api/v1/tenants/blue/", &serde_json::json!({}))
+            .unwrap();
+        assert_eq!(busy_seen.load(Ordering::SeqCst), 1);
+        assert_eq!(good_seen.load(Ordering::SeqCst), 1);
+        // A 500 may come after the write was done: not repeated on the next master.
+        let (broken, broken_seen) = counting("500 Internal Server Error", r#"{"message":"store"}"#);
+        let client = Client::new(&options(&format!("{broken},{good}"))).unwrap();
+        let err = client.delete_path("/api/v1/tenants/blue/").unwrap_err();
+        assert!(
+            matches!(&err, ClientError::MaybeApplied { url, .. } if *url == broken),
+            "{err:?}"
+        );
+        let text = err.to_string();
+        assert!(
+            text.contains("may have been applied") && text.contains("store"),
+            "{text}"
+        );
+        assert_eq!(broken_seen.load(Ordering::SeqCst), 1);
+        assert_eq!(
+            good_seen.load(Ordering::SeqCst),
+            1,
+            "not sent to the second master"
+        );
+        // A 4xx is an answer: the others would say the same.
+        let (missing, _) = counting("404 Not Found", r#"{"message":"no such tenant"}"#);
+        let client = Client::new(&options(&format!("{missing},{good}"))).unwrap();
+        let err = client.get_json::<Value>("/api/v1/tenants/x/").unwrap_err();
+        assert_eq!(err.to_string(), "no such tenant");
+        assert_eq!(good_seen.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn when_every_master_fails_the_error_names_each_and_why() {
+        let dead = dead_url();
+        let (busy, busy_seen) = counting("503 Service Unavailable", r#"{"message":"too busy"}"#);
+        let client = Client::new(&options(&format!("{dead},{busy}"))).unwrap();
+        let err = client.get_json::<Value>("/api/v1/tenants/").unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.starts_with("no netmaster could serve GET /api/v1/tenants/"),
+            "{text}"
+        );
+        assert!(text.contains(&format!("{dead}: cannot reach")), "{text}");
+        assert!(text.contains(&format!("{busy}: too busy")), "{text}");
+        // Each master once per request.
+        assert_eq!(busy_seen.load(Ordering::SeqCst), 1);
+        // One master: its own error, as before lists existed.
+        let client = Client::new(&options(&dead)).unwrap();
+        let err = client.get_json::<Value>("/api/v1/tenants/").unwrap_err();
+        assert!(matches!(err, ClientError::Transport { .. }), "{err:?}");
     }
 
     #[test]

@@ -6,6 +6,11 @@
 //! A command sends, first found: `$NETCTL_TOKEN` (for scripts), this file's entry for its
 //! `--netmaster`, then Contiv's `~/.netctl/config.json` (`{"token": "..."}`, written by Contiv's
 //! `netctl login`; not keyed by URL, so, as in Contiv, only sent to `https://` URLs).
+//!
+//! With several masters (`--netmaster https://a,https://b`), one login is valid on all of them
+//! (they share the signing key and the sessions through their store): `login` saves the token
+//! under each URL of the list, and a command sends the token saved for the first URL of its list
+//! that has one.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -155,16 +160,34 @@ impl TokenStore {
     }
 
     /// Saves (replaces) the login for this netmaster URL.
+    #[cfg(test)]
     pub fn save(&self, url: &str, saved: Saved) -> Result<(), TokenError> {
+        self.save_all(&[url.to_string()], saved)
+    }
+
+    /// Saves (replaces) one login for every URL of a control plane, in one write.
+    pub fn save_all(&self, urls: &[String], saved: Saved) -> Result<(), TokenError> {
         let mut file = self.load()?;
-        file.netmasters.insert(url_key(url), saved);
+        for url in urls {
+            file.netmasters.insert(url_key(url), saved.clone());
+        }
         self.write(&file)
     }
 
     /// Forgets the login for this URL; whether there was one.
+    #[cfg(test)]
     pub fn remove(&self, url: &str) -> Result<bool, TokenError> {
+        self.remove_all(&[url.to_string()])
+    }
+
+    /// Forgets the logins of these URLs; whether there was any.
+    pub fn remove_all(&self, urls: &[String]) -> Result<bool, TokenError> {
         let mut file = self.load()?;
-        if file.netmasters.remove(&url_key(url)).is_none() {
+        let mut removed = false;
+        for url in urls {
+            removed |= file.netmasters.remove(&url_key(url)).is_some();
+        }
+        if !removed {
             return Ok(false);
         }
         self.write(&file)?;
@@ -262,10 +285,11 @@ fn read_contiv(path: &Path) -> Result<Option<String>, TokenError> {
     Ok(Some(config.token).filter(|t| !t.is_empty()))
 }
 
-/// The token to send to `url`: `env` (the value of `$NETCTL_TOKEN`), else the store's entry,
-/// else Contiv's file for an `https://` URL.
+/// The token to send to the masters `urls` (one control plane): `env` (the value of
+/// `$NETCTL_TOKEN`), else the store's entry of the first URL that has one, else Contiv's file
+/// when every URL is `https://`.
 pub fn resolve(
-    url: &str,
+    urls: &[String],
     env: Option<String>,
     store: Option<&TokenStore>,
     contiv: Option<&Path>,
@@ -277,14 +301,17 @@ pub fn resolve(
         }));
     }
     if let Some(store) = store {
-        if let Some(saved) = store.get(url)? {
-            return Ok(Some(Found {
-                token: saved.token,
-                source: Source::Store,
-            }));
+        for url in urls {
+            if let Some(saved) = store.get(url)? {
+                return Ok(Some(Found {
+                    token: saved.token,
+                    source: Source::Store,
+                }));
+            }
         }
     }
-    let https = url_key(url).starts_with("https://");
+    // A failover may send it to any URL of the list.
+    let https = !urls.is_empty() && urls.iter().all(|u| url_key(u).starts_with("https://"));
     if let (Some(path), true) = (contiv, https) {
         if let Some(token) = read_contiv(path)? {
             return Ok(Some(Found {
@@ -297,11 +324,11 @@ pub fn resolve(
 }
 
 /// [`resolve`] with this process's environment.
-pub fn resolve_from_env(url: &str) -> Result<Option<Found>, TokenError> {
+pub fn resolve_from_env(urls: &[String]) -> Result<Option<Found>, TokenError> {
     let env = std::env::var(TOKEN_ENV).ok();
     let store = TokenStore::from_env().ok();
     let contiv = contiv_config(std::env::var_os("HOME"));
-    resolve(url, env, store.as_ref(), contiv.as_deref())
+    resolve(urls, env, store.as_ref(), contiv.as_deref())
 }
 
 #[cfg(test)]
@@ -418,8 +445,9 @@ mod tests {
         let contiv = tmp.path().join("config.json");
         std::fs::write(&contiv, r#"{"token":"from-contiv"}"#).unwrap();
         let url = "https://m:9999";
+        let urls = [url.to_string()];
         let found = |env: Option<&str>| {
-            resolve(url, env.map(String::from), Some(&store), Some(&contiv)).unwrap()
+            resolve(&urls, env.map(String::from), Some(&store), Some(&contiv)).unwrap()
         };
         assert_eq!(
             found(None),
@@ -437,12 +465,68 @@ mod tests {
         assert_eq!(found(Some("")).unwrap().source, Source::Store);
         // Contiv's unkeyed token never goes to a plain-HTTP URL.
         assert_eq!(
-            resolve("http://m:9999", None, Some(&store), Some(&contiv)).unwrap(),
+            resolve(
+                &["http://m:9999".to_string()],
+                None,
+                Some(&store),
+                Some(&contiv)
+            )
+            .unwrap(),
             None
         );
         assert_eq!(
-            resolve(url, None, None, Some(&tmp.path().join("absent.json"))).unwrap(),
+            resolve(&urls, None, None, Some(&tmp.path().join("absent.json"))).unwrap(),
             None
+        );
+    }
+
+    #[test]
+    fn one_login_serves_every_master_of_the_list() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = TokenStore::in_dir(tmp.path().join("netctl"));
+        let contiv = tmp.path().join("config.json");
+        std::fs::write(&contiv, r#"{"token":"from-contiv"}"#).unwrap();
+        let list = |urls: &[&str]| urls.iter().map(|u| u.to_string()).collect::<Vec<_>>();
+        let both = list(&["https://a:9999", "https://b:9999/"]);
+        store.save_all(&both, saved("admin", "shared")).unwrap();
+        for url in ["https://a:9999", "https://B:9999"] {
+            assert_eq!(store.get(url).unwrap().unwrap().token, "shared", "{url}");
+        }
+        // A list naming a master logged in before finds its token wherever it stands.
+        let later = list(&["https://c:9999", "https://b:9999"]);
+        let found = resolve(&later, None, Some(&store), None).unwrap().unwrap();
+        assert_eq!(
+            (found.token.as_str(), found.source),
+            ("shared", Source::Store)
+        );
+        // The first URL with a token wins.
+        store
+            .save("https://c:9999", saved("ops", "c-only"))
+            .unwrap();
+        let found = resolve(&later, None, Some(&store), None).unwrap().unwrap();
+        assert_eq!(found.token, "c-only");
+        // Contiv's unkeyed token only when no URL of the list is plain HTTP.
+        let mixed = list(&["https://d:9999", "http://e:9999"]);
+        assert_eq!(
+            resolve(&mixed, None, Some(&store), Some(&contiv)).unwrap(),
+            None
+        );
+        let secure = list(&["https://d:9999", "https://e:9999"]);
+        assert_eq!(
+            resolve(&secure, None, Some(&store), Some(&contiv))
+                .unwrap()
+                .unwrap()
+                .token,
+            "from-contiv"
+        );
+        // Logout forgets it under every URL of the list.
+        assert!(store.remove_all(&both).unwrap());
+        assert_eq!(store.get("https://a:9999").unwrap(), None);
+        assert_eq!(store.get("https://b:9999").unwrap(), None);
+        assert!(!store.remove_all(&both).unwrap());
+        assert_eq!(
+            store.get("https://c:9999").unwrap().unwrap().token,
+            "c-only"
         );
     }
 }

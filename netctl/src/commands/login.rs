@@ -1,9 +1,11 @@
 //! `netctl login` and `netctl logout`: Contiv auth_proxy's login route, the token saved per
-//! netmaster URL (see [`crate::tokens`]), and its revocation.
+//! netmaster URL (see [`crate::tokens`]), and its revocation. With several masters in
+//! `--netmaster`, the login goes to the first that answers and the token is saved for each URL
+//! of the list (the masters share sessions); logout forgets it under each.
 
 use super::emit;
 use crate::cli::LoginArgs;
-use crate::client::{check_credentials_allowed, Client, ClientError, Options};
+use crate::client::{check_credentials_allowed, netmasters, Client, ClientError, Options};
 use crate::tokens::{self, Saved, Source, TokenStore, TOKEN_ENV};
 use anyhow::{anyhow, bail, Context as _};
 use serde::Deserialize;
@@ -22,16 +24,22 @@ struct LoginResponse {
 }
 
 pub fn login(options: &Options, args: &LoginArgs) -> anyhow::Result<()> {
-    // Before asking anything: a password must not go over plain HTTP to another host.
-    check_credentials_allowed(options.netmaster.trim_end_matches('/'), options.insecure)?;
+    // Before asking anything: a password must not go over plain HTTP to another host, whichever
+    // master of the list ends up answering.
+    for url in netmasters(&options.netmaster)? {
+        check_credentials_allowed(&url, options.insecure)?;
+    }
     let client = Client::new(&Options {
         token: None,
         ..options.clone()
     })?;
     let store = TokenStore::from_env()?;
     // Reach the netmaster (and check its certificate) before asking anything.
-    if let Err(e @ (ClientError::Transport { .. } | ClientError::Certificate { .. })) =
-        client.get_json::<Value>("/version")
+    if let Err(
+        e @ (ClientError::Transport { .. }
+        | ClientError::Certificate { .. }
+        | ClientError::AllFailed { .. }),
+    ) = client.get_json::<Value>("/version")
     {
         return Err(e.into());
     }
@@ -58,8 +66,8 @@ pub fn login(options: &Options, args: &LoginArgs) -> anyhow::Result<()> {
     if answer.token.is_empty() {
         bail!("Login failed: the netmaster answered no token");
     }
-    store.save(
-        client.base(),
+    store.save_all(
+        client.bases(),
         Saved {
             username,
             token: answer.token,
@@ -69,8 +77,9 @@ pub fn login(options: &Options, args: &LoginArgs) -> anyhow::Result<()> {
 }
 
 pub fn logout(options: &Options) -> anyhow::Result<()> {
-    let url = options.netmaster.trim_end_matches('/');
-    let Some(found) = tokens::resolve_from_env(url)? else {
+    let urls = netmasters(&options.netmaster)?;
+    let url = urls.join(",");
+    let Some(found) = tokens::resolve_from_env(&urls)? else {
         bail!("not logged in to {url}: nothing to log out");
     };
     let client = Client::new(&Options {
@@ -82,7 +91,7 @@ pub fn logout(options: &Options) -> anyhow::Result<()> {
     let dead = matches!(revoked, Ok(_) | Err(ClientError::Unauthorized { .. }));
     match &found.source {
         Source::Store => {
-            TokenStore::from_env()?.remove(url)?;
+            TokenStore::from_env()?.remove_all(&urls)?;
         }
         Source::Contiv(path) => {
             if matches!(revoked, Err(ClientError::Unauthorized { .. })) {

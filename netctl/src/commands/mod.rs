@@ -57,7 +57,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 /// The client of a command, with the token known for its netmaster (`$NETCTL_TOKEN`, the token
 /// file, Contiv's config).
 fn connect(mut options: Options) -> anyhow::Result<Client> {
-    options.token = tokens::resolve_from_env(&options.netmaster)?.map(|found| found.token);
+    let urls = crate::client::netmasters(&options.netmaster)?;
+    options.token = tokens::resolve_from_env(&urls)?.map(|found| found.token);
     Ok(Client::new(&options)?)
 }
 

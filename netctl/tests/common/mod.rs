@@ -62,6 +62,8 @@ pub struct Features {
     pub tls: bool,
     /// Has `--auth` and `--admin-password-file`.
     pub auth: bool,
+    /// Runs a BGP route reflector (on port 179 by default) that `--reflector-listen off` stops.
+    pub reflector: bool,
 }
 
 pub fn features() -> Features {
@@ -75,6 +77,7 @@ pub fn features() -> Features {
         Features {
             tls: help.contains("--insecure-http"),
             auth: help.contains("--auth ") && help.contains("--admin-password-file"),
+            reflector: help.contains("--reflector-listen"),
         }
     })
 }
@@ -158,7 +161,14 @@ impl Netmaster {
         } else {
             vec!["--admin-password-file".as_ref(), password_file.as_os_str()]
         };
+        // netctl's tests need no BGP, and masters of parallel tests would all want port 179.
+        let reflector_args: &[&str] = if features().reflector {
+            &["--reflector-listen", "off"]
+        } else {
+            &[]
+        };
         let child = Command::new(binary)
+            .args(reflector_args)
             .arg("--listen-url")
             .arg(format!("127.0.0.1:{port}"))
             .arg("--data-dir")
