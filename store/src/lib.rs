@@ -3,8 +3,10 @@
 //! Two backends behind one [`Store`] trait: [`EmbeddedStore`] (a single redb file with group
 //! commit, the default) and [`EtcdStore`] (etcd v3). Keys are strings such as
 //! `/contiv/tenants/blue`, values are bytes (JSON for the master), every committed change gets a
-//! store-wide revision, and watches resume from any revision still in history.
+//! store-wide revision, and watches resume from any revision still in history. Either backend
+//! elects a leader among several masters ([`Elector`]), whose writes a [`Fence`] guards.
 
+mod election;
 mod embedded;
 mod error;
 mod etcd;
@@ -16,6 +18,7 @@ mod types;
 use std::path::Path;
 use std::sync::Arc;
 
+pub use election::{Elector, Fence, Leadership, Lost};
 pub use embedded::{EmbeddedOptions, EmbeddedStats, EmbeddedStore};
 pub use error::StoreError;
 pub use etcd::{EtcdStore, EtcdTls};

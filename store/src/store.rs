@@ -1,10 +1,12 @@
-//! The `Store` trait the master codes against, implemented by both backends.
+//! The `Store` trait the master codes against, implemented by both backends. Every store can
+//! also elect a leader ([`Elector`]).
 
+use crate::election::Elector;
 use crate::error::StoreError;
 use crate::types::{KeyValue, Op, Revision, Snapshot, Txn, TxnResult, WatchStream};
 
 #[async_trait::async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: Elector + Send + Sync + 'static {
     async fn get(&self, key: &str) -> Result<Option<KeyValue>, StoreError>;
     /// A consistent snapshot of the keys under `prefix`, sorted by key, with its revision.
     async fn list(&self, prefix: &str) -> Result<Snapshot, StoreError>;

@@ -2,6 +2,7 @@
 //! fed from a bounded event log plus a live broadcast.
 
 mod codec;
+mod election;
 mod tables;
 mod watch;
 mod writer;
@@ -41,13 +42,20 @@ impl Default for EmbeddedOptions {
     }
 }
 
+/// The writer's queue; `None` once closed. Shared (weakly) with leaderships, which write their
+/// resignation through it without keeping the writer alive.
+type Requests = Arc<Mutex<Option<mpsc::Sender<Request>>>>;
+
 pub struct EmbeddedStore {
     db: Arc<Database>,
-    requests: Mutex<Option<mpsc::Sender<Request>>>,
+    requests: Requests,
     writer: Mutex<Option<JoinHandle<()>>>,
     revision: Arc<AtomicU64>,
     events: broadcast::Sender<Arc<writer::CommittedBatch>>,
     counters: Arc<WriterCounters>,
+    /// One leadership at a time (see `election`): the store has one master process, so the
+    /// election happens inside it.
+    leadership: Arc<tokio::sync::Semaphore>,
 }
 
 /// Counters of the writer, e.g. for metrics; `txns / commits` is the mean batch size.
@@ -100,11 +108,12 @@ impl EmbeddedStore {
             .spawn(move || writer.run(queue))?;
         Ok(Self {
             db,
-            requests: Mutex::new(Some(requests)),
+            requests: Arc::new(Mutex::new(Some(requests))),
             writer: Mutex::new(Some(handle)),
             revision: published,
             events,
             counters,
+            leadership: Arc::new(tokio::sync::Semaphore::new(1)),
         })
     }
 
@@ -146,6 +155,25 @@ fn poisoned<T>(_: std::sync::PoisonError<T>) -> StoreError {
     StoreError::Backend("store handle lock poisoned".into())
 }
 
+/// Queues `txn` for the writer and waits for its durable result.
+async fn submit(
+    requests: &Mutex<Option<mpsc::Sender<Request>>>,
+    txn: Txn,
+) -> Result<TxnResult, StoreError> {
+    txn.validate()?;
+    let sender = requests
+        .lock()
+        .map_err(poisoned)?
+        .clone()
+        .ok_or(StoreError::Closed)?;
+    let (reply, result) = oneshot::channel();
+    sender
+        .send(Request { txn, reply })
+        .await
+        .map_err(|_| StoreError::Closed)?;
+    result.await.map_err(|_| StoreError::Closed)?
+}
+
 #[async_trait::async_trait]
 impl Store for EmbeddedStore {
     async fn get(&self, key: &str) -> Result<Option<KeyValue>, StoreError> {
@@ -183,19 +211,7 @@ impl Store for EmbeddedStore {
     }
 
     async fn txn(&self, txn: Txn) -> Result<TxnResult, StoreError> {
-        txn.validate()?;
-        let sender = self
-            .requests
-            .lock()
-            .map_err(poisoned)?
-            .clone()
-            .ok_or(StoreError::Closed)?;
-        let (reply, result) = oneshot::channel();
-        sender
-            .send(Request { txn, reply })
-            .await
-            .map_err(|_| StoreError::Closed)?;
-        result.await.map_err(|_| StoreError::Closed)?
+        submit(&self.requests, txn).await
     }
 
     async fn watch(&self, prefix: &str, after: Revision) -> Result<WatchStream, StoreError> {

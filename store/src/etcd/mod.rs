@@ -2,6 +2,7 @@
 //! header revisions, so several masters sharing an etcd cluster agree on them.
 
 mod convert;
+mod election;
 mod retry;
 mod tls;
 mod watch;
@@ -88,7 +89,7 @@ impl EtcdStore {
         .await
     }
 
-    /// The underlying client, for what the trait does not cover (leases, elections).
+    /// The underlying client, for what the traits do not cover.
     pub fn client(&self) -> Client {
         self.client.clone()
     }
@@ -190,6 +191,22 @@ fn hint(detail: &str) -> Option<&'static str> {
         Some("etcd closed the connection at the handshake: it refused the client certificate (none given, or not signed by a CA etcd trusts)")
     } else {
         None
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::election::Elector for EtcdStore {
+    async fn campaign(
+        &self,
+        name: &str,
+        value: Vec<u8>,
+        ttl: Duration,
+    ) -> Result<crate::election::Leadership, StoreError> {
+        election::campaign(self, name, value, ttl).await
+    }
+
+    async fn leader(&self, name: &str) -> Result<Option<KeyValue>, StoreError> {
+        election::leader(self, name).await
     }
 }
 

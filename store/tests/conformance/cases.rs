@@ -2,10 +2,11 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
+use std::time::Duration;
 
-use fabric_store::{Compare, Event, EventKind, Op, Store, StoreError, Txn};
+use fabric_store::{Compare, Event, EventKind, Fence, Lost, Op, Store, StoreError, Txn};
 
-use crate::support::{assert_quiet, next_event, take_events};
+use crate::support::{assert_quiet, next_event, take_events, WAIT};
 
 fn put_event(revision: u64, key: &str, value: &str) -> Event {
     Event {
@@ -390,4 +391,73 @@ pub async fn concurrent_create_if_absent(store: &Arc<dyn Store>) {
         TASKS * PER_TASK,
         "every create has its own revision"
     );
+}
+
+/// Leadership on either backend: the leader key names the leader, a fenced transaction
+/// commits only while its leadership lasts, a second campaign waits for the first to resign.
+pub async fn election_fence(store: &Arc<dyn Store>) {
+    const NAME: &str = "/e/leader";
+    const TTL: Duration = Duration::from_secs(2);
+    let first = tokio::time::timeout(WAIT, store.campaign(NAME, b"one".to_vec(), TTL))
+        .await
+        .expect("an uncontested campaign wins at once")
+        .unwrap();
+    assert!(first.key().starts_with("/e/leader/"), "{}", first.key());
+    let kv = store.get(first.key()).await.unwrap().expect("leader key");
+    assert_eq!(
+        (kv.create_revision, kv.mod_revision),
+        (first.revision(), first.revision())
+    );
+    let leader = store.leader(NAME).await.unwrap().expect("a leader");
+    assert_eq!(
+        (leader.key.as_str(), leader.value.as_slice()),
+        (first.key(), &b"one"[..])
+    );
+    let fenced = |fence: &Fence, value: &str| Txn::new().fenced(fence).put("/e/data", value);
+    assert!(
+        store
+            .txn(fenced(first.fence(), "1"))
+            .await
+            .unwrap()
+            .succeeded
+    );
+    assert!(!first.is_lost());
+
+    // A second candidate waits while the first leads.
+    let second = {
+        let store = store.clone();
+        tokio::spawn(async move { store.campaign(NAME, b"two".to_vec(), TTL).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!second.is_finished(), "two leaders at once");
+
+    let old = first.fence().clone();
+    first.resign().await.unwrap();
+    let second = tokio::time::timeout(WAIT, second)
+        .await
+        .expect("the candidate leads once the leader resigned")
+        .unwrap()
+        .unwrap();
+    assert_ne!(second.fence(), &old);
+    assert!(!store.txn(fenced(&old, "stale")).await.unwrap().succeeded);
+    assert!(
+        store
+            .txn(fenced(second.fence(), "2"))
+            .await
+            .unwrap()
+            .succeeded
+    );
+    assert_eq!(store.get("/e/data").await.unwrap().unwrap().value, b"2");
+    let leader = store.leader(NAME).await.unwrap().expect("a leader");
+    assert_eq!(leader.value, b"two");
+
+    // Deleting the leader key ends the leadership.
+    store.delete(second.key()).await.unwrap();
+    let lost = tokio::time::timeout(WAIT, second.lost())
+        .await
+        .expect("lost in time");
+    assert!(matches!(lost, Lost::KeyChanged(_)), "{lost:?}");
+    assert!(second.is_lost());
+    drop(second);
+    assert_eq!(store.leader(NAME).await.unwrap(), None);
 }

@@ -43,6 +43,7 @@ both_backends!(
     watch_resume_after_reconnect,
     watch_filters_prefix,
     concurrent_create_if_absent,
+    election_fence,
 );
 
 // The same cases over mutual TLS (CA-verified server, client certificate): the operations'
@@ -63,4 +64,5 @@ conformance!(etcd_tls:
     watch_resume_after_reconnect,
     watch_filters_prefix,
     concurrent_create_if_absent,
+    election_fence,
 );
