@@ -249,8 +249,22 @@ impl NodeCtx<'_> {
     /// The lab's first `netmaster` node: agents use it, and its run directory holds the lab's
     /// admin password and agent secret (shared by every master of the lab, which may share
     /// one etcd and so one set of users).
+    /// The master that starts first (nodes of a kind start in name order): it holds the lab's
+    /// credentials and makes the certificate every master serves.
     pub fn first_master(&self) -> Option<&Node> {
-        self.topo.nodes.iter().find(|n| n.kind == Kind::Netmaster)
+        self.masters().next()
+    }
+
+    /// Every `netmaster` node, in start order.
+    pub fn masters(&self) -> impl Iterator<Item = &Node> {
+        let mut masters: Vec<&Node> = self
+            .topo
+            .nodes
+            .iter()
+            .filter(|n| n.kind == Kind::Netmaster)
+            .collect();
+        masters.sort_by(|a, b| a.name.cmp(&b.name));
+        masters.into_iter()
     }
 
     /// A node's run directory (`<run-root>/<lab>/<node>`).
@@ -260,12 +274,15 @@ impl NodeCtx<'_> {
             .map_or_else(|| self.run_dir.clone(), |lab| lab.join(node))
     }
 
-    /// The URL agents reach their master at: `NETMASTER_URL` from the node's env, else the
-    /// first `netmaster` node's management address (TLS, the master's default).
+    /// The URLs agents reach their masters at: `NETMASTER_URL` from the node's env, else every
+    /// `netmaster` node's management address (TLS, the master's default), comma-separated.
     pub fn master_url(&self) -> Option<String> {
         self.node.env.get("NETMASTER_URL").cloned().or_else(|| {
-            self.first_master()
+            let urls: Vec<String> = self
+                .masters()
                 .map(|n| format!("https://{}:{}", n.mgmt_ipv4, nodes::netmaster::PORT))
+                .collect();
+            (!urls.is_empty()).then(|| urls.join(","))
         })
     }
 }

@@ -74,6 +74,8 @@ struct Args {
     listen: netmaster::listen::ListenArgs,
     #[command(flatten)]
     auth: netmaster::auth::cli::AuthArgs,
+    #[command(flatten)]
+    cluster: netmaster::cluster::ClusterArgs,
 }
 
 fn listen_addr(url: &str) -> String {
@@ -150,6 +152,19 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
         .with_context(|| format!("listening on {addr}"))?;
+    let bound = listener
+        .local_addr()
+        .context("the REST listener's address")?;
+    let url = if args.control_url.is_empty() {
+        format!("{}://{bound}", serving.scheme())
+    } else {
+        args.control_url.clone()
+    };
+    let _cluster = args
+        .cluster
+        .start(&master, &bound, url)
+        .await
+        .context("starting the route reflector")?;
     tracing::info!(%addr, scheme = serving.scheme(), backend = master.settings.backend, control_url = %args.control_url, "netmaster serving");
     serving.serve(listener, master, async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();

@@ -1,6 +1,7 @@
 //! `netmaster`: our master, listening on the node's management address. The binary is found
 //! next to `lab` or on PATH; with `--skip-missing` a missing binary leaves a bare namespace.
-//! `env: ETCD_ENDPOINTS` switches it to the etcd store.
+//! `env: ETCD_ENDPOINTS` switches it to the etcd store. Several masters (on one etcd) share the
+//! first one's credentials and certificate; agents get every master's URL.
 //!
 //! It runs as the product does: TLS (its self-signed certificate, made into its data dir on
 //! first start) and `--auth on`, with the admin password and the agents' bootstrap secret
@@ -47,6 +48,25 @@ pub fn plan(ctx: &NodeCtx) -> Result<NodePlan, PlanError> {
         "--data-dir".into(),
         data_dir.display().to_string(),
     ]);
+    // One certificate for every master, so agents and netctl trust one file: the first
+    // master makes it for every master's address, the others serve it.
+    let first = ctx.first_master().map(|m| m.name.clone());
+    if first.as_deref() == Some(ctx.node.name.as_str()) {
+        for other in ctx.masters().filter(|m| m.name != ctx.node.name) {
+            args.extend(argv([
+                "--api-hostname".to_string(),
+                other.mgmt_ipv4.to_string(),
+            ]));
+        }
+    } else {
+        let tls = auth::data_dir(&files).join("tls");
+        args.extend(argv([
+            "--tls-cert".to_string(),
+            tls.join("cert.pem").display().to_string(),
+            "--tls-key".into(),
+            tls.join("key.pem").display().to_string(),
+        ]));
+    }
     if let Some(etcd) = ctx.node.env.get("ETCD_ENDPOINTS") {
         args.extend(argv(["--etcd", etcd.as_str()]));
     }
