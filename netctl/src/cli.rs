@@ -414,6 +414,10 @@ pub struct GlobalSet {
     /// Select a /16 private subnet for host access [master's default: 172.19.0.0/16]
     #[arg(short = 's', long = "private-subnet")]
     pub private_subnet: Option<String>,
+    /// AS of the masters' route reflectors and of every agent's sessions to them (ours, not
+    /// Contiv's) [default: 65000]
+    #[arg(long = "fabric-as")]
+    pub fabric_as: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -36,6 +36,7 @@ pub fn set(mut global: Global, args: &GlobalSet) -> Write {
         (&mut global.fwd_mode, &args.fwd_mode),
         (&mut global.arp_mode, &args.arp_mode),
         (&mut global.pvt_subnet, &args.private_subnet),
+        (&mut global.fabric_as, &args.fabric_as),
     ];
     for (field, flag) in changes {
         if let Some(value) = flag.as_ref().filter(|v| !v.is_empty()) {
@@ -45,6 +46,7 @@ pub fn set(mut global: Global, args: &GlobalSet) -> Write {
     Write::of(&global)
 }
 
+/// Contiv's lines exactly (scripts parse them); the fabric AS shows in `global inspect`.
 fn info(g: &Global) -> String {
     format!(
         "Fabric mode: {}\nForward mode: {}\nARP mode: {}\nVlan Range: {}\nVxlan range: {}\nPrivate subnet: {}\n",
@@ -64,6 +66,14 @@ mod tests {
             Command::Global(GlobalCmd::Set(args)) => set(Global::default(), &args),
             other => panic!("`{line}` parsed as {other:?}"),
         }
+    }
+
+    #[test]
+    fn fabric_as_is_set_and_kept() {
+        let w = set_of("global set --fabric-as 64512");
+        assert_eq!(w.body["fabricAs"], "64512", "{:?}", w.body);
+        let w = set_of("global set --fwd-mode routing");
+        assert_eq!(w.body["fabricAs"], "65000", "unchanged when not given");
     }
 
     #[test]
