@@ -333,3 +333,23 @@ fn configured_ipv6_next_hop_goes_in_mp_reach() {
     assert_eq!(to_peer.len(), 1);
     assert_eq!(to_peer[0].1.next_hop, Some("2001:db8::9".parse().unwrap()));
 }
+
+#[test]
+fn removed_peers_leave_their_slot_for_the_next() {
+    let mut r = rib(false);
+    for round in 0..300u32 {
+        let id = add(&mut r, info(2, LOCAL_AS, LOCAL_AS));
+        r.import_update(
+            id,
+            announce(
+                &[&format!("10.3.{}.{}/32", round / 250, round % 250)],
+                attrs(&[], v4(10, 0, 0, 2)),
+            ),
+        )
+        .unwrap();
+        r.flush();
+        r.remove_peer(id);
+    }
+    assert_eq!(r.peer_slots(), 1, "one slot, reused 300 times");
+    assert!(r.is_empty(), "and no route left behind");
+}

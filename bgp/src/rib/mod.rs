@@ -313,6 +313,20 @@ impl Rib {
         }
     }
 
+    /// Whether a peer may still hold stale paths (graceful down, not yet purged).
+    pub fn has_stale(&self, peer: PeerId) -> bool {
+        self.peers
+            .get(peer as usize)
+            .and_then(|p| p.as_ref())
+            .is_some_and(|p| p.stale.contains(&true))
+    }
+
+    /// How many peer slots the RIB holds, in use or free (freed slots are reused, so this
+    /// stays at the most peers there ever were at once).
+    pub fn peer_slots(&self) -> usize {
+        self.peers.len() - 1
+    }
+
     /// Drop a peer's stale paths of one family (End-of-RIB received, or restart timer out).
     pub fn purge_stale(&mut self, peer: PeerId, afi: Option<Afi>) {
         let Some(p) = self.peer_mut(peer) else {

@@ -72,6 +72,8 @@ pub struct SessionSetup {
     pub socket: SocketOptions,
     pub core: mpsc::UnboundedSender<SessionEvent>,
     pub status: Arc<Mutex<SessionStatus>>,
+    /// Report `SessionEvent::Closed` whenever the task is left without a connection.
+    pub report_closed: bool,
 }
 
 struct Session {
@@ -87,6 +89,12 @@ struct Session {
     encode: EncodeCtx,
     /// The peer's graceful-restart time from the last established session.
     peer_restart_time: u16,
+    /// Accepted connections taken (`SessionCmd::Inbound`), and how many of them the last
+    /// `Closed` report covered.
+    inbound_seen: u64,
+    inbound_reported: u64,
+    /// Whether the task had a connection (or one under way) after the last step.
+    was_connected: bool,
 }
 
 fn timer_index(t: Timer) -> usize {
@@ -118,6 +126,9 @@ pub async fn run(setup: SessionSetup, mut cmds: mpsc::UnboundedReceiver<SessionC
         epoch: 0,
         encode: EncodeCtx::default(),
         peer_restart_time: 0,
+        inbound_seen: 0,
+        inbound_reported: 0,
+        was_connected: false,
     };
     loop {
         let next_timer = s.timers.iter().flatten().min().copied();
@@ -146,6 +157,7 @@ pub async fn run(setup: SessionSetup, mut cmds: mpsc::UnboundedReceiver<SessionC
             }
             _ = sleep_until(next_timer) => s.fire_timers(),
         }
+        s.report_closed();
     }
 }
 
@@ -180,6 +192,24 @@ impl Session {
         self.setup.status.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Tell the core when the task is left without any connection, after a step that closed
+    /// the last one or took an accepted one it could not use.
+    fn report_closed(&mut self) {
+        if !self.setup.report_closed {
+            return;
+        }
+        let connected = self.conn.is_some() || self.pending.is_some() || self.connecting.is_some();
+        let took_inbound = self.inbound_seen != self.inbound_reported;
+        if !connected && (self.was_connected || took_inbound) {
+            self.inbound_reported = self.inbound_seen;
+            let _ = self.setup.core.send(SessionEvent::Closed {
+                session: self.setup.session,
+                inbound: self.inbound_seen,
+            });
+        }
+        self.was_connected = connected;
+    }
+
     fn connect_failed(&mut self, e: std::io::Error) {
         tracing::debug!(peer = %self.setup.remote, error = %e, "connect failed");
         self.status().last_error = Some(format!("connect: {e}"));
@@ -190,7 +220,10 @@ impl Session {
         match cmd {
             SessionCmd::Start => self.feed(Event::ManualStart),
             SessionCmd::Stop => self.feed(Event::ManualStop),
-            SessionCmd::Inbound(stream) => self.inbound(stream),
+            SessionCmd::Inbound(stream) => {
+                self.inbound_seen += 1;
+                self.inbound(stream)
+            }
             SessionCmd::Send {
                 epoch,
                 bytes,

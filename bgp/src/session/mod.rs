@@ -65,9 +65,26 @@ pub enum SessionEvent {
         session: SessionKey,
         epoch: u64,
     },
+    /// The task has no connection left (sent only when asked for, for dynamic neighbours,
+    /// which are forgotten then). `inbound`: how many accepted connections it has taken.
+    Closed {
+        session: SessionKey,
+        inbound: u64,
+    },
 }
 
 impl SessionEvent {
+    /// The task that sent the event.
+    pub fn session(&self) -> SessionKey {
+        match self {
+            SessionEvent::Up { session, .. }
+            | SessionEvent::Down { session, .. }
+            | SessionEvent::Updates { session, .. }
+            | SessionEvent::RefreshRequested { session, .. }
+            | SessionEvent::Closed { session, .. } => *session,
+        }
+    }
+
     /// How much work the event is for the core: its UPDATEs, or one.
     pub fn weight(&self) -> usize {
         match self {

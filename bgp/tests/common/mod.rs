@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod peers;
+pub mod raw_peer;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
