@@ -9,10 +9,15 @@
 //! BIRD). Each sender first holds its routes, then gets its session; we time from Established
 //! until the receiver holds all N and count UPDATE messages and bytes sent.
 //! Everything runs in namespaces it creates and removes. Needs root, bird2 and gobgpd.
+//!
+//! `bgp-bench reflect` (`reflect.rs`) is the route-reflector comparison: many clients on
+//! loopback, our reflector against BIRD's; it needs neither root nor namespaces.
 
+mod clients;
 mod daemons;
 mod lab;
 mod receive;
+mod reflect;
 mod replay;
 
 use std::time::{Duration, Instant};
@@ -25,8 +30,13 @@ use receive::{Source, Summary};
 use serde_json::json;
 
 #[derive(Parser)]
-#[command(about = "Benchmark the fabric BGP speaker against BIRD")]
+#[command(
+    about = "Benchmark the fabric BGP speaker against BIRD",
+    args_conflicts_with_subcommands = true
+)]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// Route counts to run, comma separated.
     #[arg(long, value_delimiter = ',', default_value = "100000,1000000")]
     n: Vec<u64>,
@@ -55,6 +65,14 @@ struct Args {
     /// next, needs more runs than the live transfers can afford.
     #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u32).range(1..=100))]
     replay_repeat: u32,
+}
+
+/// Benchmarks other than the default receiving and sending comparison.
+#[derive(clap::Subcommand)]
+enum Command {
+    /// Route-reflector convergence, ours against BIRD: clients on 127.0.1.x each announce
+    /// /32s and must learn everyone else's through the reflector (no root needed).
+    Reflect(reflect::ReflectArgs),
 }
 
 #[derive(Clone, Copy, PartialEq, clap::ValueEnum)]
@@ -442,6 +460,9 @@ fn receive_side_by_side(
 
 fn main() -> Result<()> {
     let args = Args::parse();
+    if let Some(Command::Reflect(reflect)) = args.command {
+        return reflect::run(reflect);
+    }
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         bail!("bgp-bench needs root to create network namespaces");
