@@ -248,6 +248,12 @@ impl SpeakerConfig {
                     format!("longer than {MD5_MAX_KEY_LEN} bytes"),
                 ));
             }
+            if p.peer_as == Some(0) {
+                return Err(ConfigError::Invalid(
+                    "peers.peer_as",
+                    format!("peer {}: AS 0 is reserved", p.address),
+                ));
+            }
             if p.local_as == Some(0) {
                 return Err(ConfigError::Invalid(
                     "peers.local_as",
@@ -264,6 +270,12 @@ impl SpeakerConfig {
             }
         }
         for d in &self.dynamic_neighbors {
+            if d.peer_as == Some(0) {
+                return Err(ConfigError::Invalid(
+                    "dynamic_neighbors.peer_as",
+                    format!("prefix {}: AS 0 is reserved", d.prefix),
+                ));
+            }
             if d.families.is_empty() {
                 return Err(ConfigError::Invalid(
                     "dynamic_neighbors.families",

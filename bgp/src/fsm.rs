@@ -390,6 +390,18 @@ impl Fsm {
 
     /// Check the peer's OPEN against our configuration (RFC 4271 §6.2) and negotiate.
     pub fn check_open(&self, open: &Open) -> Result<Negotiated, WireError> {
+        // RFC 7607: AS 0 is reserved; in either AS field of an OPEN it is a Bad Peer AS,
+        // whatever AS we expect (also for dynamic neighbours, which accept any AS).
+        let four_octet_zero = open
+            .capabilities
+            .iter()
+            .any(|c| matches!(c, Capability::FourOctetAs(0)));
+        if open.my_as == 0 || four_octet_zero {
+            return Err(WireError::open(
+                open_err::BAD_PEER_AS,
+                "OPEN: peer AS 0 is reserved (RFC 7607)",
+            ));
+        }
         let peer_as = open.asn();
         if let Some(want) = self.config.peer_as {
             if peer_as != want {

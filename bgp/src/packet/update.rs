@@ -142,6 +142,14 @@ pub fn decode_as_path(mut v: &[u8], asn_size: usize, what: &str) -> Result<AsPat
     Ok(AsPath { segments })
 }
 
+/// RFC 7607: AS 0 is reserved and must not appear in a path; a path holding it is malformed.
+fn reject_as_zero(path: AsPath, what: &str) -> Result<AsPath, String> {
+    if path.contains(0) {
+        return Err(format!("{what}: contains AS 0 (RFC 7607)"));
+    }
+    Ok(path)
+}
+
 /// Merge AS_PATH (2-byte, with AS_TRANS) and AS4_PATH per RFC 6793 §4.2.3.
 fn merge_as4(as_path: &AsPath, as4: &AsPath) -> AsPath {
     let len2 = as_path.decision_len();
@@ -307,7 +315,9 @@ fn apply_attr(
             w.has_origin = true;
         }
         kind::AS_PATH => {
-            let path = decode_as_path(v, asn_size, "AS_PATH").map_err(taw)?;
+            let path = decode_as_path(v, asn_size, "AS_PATH")
+                .and_then(|p| reject_as_zero(p, "AS_PATH"))
+                .map_err(taw)?;
             if !ctx.ibgp
                 && path
                     .segments
@@ -354,6 +364,10 @@ fn apply_attr(
             } else {
                 u32::from(u16::from_be_bytes([v[0], v[1]]))
             };
+            if asn == 0 {
+                // RFC 7607 §2: discarded, so it is never passed on either.
+                return Err(discard("AGGREGATOR: AS 0 (RFC 7607)".into()));
+            }
             let id = &v[asn_size..];
             w.attrs.aggregator = Some((asn, Ipv4Addr::new(id[0], id[1], id[2], id[3])));
         }
@@ -398,7 +412,10 @@ fn apply_attr(
             if ctx.four_octet_as {
                 return Err(discard("AS4_PATH: received on a 4-octet AS session".into()));
             }
-            w.as4_path = Some(decode_as_path(v, 4, "AS4_PATH").map_err(discard)?);
+            let as4 = decode_as_path(v, 4, "AS4_PATH").map_err(discard)?;
+            // RFC 7607 asks for the RFC 7606 handling of a malformed path: the routes go,
+            // since the path they would be installed with cannot be trusted.
+            w.as4_path = Some(reject_as_zero(as4, "AS4_PATH").map_err(taw)?);
         }
         kind::AS4_AGGREGATOR => {
             if ctx.four_octet_as {
@@ -407,8 +424,12 @@ fn apply_attr(
                 ));
             }
             exact_len("AS4_AGGREGATOR", v, 8).map_err(discard)?;
+            let asn = be32(v);
+            if asn == 0 {
+                return Err(discard("AS4_AGGREGATOR: AS 0 (RFC 7607)".into()));
+            }
             if let Some(agg) = w.attrs.aggregator.as_mut() {
-                agg.0 = be32(v);
+                agg.0 = asn;
             }
         }
         _ => {
