@@ -1,12 +1,14 @@
 //! RIBs without I/O, the per-session options: our AS per session (`local_as`), a configured
 //! next hop, LOCAL_PREF set on import, enforce-first-as on eBGP, export of local routes only,
-//! and routes whose next hop is one of our own addresses.
+//! routes whose next hop is one of our own addresses, and peer slots reused.
 
 use std::net::{IpAddr, Ipv4Addr};
 
 use fabric_bgp::packet::encode::EncodeCtx;
 use fabric_bgp::packet::frame::split_message;
-use fabric_bgp::packet::{decode_body, Afi, AsPath, DecodeCtx, Message, PathAttrs, Prefix, Update};
+use fabric_bgp::packet::{
+    decode_body, Afi, AsPath, DecodeCtx, Message, MpReach, PathAttrs, Prefix, Update,
+};
 use fabric_bgp::rib::{PeerId, PeerInfo, Rib, RibConfig};
 
 const LOCAL_AS: u32 = 65001;
@@ -352,4 +354,64 @@ fn removed_peers_leave_their_slot_for_the_next() {
     }
     assert_eq!(r.peer_slots(), 1, "one slot, reused 300 times");
     assert!(r.is_empty(), "and no route left behind");
+}
+
+#[test]
+fn a_next_hop_of_ours_is_not_installed() {
+    let mut r = rib(false);
+    let peer = add(&mut r, info(2, 65002, LOCAL_AS));
+    let mut other_info = info(3, 65003, LOCAL_AS);
+    other_info.local_address = v4(10, 0, 1, 1);
+    other_info.next_hop = Some(v4(172, 16, 0, 9));
+    other_info.local_v6_next_hop = Some("2001:db8::1".parse().unwrap());
+    let other = add(&mut r, other_info);
+    let good = v4(10, 0, 0, 2);
+    r.import_update(peer, announce(&["192.168.0.0/24"], attrs(&[65002], good)))
+        .unwrap();
+    assert!(best(&r, "192.168.0.0/24").is_some());
+    let ours = [
+        IpAddr::V4(ROUTER_ID),
+        v4(10, 0, 0, 1),   // this session's local address (also our router id here)
+        v4(10, 0, 1, 1),   // another session's local address
+        v4(172, 16, 0, 9), // a configured next hop
+    ];
+    for nh in ours {
+        // The same prefix again, pointing at us: treat-as-withdraw, the earlier path goes.
+        r.import_update(peer, announce(&["192.168.0.0/24"], attrs(&[65002], good)))
+            .unwrap();
+        let result = r
+            .import_update(peer, announce(&["192.168.0.0/24"], attrs(&[65002], nh)))
+            .unwrap();
+        assert_eq!(result.rejected, 1, "{nh}");
+        assert!(
+            best(&r, "192.168.0.0/24").is_none(),
+            "next hop {nh} is ours"
+        );
+    }
+    // MP_REACH (IPv6) next hop: the configured IPv6 next hop is ours too.
+    let v6 = |nh: &str| Update {
+        attrs: Some(attrs(&[65002], good)),
+        mp_reach: Some(MpReach {
+            afi: Afi::Ipv6,
+            next_hop: nh.parse().unwrap(),
+            link_local: None,
+            nlri: vec![p("2001:db8:5::/48")],
+        }),
+        ..Update::default()
+    };
+    r.import_update(peer, v6("2001:db8::2")).unwrap();
+    assert!(best(&r, "2001:db8:5::/48").is_some());
+    r.import_update(peer, v6("2001:db8::1")).unwrap();
+    assert!(
+        best(&r, "2001:db8:5::/48").is_none(),
+        "MP_REACH next hop is ours"
+    );
+    // Once the peer that named 172.16.0.9 is gone, the address is nobody's.
+    r.remove_peer(other);
+    r.import_update(
+        peer,
+        announce(&["192.168.0.0/24"], attrs(&[65002], v4(172, 16, 0, 9))),
+    )
+    .unwrap();
+    assert!(best(&r, "192.168.0.0/24").is_some());
 }

@@ -61,6 +61,13 @@ impl Rib {
         if let Some(reason) = self.loop_reason(peer, attrs) {
             return Some(Refusal::Loop(reason));
         }
+        if let Some(nh) = attrs.next_hop.filter(|nh| self.is_own_address(nh)) {
+            // RFC 4271 §6.3: a next hop that is our own address would loop the traffic back
+            // to us.
+            return Some(Refusal::Invalid(format!(
+                "NEXT_HOP {nh} is one of our own addresses"
+            )));
+        }
         let info = self.peer_info(peer)?;
         if info.enforce_first_as && !info.ibgp {
             // RFC 4271 §6.3 allows it and FRR does it by default: an eBGP peer puts its own

@@ -14,6 +14,8 @@ pub mod table;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
+use rustc_hash::FxHashMap;
+
 use crate::packet::{Afi, PathAttrs, Prefix};
 use crate::policy::{AcceptAll, Policy};
 
@@ -123,6 +125,24 @@ pub struct Rib {
     /// (an agent's containers, as they attach) then have one attribute set, which export and
     /// packing tell apart by address, so they leave in one UPDATE instead of one each.
     local_attrs: Vec<Arc<PathAttrs>>,
+    /// Our own addresses (every session's local address and configured next hops, with how
+    /// many peers name each; the router id is checked apart): a route pointing at one of them
+    /// is not installed (RFC 4271 §6.3). Counted per peer so that thousands of peers coming
+    /// and going update it in constant time; a handful of distinct addresses in practice.
+    own_addresses: FxHashMap<IpAddr, u32>,
+}
+
+/// The addresses of ours a peer's configuration names.
+fn own_addresses_of(info: &PeerInfo) -> impl Iterator<Item = IpAddr> {
+    [
+        Some(info.local_address),
+        info.next_hop,
+        info.local_v6_next_hop.map(IpAddr::V6),
+    ]
+    .into_iter()
+    .flatten()
+    // The placeholder of a session not yet up is nobody's address.
+    .filter(|a| !a.is_unspecified())
 }
 
 /// How many peers are up, as far as export needs to know. With exactly one up, a change whose
@@ -181,6 +201,27 @@ impl Rib {
             up: UpPeers::None,
             import_scratch: Vec::new(),
             local_attrs: Vec::new(),
+            own_addresses: FxHashMap::default(),
+        }
+    }
+
+    /// Whether `address` is one of ours (router id, a session's local address, a configured
+    /// next hop).
+    pub fn is_own_address(&self, address: &IpAddr) -> bool {
+        *address == IpAddr::V4(self.config.router_id) || self.own_addresses.contains_key(address)
+    }
+
+    /// Count (`add`) or uncount a peer's addresses in `own_addresses`.
+    fn count_own_addresses(&mut self, info: &PeerInfo, add: bool) {
+        for a in own_addresses_of(info) {
+            if add {
+                *self.own_addresses.entry(a).or_default() += 1;
+            } else if let Some(n) = self.own_addresses.get_mut(&a) {
+                *n -= 1;
+                if *n == 0 {
+                    self.own_addresses.remove(&a);
+                }
+            }
         }
     }
 
@@ -204,6 +245,7 @@ impl Rib {
                 self.infos.len() - 1
             }
         };
+        self.count_own_addresses(&info, true);
         self.infos[id] = Some(info);
         self.peers[id] = Some(PeerRib::default());
         id as PeerId
@@ -212,8 +254,8 @@ impl Rib {
     /// Forget a peer and every route it sent.
     pub fn remove_peer(&mut self, peer: PeerId) {
         self.peer_down(peer, false);
-        if let Some(slot) = self.infos.get_mut(peer as usize) {
-            *slot = None;
+        if let Some(old) = self.infos.get_mut(peer as usize).and_then(Option::take) {
+            self.count_own_addresses(&old, false);
         }
         if let Some(slot) = self.peers.get_mut(peer as usize) {
             *slot = None;
@@ -226,9 +268,13 @@ impl Rib {
 
     /// Update what we learned about a peer from its OPEN (router id, AS, families).
     pub fn set_peer_info(&mut self, peer: PeerId, info: PeerInfo) {
-        if let Some(slot) = self.infos.get_mut(peer as usize) {
-            *slot = Some(info);
+        let Some(slot) = self.infos.get_mut(peer as usize) else {
+            return;
+        };
+        if let Some(old) = slot.replace(info.clone()) {
+            self.count_own_addresses(&old, false);
         }
+        self.count_own_addresses(&info, true);
     }
 
     fn peer_mut(&mut self, peer: PeerId) -> Option<&mut PeerRib> {
