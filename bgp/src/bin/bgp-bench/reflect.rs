@@ -9,7 +9,7 @@
 //! stays on loopback and needs no root. Every phase is bounded; the reflector is killed and
 //! its temporary directory removed when a run ends, failed or not.
 
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -99,10 +99,32 @@ impl Drop for TempDir {
     }
 }
 
-/// A free TCP port on 127.0.0.1 (the kernel's pick; released for the reflector to take).
+/// A port for the reflector to listen on: free on every address, TIME_WAIT included, and
+/// below the kernel's ephemeral range (32768 up by default).
+///
+/// A port the kernel picks for a listener (`bind` to port 0) comes from the ephemeral range
+/// and may still be held in TIME_WAIT by a client connection of the run before; BIRD, which
+/// binds 0.0.0.0, then failed to listen at all (two runs out of about ten). Binding the
+/// wildcard address without SO_REUSEADDR fails on any such leftover, so a port that binds here
+/// is one BIRD and fabric-bgpd can take; outside the ephemeral range no outgoing connection
+/// takes it in between.
 fn free_port() -> Result<u16> {
-    let l = TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
-    Ok(l.local_addr()?.port())
+    const FIRST: u16 = 20_000;
+    const COUNT: u16 = 12_000;
+    // Start somewhere different in each process and run, so that concurrent benches (tests)
+    // rarely try the same ports.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let start = (std::process::id() ^ nanos) % u32::from(COUNT);
+    for k in 0..u32::from(COUNT) {
+        let port = FIRST + ((start + k) % u32::from(COUNT)) as u16;
+        let socket = tokio::net::TcpSocket::new_v4()?;
+        if socket.bind(SocketAddr::from(([0, 0, 0, 0], port))).is_ok() {
+            return Ok(port);
+        }
+    }
+    bail!("no free port in {FIRST}..{}", FIRST + COUNT)
 }
 
 /// Start `cmd` with its stderr to `log`, killed on drop (`Daemon`), and also killed by the
@@ -233,7 +255,14 @@ impl Reflector {
                     .ok()
                     .map(|_| Ok(()))
             },
-        )?
+        )
+        .with_context(|| {
+            format!(
+                "{} reflector on port {port}, its log ends:\n{}",
+                kind.name(),
+                log_tail(&r.log)
+            )
+        })?
         .map_err(|()| {
             anyhow::anyhow!(
                 "{} reflector exited at start:\n{}",
