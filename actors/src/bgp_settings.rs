@@ -1,5 +1,10 @@
 //! BGP settings: the master's `Bgp` object for this host (router address, AS, neighbours) as
 //! speaker settings, and the plan to go from the running settings to new ones live.
+//!
+//! A `Bgp` object without neighbour (Contiv allows `neighbor` empty; then `neighbor-as` may be
+//! empty too) means the host peers only with the masters' route reflectors (see
+//! [`crate::reflector_peers`]): a fabric whose hosts share an L2 segment and have no BGP ToR.
+//! Its `as` is still our AS on the speaker, but the reflector sessions use the fabric AS.
 
 use fabric_model::objects::Bgp;
 use ipnet::Ipv4Net;
@@ -19,7 +24,9 @@ pub struct BgpSettings {
     /// router address; another one (the second ToR of a dual-homed host) from the host's own
     /// address on the link towards it, which is also the next hop it gets from us.
     pub router_net: Ipv4Net,
-    pub neighbor_as: u32,
+    /// The ToRs' AS; None when there is no neighbour (reflectors only).
+    pub neighbor_as: Option<u32>,
+    /// The ToRs; empty: reflectors only.
     pub neighbors: BTreeSet<Ipv4Addr>,
 }
 
@@ -29,19 +36,20 @@ impl BgpSettings {
         let local_as = bgp
             .asn()
             .ok_or_else(|| format!("bgp {}: bad as '{}'", bgp.hostname, bgp.as_number))?;
-        let neighbor_as = bgp.neighbor_asn().ok_or_else(|| {
-            format!(
-                "bgp {}: bad neighbor-as '{}'",
-                bgp.hostname, bgp.neighbor_as
-            )
-        })?;
         let router_net = bgp
             .router_ip()
             .ok_or_else(|| format!("bgp {}: bad routerip '{}'", bgp.hostname, bgp.routerip))?;
         let neighbors: BTreeSet<Ipv4Addr> = bgp.neighbors().into_iter().collect();
-        if neighbors.is_empty() {
-            return Err(format!("bgp {}: no neighbor", bgp.hostname));
-        }
+        let neighbor_as = match (neighbors.is_empty(), bgp.neighbor_as.trim().is_empty()) {
+            // Reflectors only: no ToR, so no ToR AS needed.
+            (true, true) => None,
+            _ => Some(bgp.neighbor_asn().ok_or_else(|| {
+                format!(
+                    "bgp {}: bad neighbor-as '{}'",
+                    bgp.hostname, bgp.neighbor_as
+                )
+            })?),
+        };
         Ok(BgpSettings {
             local_as,
             router_ip: router_net.addr(),
@@ -60,11 +68,16 @@ impl BgpSettings {
         // Always say we are restarting: after a crash the ToRs then keep our routes until our
         // End-of-RIB, and on a first start there is nothing to keep.
         config.restarting = true;
+        // A host is never transit: what it learns from one ToR goes neither to the other ToR
+        // nor to a reflector, and what a reflector sends goes to no ToR. Only our own /32s
+        // leave the host.
+        config.export_local_only = true;
         config
     }
 
+    /// The session to ToR `neighbor`.
     pub fn peer_config(&self, neighbor: Ipv4Addr) -> fabric_bgp::PeerConfig {
-        let mut peer = fabric_bgp::PeerConfig::new(neighbor.into(), Some(self.neighbor_as));
+        let mut peer = fabric_bgp::PeerConfig::new(neighbor.into(), self.neighbor_as);
         peer.local_address = self
             .router_net
             .contains(&neighbor)
@@ -74,19 +87,16 @@ impl BgpSettings {
     }
 }
 
-/// How to get from the running settings to new ones.
+/// How to get from the running speaker to new settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BgpPlan {
+    /// The same speaker (or still none): at most its peers change, which
+    /// [`crate::reflector_peers::peer_changes`] works out from the peer sets.
     Keep,
     Start(BgpSettings),
     Stop,
     /// The AS or router address (or its subnet) changed: a new speaker.
     Restart(BgpSettings),
-    /// Only neighbours changed: add and remove peers on the running speaker.
-    Peers {
-        add: Vec<Ipv4Addr>,
-        remove: Vec<Ipv4Addr>,
-    },
 }
 
 pub fn plan(current: Option<&BgpSettings>, new: Option<&BgpSettings>) -> BgpPlan {
@@ -94,7 +104,6 @@ pub fn plan(current: Option<&BgpSettings>, new: Option<&BgpSettings>) -> BgpPlan
         (None, None) => BgpPlan::Keep,
         (None, Some(n)) => BgpPlan::Start(n.clone()),
         (Some(_), None) => BgpPlan::Stop,
-        (Some(c), Some(n)) if c == n => BgpPlan::Keep,
         (Some(c), Some(n))
             if c.local_as != n.local_as
                 || c.router_ip != n.router_ip
@@ -102,14 +111,8 @@ pub fn plan(current: Option<&BgpSettings>, new: Option<&BgpSettings>) -> BgpPlan
         {
             BgpPlan::Restart(n.clone())
         }
-        (Some(c), Some(n)) if c.neighbor_as != n.neighbor_as => BgpPlan::Peers {
-            add: n.neighbors.iter().copied().collect(),
-            remove: c.neighbors.iter().copied().collect(),
-        },
-        (Some(c), Some(n)) => BgpPlan::Peers {
-            add: n.neighbors.difference(&c.neighbors).copied().collect(),
-            remove: c.neighbors.difference(&n.neighbors).copied().collect(),
-        },
+        // Neighbours or their AS: the peer sets say what to add and remove.
+        (Some(_), Some(_)) => BgpPlan::Keep,
     }
 }
 
@@ -135,8 +138,36 @@ mod tests {
         assert_eq!(s.local_as, 65211);
         assert_eq!(s.router_ip, Ipv4Addr::new(10, 254, 1, 1));
         assert_eq!(s.neighbors.len(), 2);
+        assert_eq!(s.neighbor_as, Some(65101));
+        assert!(
+            s.speaker_config().export_local_only,
+            "a host is never transit"
+        );
         assert!(BgpSettings::from_model(&bgp("x", "10.254.1.1/31", "10.254.1.0")).is_err());
         assert!(BgpSettings::from_model(&bgp("1", "10.254.1.1", "10.254.1.0")).is_err());
+    }
+
+    #[test]
+    fn no_neighbour_means_reflectors_only() {
+        let mut object = bgp("65000", "10.0.0.21/24", "");
+        object.neighbor_as = String::new();
+        let s = BgpSettings::from_model(&object).expect("no neighbour is not an error");
+        assert!(s.neighbors.is_empty());
+        assert_eq!(s.neighbor_as, None);
+        assert_eq!(s.router_ip, Ipv4Addr::new(10, 0, 0, 21));
+        assert_eq!(s.router_net, "10.0.0.0/24".parse().unwrap());
+        // A neighbour AS without neighbour is still read (and must be valid).
+        object.neighbor_as = "65101".into();
+        assert_eq!(
+            BgpSettings::from_model(&object).unwrap().neighbor_as,
+            Some(65101)
+        );
+        object.neighbor_as = "x".into();
+        assert!(BgpSettings::from_model(&object).is_err());
+        // A neighbour needs its AS.
+        let mut tor = bgp("65000", "10.0.0.21/24", "10.0.0.1");
+        tor.neighbor_as = String::new();
+        assert!(BgpSettings::from_model(&tor).is_err());
     }
 
     #[test]
@@ -145,6 +176,7 @@ mod tests {
             .unwrap();
         assert_eq!(s.router_net, "10.254.1.0/31".parse().unwrap());
         let first = s.peer_config(Ipv4Addr::new(10, 254, 1, 0));
+        assert_eq!(first.local_as, None, "our own AS towards the ToRs");
         assert_eq!(
             first.local_address,
             Some(Ipv4Addr::new(10, 254, 1, 1).into())
@@ -165,7 +197,7 @@ mod tests {
     }
 
     #[test]
-    fn plans_the_smallest_change() {
+    fn a_new_speaker_only_for_a_new_as_or_router_address() {
         let a = BgpSettings::from_model(&bgp("65211", "10.254.1.1/31", "10.254.1.0")).unwrap();
         let b = BgpSettings::from_model(&bgp("65211", "10.254.1.1/31", "10.254.3.0,10.254.1.0"))
             .unwrap();
@@ -174,22 +206,14 @@ mod tests {
         assert_eq!(plan(None, Some(&a)), BgpPlan::Start(a.clone()));
         assert_eq!(plan(Some(&a), None), BgpPlan::Stop);
         assert_eq!(plan(Some(&a), Some(&a)), BgpPlan::Keep);
-        assert_eq!(
-            plan(Some(&a), Some(&b)),
-            BgpPlan::Peers {
-                add: vec![Ipv4Addr::new(10, 254, 3, 0)],
-                remove: vec![]
-            }
-        );
-        assert_eq!(plan(Some(&a), Some(&c)), BgpPlan::Restart(c.clone()));
+        // Neighbours and their AS change peers only (see reflector_peers::peer_changes).
+        assert_eq!(plan(Some(&a), Some(&b)), BgpPlan::Keep);
         let mut d = a.clone();
-        d.neighbor_as = 1;
-        assert_eq!(
-            plan(Some(&a), Some(&d)),
-            BgpPlan::Peers {
-                add: vec![Ipv4Addr::new(10, 254, 1, 0)],
-                remove: vec![Ipv4Addr::new(10, 254, 1, 0)]
-            }
-        );
+        d.neighbor_as = Some(1);
+        assert_eq!(plan(Some(&a), Some(&d)), BgpPlan::Keep);
+        assert_eq!(plan(Some(&a), Some(&c)), BgpPlan::Restart(c.clone()));
+        let mut e = a.clone();
+        e.router_ip = Ipv4Addr::new(10, 254, 1, 0);
+        assert_eq!(plan(Some(&a), Some(&e)), BgpPlan::Restart(e.clone()));
     }
 }

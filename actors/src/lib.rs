@@ -6,8 +6,12 @@
 //! - [`routes`]: kernel routes (our own route protocol number) and BGP announcements; routes
 //!   learned from the ToRs go into the kernel, ECMP where there are several next hops.
 //! - [`bgp_settings`]: the master's `Bgp` object for this host turned into speaker changes.
-//! - [`master_link`]: registration with a lease, heartbeats, the watch stream resumed from its
-//!   last revision.
+//! - [`reflector_peers`]: the peer set (ToRs and the masters' route reflectors) and its live
+//!   changes; the rule for fabrics with both (the ToR path preferred, the reflected one a
+//!   fallback, a host exports only its own routes).
+//! - [`next_hops`]: learned next hops a kernel route can use (those on a connected subnet).
+//! - [`master_link`]: registration with a lease, heartbeats (whose answers name the reflectors
+//!   and the masters), the watch stream resumed from its last revision.
 //!
 //! Mailboxes are bounded (actix's default capacity, set explicitly) and callers use
 //! `send().await` or `try_send`.
@@ -17,6 +21,8 @@ pub mod endpoint;
 pub mod flows;
 pub mod intent;
 pub mod master_link;
+pub mod next_hops;
+pub mod reflector_peers;
 pub mod routes;
 pub mod types;
 

@@ -2,12 +2,19 @@
 //! follows the master's watch stream, resuming from the last revision it saw after any
 //! disconnect (reloading the snapshot when the master says the history is compacted).
 //!
+//! With several masters the [`MasterApi`] fails over from one to the next; the masters serve one
+//! store, so a revision means the same on each and the stream resumes where it broke, whichever
+//! master serves it next. A heartbeat's answer ([`Fleet`]) names the fabric AS, every master's
+//! route reflector and every master: the reflectors go to the route actor whenever they change
+//! (the masters go to the client's failover list, which the API implementation keeps).
+//!
 //! [`Cursor`] holds the logic: the revision and what this host cares about (its `Bgp` object),
 //! turning snapshot and watch lines into effects.
 
 use crate::bgp_settings::BgpSettings;
 use crate::flows::SetIntent;
 use crate::intent::{Intent, IntentView};
+use crate::reflector_peers::Reflectors;
 use crate::routes::Configure;
 use actix::prelude::*;
 use async_trait::async_trait;
@@ -15,17 +22,83 @@ use fabric_model::objects::Bgp;
 use futures::stream::BoxStream;
 use futures::StreamExt;
 use serde_json::Value;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 /// How long the master keeps this host registered without a heartbeat.
 pub const LEASE: Duration = Duration::from_secs(15);
 
+/// The BGP port a reflector listens on when the answer names none.
+const BGP_PORT: u16 = 179;
+
+/// What a heartbeat's answer says of the control plane:
+/// `{"fabricAs": 65000, "reflectors": [{"address": "172.20.20.10", "port": 179}], "masters":
+/// ["https://172.20.20.10:9999"]}`. An older master answers `{}`: no fabric AS, no reflector,
+/// no master. Entries that do not parse are left out (with a warning), never an error: the
+/// heartbeat itself succeeded.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Fleet {
+    pub fabric_as: Option<u32>,
+    /// Sorted, without duplicates.
+    pub reflectors: Vec<SocketAddr>,
+    pub masters: Vec<String>,
+}
+
+impl Fleet {
+    pub fn from_answer(answer: &Value) -> Fleet {
+        let fabric_as = answer["fabricAs"]
+            .as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .filter(|n| *n != 0);
+        let mut reflectors: Vec<SocketAddr> = answer["reflectors"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| {
+                let address = r["address"].as_str().and_then(|a| a.parse::<IpAddr>().ok());
+                let port = match &r["port"] {
+                    Value::Null => Some(BGP_PORT),
+                    p => p.as_u64().and_then(|p| u16::try_from(p).ok()),
+                };
+                match (address, port) {
+                    (Some(address), Some(port)) => Some(SocketAddr::new(address, port)),
+                    _ => {
+                        tracing::warn!(reflector = %r, "ignoring a reflector the master named unreadably");
+                        None
+                    }
+                }
+            })
+            .collect();
+        reflectors.sort();
+        reflectors.dedup();
+        let masters = answer["masters"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|m| m.as_str().map(String::from))
+            .collect();
+        Fleet {
+            fabric_as,
+            reflectors,
+            masters,
+        }
+    }
+
+    /// What the route actor needs.
+    pub fn reflectors(&self) -> Reflectors {
+        Reflectors {
+            fabric_as: self.fabric_as,
+            addrs: self.reflectors.clone(),
+        }
+    }
+}
+
 /// The calls the link makes to the master.
 #[async_trait]
 pub trait MasterApi: Send + Sync + 'static {
-    /// Registers (or renews) this host for `lease`.
-    async fn heartbeat(&self, host: &str, lease: Duration) -> Result<(), String>;
+    /// Registers (or renews) this host for `lease`; what the answer says of the fleet.
+    async fn heartbeat(&self, host: &str, lease: Duration) -> Result<Fleet, String>;
     /// `GET /api/v1/state`.
     async fn state(&self) -> Result<Value, String>;
     /// `GET /api/v1/watch?since=<rev>` as parsed JSON lines.
@@ -183,12 +256,16 @@ pub struct MasterLink {
     host: String,
     api: Arc<dyn MasterApi>,
     to: Targets,
+    /// The reflectors last handed to the route actor (sent again only when they change).
+    reflectors: Option<Reflectors>,
 }
 
 /// Who gets what the link learns.
 #[derive(Clone)]
 pub struct Targets {
     pub bgp: Recipient<Configure>,
+    /// The route reflectors from heartbeats (the route actor).
+    pub reflectors: Option<Recipient<Reflectors>>,
     pub intent: Option<Recipient<SetIntent>>,
 }
 
@@ -198,7 +275,31 @@ impl MasterLink {
             host: host.to_string(),
             api,
             to,
+            reflectors: None,
         }
+    }
+
+    /// A heartbeat's answer: new reflectors go to the route actor.
+    fn heard(&mut self, fleet: Fleet, ctx: &mut Context<Self>) {
+        let reflectors = fleet.reflectors();
+        if self.reflectors.as_ref() == Some(&reflectors) {
+            return;
+        }
+        let Some(to) = self.to.reflectors.clone() else {
+            return;
+        };
+        ctx.spawn(
+            async move {
+                let sent = to.send(reflectors.clone()).await;
+                (sent, reflectors)
+            }
+            .into_actor(self)
+            .map(|(sent, reflectors), act, _| match sent {
+                Ok(()) => act.reflectors = Some(reflectors),
+                // Not remembered: the next heartbeat tries again.
+                Err(error) => tracing::warn!(%error, "route actor unavailable for reflectors"),
+            }),
+        );
     }
 }
 
@@ -317,12 +418,12 @@ impl Actor for MasterLink {
             let api = act.api.clone();
             let host = act.host.clone();
             ctx.spawn(
-                async move {
-                    if let Err(e) = api.heartbeat(&host, LEASE).await {
-                        tracing::warn!(error = %e, "heartbeat failed");
-                    }
-                }
-                .into_actor(act),
+                async move { api.heartbeat(&host, LEASE).await }
+                    .into_actor(act)
+                    .map(|result, act, ctx| match result {
+                        Ok(fleet) => act.heard(fleet, ctx),
+                        Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
+                    }),
             );
         };
         beat(self, ctx);
@@ -426,6 +527,44 @@ mod tests {
             matches!(&effects[..], [Effect::Bgp(Some(_)), Effect::Intent(i)] if i.tenants.len() == 4),
             "{effects:?}"
         );
+    }
+
+    #[test]
+    fn a_heartbeat_answer_names_the_fabric_as_reflectors_and_masters() {
+        let fleet = Fleet::from_answer(&json!({
+            "fabricAs": 65000,
+            "reflectors": [
+                {"address": "172.20.20.11", "port": 179},
+                {"address": "172.20.20.10", "port": 1179},
+                {"address": "fd00::10"},
+                {"address": "not-an-address", "port": 179},
+                {"address": "172.20.20.12", "port": 70000},
+                {"address": "172.20.20.11", "port": 179}
+            ],
+            "masters": ["https://172.20.20.10:9999", 7, "https://172.20.20.11:9999"]
+        }));
+        assert_eq!(fleet.fabric_as, Some(65000));
+        let addrs: Vec<String> = fleet.reflectors.iter().map(|a| a.to_string()).collect();
+        assert_eq!(
+            addrs,
+            ["172.20.20.10:1179", "172.20.20.11:179", "[fd00::10]:179"],
+            "sorted, deduplicated, unreadable ones left out, port 179 by default"
+        );
+        assert_eq!(
+            fleet.masters,
+            ["https://172.20.20.10:9999", "https://172.20.20.11:9999"]
+        );
+        assert_eq!(fleet.reflectors().fabric_as, Some(65000));
+        assert_eq!(fleet.reflectors().addrs.len(), 3);
+    }
+
+    #[test]
+    fn an_older_masters_empty_answer_means_no_reflectors() {
+        for answer in [json!({}), Value::Null, json!({"fabricAs": 0})] {
+            let fleet = Fleet::from_answer(&answer);
+            assert_eq!(fleet, Fleet::default(), "{answer}");
+            assert_eq!(fleet.reflectors(), Reflectors::default());
+        }
     }
 
     #[test]

@@ -1,23 +1,33 @@
 //! The route actor: local container /32s go into the kernel (towards the gateway port) and to
-//! the ToRs over BGP; routes learned from the ToRs go into the kernel, ECMP where there are
-//! several next hops. Every kernel route carries our own route protocol number, so the agent
-//! finds exactly its routes after a restart.
+//! the ToRs and the masters' route reflectors over BGP; routes learned from them go into the
+//! kernel, ECMP where there are several next hops. Every kernel route carries our own route
+//! protocol number, so the agent finds exactly its routes after a restart.
+//!
+//! The speaker's peers are the ToRs of the host's `Bgp` object and one iBGP session per
+//! reflector ([`Reflectors`], from the master link's heartbeats); both change live, by adding
+//! and removing peers ([`crate::reflector_peers`], which also states the rule for fabrics with
+//! both: the ToR path is preferred, the reflected one a fallback, a host exports only its own
+//! routes). No `Bgp` object for the host means no speaker, reflectors known or not: the router
+//! address our /32s point at comes from it. A learned next hop that is on no connected subnet
+//! cannot be a kernel gateway and is skipped ([`crate::next_hops`]).
 //!
 //! [`RouteTable`] holds the logic: the desired kernel table and its difference to what is
 //! installed. After a restart the learned routes found in the kernel are kept as stale until
 //! BGP has re-learned them, so traffic keeps flowing while the agent is away; [`StaleSweep`]
-//! says when the ones BGP did not confirm go: once every neighbour has sent End-of-RIB, or
-//! after [`STALE_AFTER`].
+//! says when the ones BGP did not confirm go: once every peer (ToRs and reflectors) has sent
+//! End-of-RIB, or after [`STALE_AFTER`].
 
 use crate::bgp_settings::{plan, BgpPlan, BgpSettings};
 use crate::flows::Restart;
+pub use crate::reflector_peers::Reflectors;
+use crate::reflector_peers::{desired_peers, peer_changes};
 use crate::types::StateSource;
 use crate::RESTORE_RETRY;
 use actix::prelude::*;
 use async_trait::async_trait;
 use fabric_bgp::packet::{Afi, AsPath, Origin, PathAttrs};
 use fabric_bgp::rib::BestChange;
-use fabric_bgp::{RibEvent, Speaker};
+use fabric_bgp::{PeerConfig, RibEvent, Speaker};
 use ipnet::{IpNet, Ipv4Net};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
@@ -45,6 +55,11 @@ pub trait Kernel: Send + Sync + 'static {
     async fn replace(&self, prefix: Ipv4Net, route: &KernelRoute) -> Result<(), String>;
     /// Succeeds when the route is already gone.
     async fn delete(&self, prefix: Ipv4Net, route: &KernelRoute) -> Result<(), String>;
+    /// The connected subnets, on which a next hop can be a gateway; None when this kernel
+    /// cannot say (then every next hop is tried).
+    async fn connected(&self) -> Result<Option<Vec<Ipv4Net>>, String> {
+        Ok(None)
+    }
 }
 
 /// Desired routes and what to change in the kernel.
@@ -156,15 +171,15 @@ pub struct StaleSweep {
 #[derive(Debug)]
 struct Pending {
     generation: u64,
-    /// Neighbours to hear End-of-RIB from; None when no speaker runs (only the timer sweeps).
-    neighbours: Option<BTreeSet<Ipv4Addr>>,
-    /// Neighbours that have sent it.
-    synced: BTreeSet<Ipv4Addr>,
+    /// Peers to hear End-of-RIB from; None when no speaker runs (only the timer sweeps).
+    neighbours: Option<BTreeSet<IpAddr>>,
+    /// Peers that have sent it.
+    synced: BTreeSet<IpAddr>,
 }
 
 impl StaleSweep {
     /// Stale routes now wait for speaker `generation` with `neighbours` (None: no speaker).
-    pub fn wait(&mut self, generation: u64, neighbours: Option<BTreeSet<Ipv4Addr>>) {
+    pub fn wait(&mut self, generation: u64, neighbours: Option<BTreeSet<IpAddr>>) {
         self.pending = Some(Pending {
             generation,
             neighbours,
@@ -178,7 +193,7 @@ impl StaleSweep {
     }
 
     /// `peer` sent End-of-RIB (IPv4) to speaker `generation`. True: sweep now.
-    pub fn end_of_rib(&mut self, generation: u64, peer: Ipv4Addr) -> bool {
+    pub fn end_of_rib(&mut self, generation: u64, peer: IpAddr) -> bool {
         match &mut self.pending {
             Some(p) if p.generation == generation => {
                 p.synced.insert(peer);
@@ -191,12 +206,7 @@ impl StaleSweep {
     /// Neighbours added to and removed from the running speaker `generation`: a removed one
     /// is no longer waited for, an added one is (again, if it was removed and added back).
     /// True: sweep now.
-    pub fn peers_changed(
-        &mut self,
-        generation: u64,
-        add: &[Ipv4Addr],
-        remove: &[Ipv4Addr],
-    ) -> bool {
+    pub fn peers_changed(&mut self, generation: u64, add: &[IpAddr], remove: &[IpAddr]) -> bool {
         match &mut self.pending {
             Some(Pending {
                 generation: g,
@@ -269,6 +279,27 @@ pub async fn sync_kernel(
     desired: &BTreeMap<Ipv4Net, KernelRoute>,
 ) -> Result<usize, String> {
     let installed = kernel.list().await?;
+    let filtered;
+    let desired = match kernel.connected().await {
+        Ok(Some(connected)) => {
+            let (table, skipped) = crate::next_hops::reachable(desired, &connected);
+            for (next_hop, routes) in skipped {
+                tracing::warn!(
+                    %next_hop,
+                    routes,
+                    "learned next hop is on no connected subnet, so it cannot be a kernel \
+                     gateway: left out of its routes"
+                );
+            }
+            filtered = table;
+            &filtered
+        }
+        Ok(None) => desired,
+        Err(error) => {
+            tracing::warn!(%error, "cannot list connected subnets; trying every next hop");
+            desired
+        }
+    };
     let (replace, delete) = route_changes(desired, &installed);
     let mut done = 0;
     let mut errors = Vec::new();
@@ -325,8 +356,14 @@ pub struct RouteActor {
     kernel: Arc<dyn Kernel>,
     table: RouteTable,
     ready: bool,
+    /// The running speaker's settings.
     settings: Option<BgpSettings>,
+    /// The settings from the master (the speaker follows them once ready).
     wanted: Option<BgpSettings>,
+    /// The reflectors from the master's heartbeats.
+    reflectors: Reflectors,
+    /// The running speaker's peers (ToRs and reflectors).
+    peers: BTreeMap<IpAddr, PeerConfig>,
     speaker: Option<Arc<Speaker>>,
     /// Bumped for every new speaker, so a dead speaker's updates are ignored.
     speaker_gen: u64,
@@ -344,6 +381,8 @@ impl RouteActor {
             ready: false,
             settings: None,
             wanted: None,
+            reflectors: Reflectors::default(),
+            peers: BTreeMap::new(),
             speaker: None,
             speaker_gen: 0,
             stale: StaleSweep::default(),
@@ -380,18 +419,20 @@ impl RouteActor {
         }
     }
 
-    /// Brings the speaker to the wanted settings (only once local routes are known).
+    /// Brings the speaker to the wanted settings and reflectors (only once local routes are
+    /// known): a new speaker for a new AS or router address, else peers added and removed.
     fn apply_bgp(&mut self, ctx: &mut Context<Self>) {
         if !self.ready {
             return;
         }
         let wanted = self.wanted.clone();
         match plan(self.settings.as_ref(), wanted.as_ref()) {
-            BgpPlan::Keep => {}
+            BgpPlan::Keep => self.update_peers(ctx),
             BgpPlan::Stop => {
                 tracing::info!("bgp settings removed: stopping the speaker");
                 self.speaker = None;
                 self.settings = None;
+                self.peers.clear();
                 self.speaker_gen += 1;
                 // What we learned is kept a while (as after a restart), then dropped.
                 self.table.mark_stale();
@@ -401,42 +442,65 @@ impl RouteActor {
                 self.speaker = None;
                 self.speaker_gen += 1;
                 self.table.mark_stale();
-                self.wait_stale(Some(s.neighbors.clone()), ctx);
-                self.start_speaker(s, ctx);
-            }
-            BgpPlan::Peers { add, remove } => {
-                let Some(speaker) = self.speaker.clone() else {
-                    return;
-                };
-                let Some(s) = wanted else { return };
-                self.settings = Some(s.clone());
-                if self.stale.peers_changed(self.speaker_gen, &add, &remove) {
-                    self.sweep_stale("every remaining neighbour has sent End-of-RIB", ctx);
-                }
-                ctx.spawn(
-                    async move {
-                        for n in remove {
-                            if let Err(e) = speaker.remove_peer(n.into()).await {
-                                tracing::error!(peer = %n, error = %e, "remove peer");
-                            }
-                        }
-                        for n in add {
-                            if let Err(e) = speaker.add_peer(s.peer_config(n)).await {
-                                tracing::error!(peer = %n, error = %e, "add peer");
-                            }
-                        }
-                    }
-                    .into_actor(self),
-                );
+                let peers = desired_peers(&s, &self.reflectors);
+                self.wait_stale(Some(peers.keys().copied().collect()), ctx);
+                self.start_speaker(s, peers, ctx);
             }
         }
     }
 
-    fn start_speaker(&mut self, s: BgpSettings, ctx: &mut Context<Self>) {
+    /// Adds and removes peers of the running speaker to match the wanted ToRs and reflectors.
+    fn update_peers(&mut self, ctx: &mut Context<Self>) {
+        let (Some(speaker), Some(s)) = (self.speaker.clone(), self.wanted.clone()) else {
+            return;
+        };
+        self.settings = Some(s.clone());
+        let desired = desired_peers(&s, &self.reflectors);
+        let changes = peer_changes(&self.peers, &desired);
+        if changes.is_empty() {
+            return;
+        }
+        tracing::info!(
+            add = ?changes.added(),
+            remove = ?changes.remove,
+            "bgp peers changed"
+        );
+        self.peers = desired;
+        if self
+            .stale
+            .peers_changed(self.speaker_gen, &changes.added(), &changes.remove)
+        {
+            self.sweep_stale("every remaining peer has sent End-of-RIB", ctx);
+        }
+        ctx.spawn(
+            async move {
+                for peer in changes.remove {
+                    if let Err(e) = speaker.remove_peer(peer).await {
+                        tracing::error!(%peer, error = %e, "remove peer");
+                    }
+                }
+                for config in changes.add {
+                    let peer = config.address;
+                    if let Err(e) = speaker.add_peer(config).await {
+                        tracing::error!(%peer, error = %e, "add peer");
+                    }
+                }
+            }
+            .into_actor(self),
+        );
+    }
+
+    fn start_speaker(
+        &mut self,
+        s: BgpSettings,
+        peers: BTreeMap<IpAddr, PeerConfig>,
+        ctx: &mut Context<Self>,
+    ) {
         let generation = self.speaker_gen;
         let addr = ctx.address();
         let local: Vec<Ipv4Addr> = self.table.local.iter().copied().collect();
         self.settings = Some(s.clone());
+        self.peers = peers.clone();
         let config = s.speaker_config();
         ctx.wait(
             async move {
@@ -468,7 +532,7 @@ impl RouteActor {
                                             addr.send(Learned(generation, batch)).await
                                         }
                                         RibEvent::EndOfRib {
-                                            peer: IpAddr::V4(peer),
+                                            peer,
                                             afi: Afi::Ipv4,
                                         } => addr.send(EndOfRib(generation, peer)).await,
                                         RibEvent::EndOfRib { .. } => continue,
@@ -481,12 +545,11 @@ impl RouteActor {
                         }
                         Err(e) => tracing::error!(error = %e, "subscribe"),
                     }
-                    let peers = s.neighbors.clone();
                     ctx.spawn(
                         async move {
-                            for n in peers {
-                                if let Err(e) = speaker.add_peer(s.peer_config(n)).await {
-                                    tracing::error!(peer = %n, error = %e, "add peer");
+                            for (peer, config) in peers {
+                                if let Err(e) = speaker.add_peer(config).await {
+                                    tracing::error!(%peer, error = %e, "add peer");
                                 }
                             }
                         }
@@ -496,6 +559,7 @@ impl RouteActor {
                 Err(e) => {
                     tracing::error!(error = %e, "cannot start the bgp speaker");
                     act.settings = None;
+                    act.peers.clear();
                 }
             }),
         );
@@ -503,7 +567,7 @@ impl RouteActor {
 
     /// Stale learned routes wait for the current speaker generation's `neighbours` (None: no
     /// speaker) to send End-of-RIB, at most [`STALE_AFTER`].
-    fn wait_stale(&mut self, neighbours: Option<BTreeSet<Ipv4Addr>>, ctx: &mut Context<Self>) {
+    fn wait_stale(&mut self, neighbours: Option<BTreeSet<IpAddr>>, ctx: &mut Context<Self>) {
         let generation = self.speaker_gen;
         self.stale.wait(generation, neighbours);
         ctx.run_later(STALE_AFTER, move |act, ctx| {
@@ -569,8 +633,10 @@ impl Supervised for RouteActor {
         tracing::warn!("route actor restarting");
         self.table = RouteTable::default();
         self.ready = false;
-        // Keep the wanted settings (the master link sends only changes); start a new speaker.
+        // Keep the wanted settings and reflectors (the master link sends only changes); start
+        // a new speaker.
         self.settings = None;
+        self.peers.clear();
         self.speaker = None;
         self.speaker_gen += 1;
         self.stale = StaleSweep::default();
@@ -610,10 +676,10 @@ pub struct Configure(pub Option<BgpSettings>);
 #[rtype(result = "()")]
 pub struct Learned(pub u64, pub Vec<BestChange>);
 
-/// End-of-RIB (IPv4) from neighbour `.1` on speaker generation `.0`.
+/// End-of-RIB (IPv4) from peer `.1` (a ToR or a reflector) on speaker generation `.0`.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct EndOfRib(pub u64, pub Ipv4Addr);
+pub struct EndOfRib(pub u64, pub IpAddr);
 
 /// The current desired table (for tests and inspect).
 #[derive(Message)]
@@ -792,6 +858,23 @@ impl Handler<Configure> for RouteActor {
 
     fn handle(&mut self, msg: Configure, ctx: &mut Context<Self>) {
         self.wanted = msg.0;
+        self.apply_bgp(ctx);
+    }
+}
+
+impl Handler<Reflectors> for RouteActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Reflectors, ctx: &mut Context<Self>) {
+        if msg == self.reflectors {
+            return;
+        }
+        tracing::info!(
+            fabric_as = ?msg.fabric_as,
+            reflectors = ?msg.addrs,
+            "route reflectors from the master"
+        );
+        self.reflectors = msg;
         self.apply_bgp(ctx);
     }
 }
@@ -994,17 +1077,17 @@ mod tests {
         assert_eq!(t.desired().len(), 1);
     }
 
-    fn ip(s: &str) -> Ipv4Addr {
+    fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
     }
 
-    fn tors() -> BTreeSet<Ipv4Addr> {
+    fn tors() -> BTreeSet<IpAddr> {
         [ip("10.254.1.0"), ip("10.254.3.0")].into()
     }
 
     #[test]
     fn stale_routes_go_once_every_neighbour_has_sent_end_of_rib() {
-        let hops: BTreeSet<Ipv4Addr> = [ip("10.254.1.0")].into();
+        let hops: BTreeSet<Ipv4Addr> = ["10.254.1.0".parse().unwrap()].into();
         let installed: BTreeMap<_, _> = [
             (net("10.1.2.7/32"), KernelRoute::Via(hops.clone())),
             (net("10.1.2.8/32"), KernelRoute::Via(hops.clone())),
@@ -1081,5 +1164,99 @@ mod tests {
         assert!(!sweep.peers_changed(2, &all, &all));
         assert!(!sweep.end_of_rib(2, ip("10.254.5.0")));
         assert!(sweep.end_of_rib(2, ip("10.254.1.0")));
+    }
+
+    #[test]
+    fn a_reflector_peer_is_waited_for_like_a_tor() {
+        let mut sweep = StaleSweep::default();
+        let reflector = ip("172.20.20.10");
+        sweep.wait(1, Some([ip("10.254.1.0"), reflector].into()));
+        assert!(
+            !sweep.end_of_rib(1, ip("10.254.1.0")),
+            "the reflector is still due"
+        );
+        assert!(sweep.end_of_rib(1, reflector));
+        // A reflector learned while waiting is waited for; one gone is not.
+        sweep.wait(2, Some([ip("10.254.1.0")].into()));
+        assert!(!sweep.peers_changed(2, &[reflector], &[]));
+        assert!(!sweep.end_of_rib(2, ip("10.254.1.0")));
+        assert!(sweep.peers_changed(2, &[], &[reflector]));
+        // IPv6 reflectors too.
+        let v6 = ip("fd00::10");
+        sweep.wait(3, Some([v6].into()));
+        assert!(sweep.end_of_rib(3, v6));
+    }
+
+    /// A kernel that knows its connected subnets and, like Linux, refuses a gateway on none.
+    struct ConnectedKernel {
+        routes: std::sync::Mutex<BTreeMap<Ipv4Net, KernelRoute>>,
+        connected: Vec<Ipv4Net>,
+    }
+
+    #[async_trait]
+    impl Kernel for ConnectedKernel {
+        async fn list(&self) -> Result<BTreeMap<Ipv4Net, KernelRoute>, String> {
+            Ok(self.routes.lock().unwrap().clone())
+        }
+        async fn replace(&self, prefix: Ipv4Net, route: &KernelRoute) -> Result<(), String> {
+            if let KernelRoute::Via(hops) = route {
+                if hops
+                    .iter()
+                    .any(|h| !self.connected.iter().any(|n| n.contains(h)))
+                {
+                    return Err(format!("route {prefix}: Nexthop has invalid gateway"));
+                }
+            }
+            self.routes.lock().unwrap().insert(prefix, route.clone());
+            Ok(())
+        }
+        async fn delete(&self, prefix: Ipv4Net, _: &KernelRoute) -> Result<(), String> {
+            self.routes.lock().unwrap().remove(&prefix);
+            Ok(())
+        }
+        async fn connected(&self) -> Result<Option<Vec<Ipv4Net>>, String> {
+            Ok(Some(self.connected.clone()))
+        }
+    }
+
+    #[test]
+    fn reflected_routes_go_in_once_per_next_hop_and_unreachable_next_hops_are_skipped() {
+        let kernel = ConnectedKernel {
+            routes: Default::default(),
+            connected: vec![net("10.0.0.0/24")],
+        };
+        let mut t = RouteTable::default();
+        t.learn(&[
+            // Two reflectors, one route each, both with the owner's address.
+            change("10.1.2.7/32", &[Some("10.0.0.22"), Some("10.0.0.22")]),
+            // A host on another segment: its next hop cannot be a gateway here.
+            change("10.1.2.8/32", &[Some("192.168.7.9")]),
+            change("10.1.2.9/32", &[Some("10.0.0.23"), Some("192.168.7.9")]),
+        ]);
+        let desired = t.desired();
+        let result = actix::System::new().block_on(sync_kernel(&kernel, &desired));
+        assert_eq!(result, Ok(2), "no failure for the unreachable next hop");
+        let now = kernel.routes.lock().unwrap().clone();
+        assert_eq!(
+            now,
+            [
+                (
+                    net("10.1.2.7/32"),
+                    KernelRoute::Via([ip4("10.0.0.22")].into())
+                ),
+                (
+                    net("10.1.2.9/32"),
+                    KernelRoute::Via([ip4("10.0.0.23")].into())
+                ),
+            ]
+            .into()
+        );
+        // Nothing left to change on the next sync.
+        let result = actix::System::new().block_on(sync_kernel(&kernel, &desired));
+        assert_eq!(result, Ok(0));
+    }
+
+    fn ip4(s: &str) -> Ipv4Addr {
+        s.parse().unwrap()
     }
 }

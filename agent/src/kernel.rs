@@ -1,6 +1,9 @@
 //! The host's kernel routes through rtnetlink, tagged with our route protocol number: local
 //! containers (`/32 dev gw0` plus a permanent neighbour entry with the router MAC, so the
-//! kernel never ARPs for a container) and routes learned over BGP (ECMP multipath).
+//! kernel never ARPs for a container) and routes learned over BGP (ECMP multipath). The
+//! connected subnets (link-scope routes of the main table without a gateway, ours excepted)
+//! say which learned next hops can be gateways: Linux refuses any other ("Nexthop has invalid
+//! gateway"), so the route actor leaves them out instead of failing the route.
 
 use crate::netlink::index_of;
 use crate::netns::run_in;
@@ -11,7 +14,7 @@ use futures::TryStreamExt;
 use ipnet::Ipv4Net;
 use rtnetlink::packet_route::neighbour::NeighbourState;
 use rtnetlink::packet_route::route::{
-    RouteAddress, RouteAttribute, RouteMessage, RouteProtocol, RouteScope,
+    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
 };
 use rtnetlink::{Handle, RouteMessageBuilder, RouteNextHopBuilder};
 use std::collections::{BTreeMap, BTreeSet};
@@ -125,6 +128,33 @@ fn parse(route: &RouteMessage) -> Option<(Ipv4Net, KernelRoute)> {
     Some((prefix, kind))
 }
 
+/// The subnet of a connected route: link scope, unicast, main table, no gateway, not ours (our
+/// container /32s are link-scope routes too, but a next hop there is no neighbour to route
+/// through).
+fn connected_subnet(route: &RouteMessage) -> Option<Ipv4Net> {
+    let header = &route.header;
+    if header.protocol == RouteProtocol::Other(ROUTE_PROTO)
+        || header.scope != RouteScope::Link
+        || header.kind != RouteType::Unicast
+    {
+        return None;
+    }
+    let mut table = u32::from(header.table);
+    let mut dst = Ipv4Addr::UNSPECIFIED;
+    for attr in &route.attributes {
+        match attr {
+            RouteAttribute::Gateway(_) | RouteAttribute::MultiPath(_) => return None,
+            RouteAttribute::Table(t) => table = *t,
+            RouteAttribute::Destination(RouteAddress::Inet(d)) => dst = *d,
+            _ => {}
+        }
+    }
+    if table != u32::from(RouteHeader::RT_TABLE_MAIN) {
+        return None;
+    }
+    Ipv4Net::new(dst, header.destination_prefix_length).ok()
+}
+
 #[async_trait]
 impl Kernel for NetlinkKernel {
     async fn list(&self) -> Result<BTreeMap<Ipv4Net, KernelRoute>, String> {
@@ -144,6 +174,25 @@ impl Kernel for NetlinkKernel {
                 }
             }
             Ok(out)
+        })
+        .await
+    }
+
+    async fn connected(&self) -> Result<Option<Vec<Ipv4Net>>, String> {
+        run_in(None, |handle| async move {
+            let mut out = Vec::new();
+            let mut routes = handle
+                .route()
+                .get(RouteMessageBuilder::<Ipv4Addr>::new().build())
+                .execute();
+            while let Some(route) = routes
+                .try_next()
+                .await
+                .map_err(|e| format!("route dump: {e}"))?
+            {
+                out.extend(connected_subnet(&route));
+            }
+            Ok(Some(out))
         })
         .await
     }
@@ -192,5 +241,57 @@ impl Kernel for NetlinkKernel {
             Ok(())
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(dst: &str, len: u8, scope: RouteScope, protocol: RouteProtocol) -> RouteMessage {
+        RouteMessageBuilder::<Ipv4Addr>::new()
+            .destination_prefix(dst.parse().unwrap(), len)
+            .output_interface(2)
+            .scope(scope)
+            .protocol(protocol)
+            .build()
+    }
+
+    #[test]
+    fn connected_subnets_are_link_routes_of_the_main_table_without_gateway() {
+        let link = route("10.0.0.0", 24, RouteScope::Link, RouteProtocol::Kernel);
+        assert_eq!(
+            connected_subnet(&link),
+            Some("10.0.0.0/24".parse().unwrap())
+        );
+        // Our container /32s, a route through a gateway, a default route: not connected.
+        let ours = route(
+            "10.1.2.5",
+            32,
+            RouteScope::Link,
+            RouteProtocol::Other(ROUTE_PROTO),
+        );
+        assert_eq!(connected_subnet(&ours), None);
+        let mut via = route("10.9.0.0", 16, RouteScope::Universe, RouteProtocol::Static);
+        via.attributes
+            .push(RouteAttribute::Gateway(RouteAddress::Inet(
+                "10.0.0.1".parse().unwrap(),
+            )));
+        assert_eq!(connected_subnet(&via), None);
+        let mut gateway_link = route("10.9.0.0", 16, RouteScope::Link, RouteProtocol::Static);
+        gateway_link
+            .attributes
+            .push(RouteAttribute::Gateway(RouteAddress::Inet(
+                "10.0.0.1".parse().unwrap(),
+            )));
+        assert_eq!(connected_subnet(&gateway_link), None);
+        // The local table (the host's own addresses, scope host) is not a subnet to route on.
+        let mut local = route("10.0.0.21", 32, RouteScope::Host, RouteProtocol::Kernel);
+        local.header.table = 255;
+        local.header.kind = RouteType::Local;
+        assert_eq!(connected_subnet(&local), None);
+        let mut other_table = link.clone();
+        other_table.attributes.push(RouteAttribute::Table(100));
+        assert_eq!(connected_subnet(&other_table), None);
     }
 }

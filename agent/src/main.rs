@@ -34,7 +34,9 @@ struct Args {
     ovs_rundir: PathBuf,
     #[arg(long, default_value = "br-int")]
     bridge: String,
-    /// The master's URL (`https://...` for a master serving TLS).
+    /// The master's URL (`https://...` for a master serving TLS); several, comma-separated, for
+    /// masters of one control plane: a request that fails at one goes to the next, and masters
+    /// named by heartbeat answers are added.
     #[arg(
         long,
         visible_alias = "master",
@@ -49,6 +51,7 @@ struct Args {
     master_secret_file: Option<PathBuf>,
     /// PEM file of the master's certificate (its self-signed `<data-dir>/tls/cert.pem`) or of
     /// the CA that signed it, trusted instead of the system's roots for an https:// master.
+    /// With several masters, a bundle of their certificates: each one is trusted.
     #[arg(long, env = "NETPLUGIN_MASTER_CACERT", value_name = "PEM")]
     master_cacert: Option<PathBuf>,
     /// Do not check the master's certificate, and allow the secret and tokens over plain
@@ -107,7 +110,10 @@ fn main() -> anyhow::Result<()> {
 /// The master client the flags ask for; a secret file that cannot be read, or credentials
 /// that would go over plain HTTP to another host, stop the agent here.
 fn master_client(args: &Args, host: &str) -> anyhow::Result<MasterClient> {
-    let https = args.netmaster.starts_with("https://");
+    let https = args
+        .netmaster
+        .split(',')
+        .any(|url| url.trim().starts_with("https://"));
     let trust = match (&args.master_cacert, args.master_insecure) {
         (_, true) => Trust::Anyone,
         (Some(pem), false) => Trust::CaFile(pem.clone()),
@@ -121,7 +127,7 @@ fn master_client(args: &Args, host: &str) -> anyhow::Result<MasterClient> {
         );
     }
     if !https && args.master_cacert.is_some() {
-        tracing::warn!(master = %args.netmaster, "--master-cacert is unused: the master's URL is not https://");
+        tracing::warn!(master = %args.netmaster, "--master-cacert is unused: no master's URL is https://");
     }
     let credential = match &args.master_secret_file {
         Some(path) => Some((host.to_string(), read_secret(path)?)),
@@ -256,6 +262,7 @@ async fn run(args: Args, host: String, master: MasterClient) -> anyhow::Result<(
     let api: Arc<dyn fabric_actors::master_link::MasterApi> = Arc::new(master.clone());
     let targets = Targets {
         bgp: routes.clone().recipient(),
+        reflectors: Some(routes.clone().recipient()),
         intent: Some(flows.clone().recipient()),
     };
     let link_host = host.clone();

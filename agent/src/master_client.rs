@@ -1,6 +1,30 @@
 //! The agent's HTTP client of the master: IPAM (allocate/reserve/release), endpoint records, the
 //! registration heartbeat, the state snapshot and the watch stream.
 //!
+//! Several masters of one control plane (`--netmaster https://a:9999,https://b:9999`, plus those
+//! heartbeat answers name) serve the same store, so any of them answers: a request goes to the
+//! current master and, when that one fails (no connection, a timeout, a 5xx), to the next, each
+//! master at most once per request; the error then names every master tried and why (see
+//! [`masters`]). Whether a request may be repeated on the next master after it may have reached
+//! the one that failed is decided per call (each method's doc says which, and why):
+//!
+//! | call | repeated after a failure that may have applied it | why |
+//! |---|---|---|
+//! | reads (state, endpoints, group id, reservations), watch | yes | no effect |
+//! | register | yes | one more session; the first expires unused |
+//! | heartbeat (`PUT agent/hosts/<h>`) | yes | sets a lease: the same state twice |
+//! | record (`PUT agent/endpoints/<id>?reserved=true`) | yes | the same record; a second finds the address already its own (`may_take`) |
+//! | unrecord (`DELETE agent/endpoints/<id>`) | yes | an absent endpoint is a success |
+//! | release | yes | a free address is a success, one held by another (409) is done already |
+//! | unreserve all | yes | gives back what is left |
+//! | allocate | no | each call allocates another address for the owner: a repeat would hold two |
+//! | reserve | no | each call reserves more; its failure costs nothing (the next attach asks again) |
+//!
+//! "Cannot have been applied" is: no connection was made (TLS handshake included), or the
+//! master answered 503, which it does before any work (its connection cap, a store or signing
+//! key not ready). Those failures move every request on. Masters are reached directly, never
+//! through a proxy whose 503 could follow a delivered request.
+//!
 //! With a bootstrap secret (`--master-secret-file`) the agent registers as its host
 //! (`POST /api/v1/agent/register`) and sends the token it gets as `X-Auth-Token` on every
 //! request, the watch stream and heartbeats included. A 401 (the token expired or an admin
@@ -9,13 +33,18 @@
 //! answered before the master does anything, so repeating is safe. One registration runs at a
 //! time: requests refused together wait for it and share its token.
 
+mod masters;
+
+pub use masters::Repeat;
+
 use crate::credential::{Credential, Secret, Token};
 use crate::tls::{self, Trust};
 use async_trait::async_trait;
 use fabric_actors::endpoint::{ErrorKind, StepError};
-use fabric_actors::master_link::MasterApi;
+use fabric_actors::master_link::{Fleet, MasterApi};
 use futures::stream::BoxStream;
 use futures::StreamExt;
+use masters::{Failure, Masters};
 use serde_json::{json, Value};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -54,6 +83,10 @@ impl Default for ClientOptions {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
+    #[error("--netmaster lists no URL")]
+    NoMaster,
+    #[error("--netmaster {0}: not an http:// or https:// URL")]
+    Url(String),
     #[error(
         "refusing to send the master secret and tokens over plain HTTP to {0}: use an https:// \
          URL (with --master-cacert), or accept the risk with --master-insecure"
@@ -128,11 +161,13 @@ fn now_secs() -> u64 {
 
 #[derive(Clone)]
 pub struct MasterClient {
-    base: String,
+    masters: Arc<Masters>,
     http: reqwest::Client,
     /// Without a timeout, for the watch stream.
     stream_http: reqwest::Client,
     auth: Option<Arc<Auth>>,
+    /// Credentials may go over plain HTTP to another host (`--master-insecure`).
+    insecure: bool,
 }
 
 /// A non-2xx answer as MasterRefused with the master's message.
@@ -164,11 +199,47 @@ fn chain(e: &reqwest::Error) -> String {
     text
 }
 
-fn unreachable(base: &str, e: reqwest::Error) -> StepError {
+/// Whether requests to `url` may carry the secret and tokens: over TLS, to this host, with
+/// `--master-insecure`, or when there are none.
+fn plain_credentials_allowed(credentials: bool, insecure: bool, url: &str) -> bool {
+    !credentials || insecure || url.starts_with("https://") || tls::is_loopback(url)
+}
+
+/// A transport error at one master: whether the request may have reached it.
+fn transport_failure(base: &str, e: &reqwest::Error) -> Failure {
+    Failure {
+        // Connecting (TLS included) comes before anything is sent.
+        maybe_applied: !e.is_connect(),
+        reason: format!("netmaster {base} unreachable: {}", chain(e)),
+    }
+}
+
+/// Every master failed `what`; each one's reason in the order tried.
+fn all_failed(what: &str, tried: &[String]) -> StepError {
     StepError::new(
         ErrorKind::MasterUnreachable,
-        format!("netmaster {base} unreachable: {}", chain(&e)),
+        format!("no netmaster could serve {what}: {}", tried.join("; ")),
     )
+}
+
+/// A write failed at `base` after it may have been applied there: not repeated elsewhere.
+fn maybe_applied(what: &str, failure: &Failure) -> StepError {
+    StepError::new(
+        ErrorKind::MasterUnreachable,
+        format!(
+            "{what} may have been applied before it failed, so it is not repeated on another \
+             netmaster: {}",
+            failure.reason
+        ),
+    )
+}
+
+/// How one attempt at one master ended.
+enum Attempt<T> {
+    /// An answer to keep (any status but a 5xx, or a 5xx from the only master).
+    Answer(T),
+    /// The master failed; the request may move on if [`Failure::allows`] it.
+    Failed(Failure),
 }
 
 /// The master's `message` from a JSON error body, else the body.
@@ -181,21 +252,39 @@ fn message_of(text: &str) -> String {
 
 impl MasterClient {
     /// A client sending no credential, trusting the system's roots for `https://`.
-    pub fn new(base: &str) -> Result<MasterClient, ClientError> {
-        MasterClient::with_options(base, ClientOptions::default())
+    pub fn new(list: &str) -> Result<MasterClient, ClientError> {
+        MasterClient::with_options(list, ClientOptions::default())
     }
 
-    pub fn with_options(base: &str, options: ClientOptions) -> Result<MasterClient, ClientError> {
-        let base = base.trim_end_matches('/').to_string();
-        let https = base.starts_with("https://");
-        if options.credential.is_some() && !https && !tls::is_loopback(&base) && !options.insecure {
-            return Err(ClientError::PlainCredentials(base));
+    /// `list`: one master's URL or several, comma-separated.
+    pub fn with_options(list: &str, options: ClientOptions) -> Result<MasterClient, ClientError> {
+        let urls = masters::parse_list(list);
+        if urls.is_empty() {
+            return Err(ClientError::NoMaster);
         }
-        // Roots are loaded only for an https:// master; a plain one never uses them.
-        let config = if https {
+        if let Some(bad) = urls.iter().find(|u| !masters::is_http_url(u)) {
+            return Err(ClientError::Url(bad.clone()));
+        }
+        let credentials = options.credential.is_some();
+        if let Some(plain) = urls
+            .iter()
+            .find(|u| !plain_credentials_allowed(credentials, options.insecure, u))
+        {
+            return Err(ClientError::PlainCredentials(plain.clone()));
+        }
+        let config = if urls.iter().any(|u| u.starts_with("https://")) {
             tls::client_config(&options.trust)?
         } else {
-            tls::client_config(&Trust::Anyone)?
+            // Only plain masters configured: their roots may be missing or unreadable without
+            // that mattering. A master learned later with https:// is still checked against
+            // them, or against nothing (so refused), never taken unchecked.
+            match tls::client_config(&options.trust) {
+                Ok(config) => config,
+                Err(error) => {
+                    tracing::debug!(%error, "no roots for https:// masters learned later");
+                    tls::refuse_all_config()?
+                }
+            }
         };
         let builder = || {
             reqwest::Client::builder()
@@ -205,9 +294,10 @@ impl MasterClient {
                 .redirect(reqwest::redirect::Policy::none())
         };
         Ok(MasterClient {
-            base,
+            masters: Arc::new(Masters::new(urls)),
             http: builder().timeout(TIMEOUT).build()?,
             stream_http: builder().build()?,
+            insecure: options.insecure,
             auth: options.credential.map(|(host, secret)| {
                 Arc::new(Auth {
                     host,
@@ -219,8 +309,33 @@ impl MasterClient {
         })
     }
 
-    pub fn base(&self) -> &str {
-        &self.base
+    /// Every master known: those configured, then those learned from heartbeats.
+    pub fn masters(&self) -> Vec<String> {
+        self.masters.all()
+    }
+
+    /// Adds masters a heartbeat named (never removing configured ones); a plain-HTTP one on
+    /// another host is skipped when requests carry credentials and `--master-insecure` is off.
+    pub fn learn_masters(&self, urls: &[String]) {
+        let credentials = self.auth.is_some();
+        let added = self.masters.learn(urls, |url| {
+            if !masters::is_http_url(url) {
+                tracing::warn!(master = %url, "ignoring a master URL that is not http(s)://");
+                return false;
+            }
+            if !plain_credentials_allowed(credentials, self.insecure, url) {
+                tracing::warn!(
+                    master = %url,
+                    "ignoring a plain-HTTP master on another host: the secret and tokens would \
+                     travel in clear (use https://, or --master-insecure)"
+                );
+                return false;
+            }
+            true
+        });
+        for master in added {
+            tracing::info!(%master, "learned a netmaster from a heartbeat");
+        }
     }
 
     /// Whether requests carry a token.
@@ -228,53 +343,73 @@ impl MasterClient {
         self.auth.is_some()
     }
 
-    /// `POST /api/v1/agent/register` once; the token.
+    /// `POST /api/v1/agent/register`; the token. A master that does not answer, or answers
+    /// 5xx, is skipped for the next one (repeating only issues one more session); a refusal or a
+    /// throttle is the answer (every master shares the secret and would say the same, and
+    /// going round the throttle would defeat it).
     async fn register_once(&self, auth: &Auth) -> Result<String, RegisterError> {
-        let url = format!("{}/api/v1/agent/register", self.base);
         let body = json!({"host": auth.host, "secret": auth.secret.expose()});
-        let resp = self.http.post(&url).json(&body).send().await.map_err(|e| {
-            RegisterError::Unreachable(format!(
-                "netmaster {} unreachable: {}",
-                self.base,
-                chain(&e)
-            ))
-        })?;
-        let status = resp.status().as_u16();
-        let retry_after = resp
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok());
-        let text = resp.text().await.map_err(|e| {
-            RegisterError::Unreachable(format!(
-                "netmaster {} unreachable: {}",
-                self.base,
-                chain(&e)
-            ))
-        })?;
-        match status {
-            200 => serde_json::from_str::<Value>(&text)
-                .ok()
-                .and_then(|v| v["token"].as_str().map(String::from))
-                .filter(|t| !t.is_empty())
-                .ok_or_else(|| {
-                    RegisterError::Unreachable("the netmaster's registration answer has no token".into())
-                }),
-            429 => Err(RegisterError::Throttled(Duration::from_secs(
-                retry_after.unwrap_or(1).max(1),
-            ))),
-            // A master starting or failing: the request may work later.
-            500..=599 if status != 503 => Err(RegisterError::Unreachable(format!(
-                "the netmaster failed registering host {}: {status} {}",
-                auth.host,
-                message_of(&text)
-            ))),
-            _ => Err(RegisterError::Refused(format!(
-                "the netmaster refused to register host {} ({status}): {} (check --master-secret-file)",
-                auth.host,
-                message_of(&text)
-            ))),
+        let order = self.masters.order();
+        let mut tried = Vec::new();
+        for (index, base) in &order {
+            let url = format!("{base}/api/v1/agent/register");
+            let answer = async {
+                let resp = self.http.post(&url).json(&body).send().await?;
+                let status = resp.status().as_u16();
+                let retry_after = resp
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok());
+                Ok::<_, reqwest::Error>((status, retry_after, resp.text().await?))
+            }
+            .await;
+            let (status, retry_after, text) = match answer {
+                Ok(answer) => answer,
+                Err(e) => {
+                    self.masters.failed(*index);
+                    tried.push(transport_failure(base, &e).reason);
+                    continue;
+                }
+            };
+            match status {
+                200 => {
+                    self.masters.answered(*index);
+                    return serde_json::from_str::<Value>(&text)
+                        .ok()
+                        .and_then(|v| v["token"].as_str().map(String::from))
+                        .filter(|t| !t.is_empty())
+                        .ok_or_else(|| {
+                            RegisterError::Unreachable(
+                                "the netmaster's registration answer has no token".into(),
+                            )
+                        });
+                }
+                429 => {
+                    return Err(RegisterError::Throttled(Duration::from_secs(
+                        retry_after.unwrap_or(1).max(1),
+                    )))
+                }
+                // A master starting or failing: another one, or this one later, may work.
+                500..=599 => {
+                    self.masters.failed(*index);
+                    tried.push(format!(
+                        "the netmaster {base} failed registering host {}: {status} {}",
+                        auth.host,
+                        message_of(&text)
+                    ));
+                }
+                _ => {
+                    return Err(RegisterError::Refused(format!(
+                        "the netmaster refused to register host {} ({status}): {} (check \
+                         --master-secret-file)",
+                        auth.host,
+                        message_of(&text)
+                    )))
+                }
+            }
         }
+        Err(RegisterError::Unreachable(tried.join("; ")))
     }
 
     /// Registers now (at start: a refusal is a configuration error the caller reports).
@@ -343,8 +478,9 @@ impl MasterClient {
         path: &str,
         body: Option<Value>,
         missing_ok: bool,
+        repeat: Repeat,
     ) -> Result<Option<Value>, StepError> {
-        let (status, text) = self.send(&method, path, body).await?;
+        let (status, text) = self.send(&method, path, body, repeat).await?;
         if status.as_u16() == 404 && missing_ok {
             return Ok(None);
         }
@@ -352,14 +488,61 @@ impl MasterClient {
         Ok(Some(serde_json::from_str(&text).unwrap_or(Value::Null)))
     }
 
-    /// One request with the agent's token (registering again on a 401): the status and body.
+    /// One request with the agent's token (registering again on a 401), failing over from
+    /// master to master as `repeat` allows: the status and body of the master that answered.
     async fn send(
         &self,
         method: &reqwest::Method,
         path: &str,
         body: Option<Value>,
+        repeat: Repeat,
     ) -> Result<(reqwest::StatusCode, String), StepError> {
-        let url = format!("{}{path}", self.base);
+        let what = format!("{method} {path}");
+        let order = self.masters.order();
+        let only = order.len() == 1;
+        let mut tried = Vec::new();
+        for (index, base) in &order {
+            match self
+                .send_to(base, method, path, body.as_ref(), only)
+                .await?
+            {
+                Attempt::Answer(answer) => {
+                    self.masters.answered(*index);
+                    return Ok(answer);
+                }
+                Attempt::Failed(failure) => {
+                    self.masters.failed(*index);
+                    if only {
+                        return Err(StepError::new(ErrorKind::MasterUnreachable, failure.reason));
+                    }
+                    if !failure.allows(repeat) {
+                        return Err(maybe_applied(&what, &failure));
+                    }
+                    tracing::warn!(
+                        master = %base,
+                        request = %what,
+                        reason = %failure.reason,
+                        "netmaster failed; trying the next one"
+                    );
+                    tried.push(failure.reason);
+                }
+            }
+        }
+        Err(all_failed(&what, &tried))
+    }
+
+    /// One request to one master, registering again and repeating it there after a 401. A
+    /// 5xx is the master failing, except from the only master, whose answer it stays (its
+    /// message reaches the caller as before there were lists).
+    async fn send_to(
+        &self,
+        base: &str,
+        method: &reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+        only: bool,
+    ) -> Result<Attempt<(reqwest::StatusCode, String)>, StepError> {
+        let url = format!("{base}{path}");
         let mut refusals = 0;
         loop {
             let token = self.token().await?;
@@ -367,22 +550,41 @@ impl MasterClient {
             if let Some(token) = &token {
                 req = req.header(AUTH_HEADER, token.expose());
             }
-            if let Some(body) = &body {
+            if let Some(body) = body {
                 req = req.json(body);
             }
-            let resp = req.send().await.map_err(|e| unreachable(&self.base, e))?;
+            let resp = match req.send().await {
+                Ok(resp) => resp,
+                Err(e) => return Ok(Attempt::Failed(transport_failure(base, &e))),
+            };
             let status = resp.status();
-            let text = resp.text().await.map_err(|e| unreachable(&self.base, e))?;
+            let text = match resp.text().await {
+                Ok(text) => text,
+                Err(e) => return Ok(Attempt::Failed(transport_failure(base, &e))),
+            };
             if status == reqwest::StatusCode::UNAUTHORIZED {
                 refusals += 1;
                 if self.refused(&token, refusals) {
                     continue;
                 }
             }
-            return Ok((status, text));
+            if !only {
+                if let Some(failure) = masters::status_failure(status.as_u16(), &message_of(&text))
+                {
+                    return Ok(Attempt::Failed(Failure {
+                        reason: format!("netmaster {base}: {}", failure.reason),
+                        ..failure
+                    }));
+                }
+            }
+            return Ok(Attempt::Answer((status, text)));
         }
     }
 
+    /// Allocates an address for `owner` (an endpoint id). Not repeated on another master once
+    /// it may have reached one: every call allocates another address, so a repeat after a lost
+    /// answer would hold two for the same endpoint. The attach fails instead (the runtime
+    /// retries it), as with a single master.
     pub async fn allocate(
         &self,
         network: &str,
@@ -395,12 +597,15 @@ impl MasterClient {
             "/api/v1/agent/allocate",
             Some(body),
             false,
+            Repeat::IfNotApplied,
         )
         .await
         .map(Option::unwrap_or_default)
     }
 
-    /// Releases `ip` while `owner` (an endpoint id) or this host's reserve holds it.
+    /// Releases `ip` while `owner` (an endpoint id) or this host's reserve holds it. Repeated
+    /// on the next master after any failure: releasing a free address succeeds, and one that
+    /// somebody else holds by then (409) counts as released (see below).
     pub async fn release(
         &self,
         network: &str,
@@ -411,7 +616,7 @@ impl MasterClient {
         let body = json!({"network": network, "ipAddress": ip, "owner": owner, "host": host});
         let method = reqwest::Method::POST;
         let path = "/api/v1/agent/release";
-        let (status, text) = self.send(&method, path, Some(body)).await?;
+        let (status, text) = self.send(&method, path, Some(body), Repeat::Always).await?;
         // 409: someone else holds it now, so nothing of ours is left to give back, which is
         // what an undo or a sweep wants.
         if status == reqwest::StatusCode::CONFLICT {
@@ -422,7 +627,9 @@ impl MasterClient {
     }
 
     /// Asks the master to keep up to `count` addresses of the network (or of the group's
-    /// ipPool) for this host.
+    /// ipPool) for this host. Not repeated on another master once it may have reached one:
+    /// each call reserves more, and a failed refill costs nothing (the next attach asks again;
+    /// what a lost answer reserved is given back when the agent starts, `unreserve_all`).
     pub async fn reserve(
         &self,
         network: &str,
@@ -436,6 +643,7 @@ impl MasterClient {
             "/api/v1/agent/reserve",
             Some(body),
             false,
+            Repeat::IfNotApplied,
         )
         .await
         .map(Option::unwrap_or_default)
@@ -449,6 +657,7 @@ impl MasterClient {
                 &format!("/api/v1/agent/hosts/{host}/reservations"),
                 None,
                 false,
+                Repeat::Always,
             )
             .await?
             .unwrap_or_default();
@@ -463,7 +672,8 @@ impl MasterClient {
             .collect())
     }
 
-    /// Gives back every address the master keeps for this host; returns how many.
+    /// Gives back every address the master keeps for this host; returns how many. Repeated
+    /// after any failure: a second call gives back what is left (maybe nothing).
     pub async fn unreserve_all(&self, host: &str) -> Result<u64, StepError> {
         let v = self
             .call(
@@ -471,30 +681,37 @@ impl MasterClient {
                 &format!("/api/v1/agent/hosts/{host}/reservations"),
                 None,
                 false,
+                Repeat::Always,
             )
             .await?;
         Ok(v.and_then(|v| v["released"].as_u64()).unwrap_or(0))
     }
 
     /// Records an endpoint whose address the master allocated to it or reserved for its host
-    /// (the master refuses any other).
+    /// (the master refuses any other). Repeated after any failure: a PUT of the whole record,
+    /// and once the first one went through the address is the endpoint's own, which the master
+    /// accepts again (`may_take`: the holder is the endpoint itself).
     pub async fn record(&self, id: &str, endpoint: Value) -> Result<(), StepError> {
         self.call(
             reqwest::Method::PUT,
             &format!("/api/v1/agent/endpoints/{id}?reserved=true"),
             Some(endpoint),
             false,
+            Repeat::Always,
         )
         .await
         .map(drop)
     }
 
+    /// Removes an endpoint's record. Repeated after any failure: removing an absent endpoint
+    /// succeeds.
     pub async fn unrecord(&self, id: &str) -> Result<(), StepError> {
         self.call(
             reqwest::Method::DELETE,
             &format!("/api/v1/agent/endpoints/{id}"),
             None,
             true,
+            Repeat::Always,
         )
         .await
         .map(drop)
@@ -506,13 +723,20 @@ impl MasterClient {
             &format!("/api/v1/endpoints/{id}/"),
             None,
             true,
+            Repeat::Always,
         )
         .await
     }
 
     pub async fn endpoints(&self) -> Result<Vec<Value>, StepError> {
         let v = self
-            .call(reqwest::Method::GET, "/api/v1/endpoints/", None, false)
+            .call(
+                reqwest::Method::GET,
+                "/api/v1/endpoints/",
+                None,
+                false,
+                Repeat::Always,
+            )
             .await?
             .unwrap_or_default();
         Ok(v.as_array().cloned().unwrap_or_default())
@@ -526,6 +750,7 @@ impl MasterClient {
                 &format!("/api/v1/inspect/endpointGroups/{group}/"),
                 None,
                 false,
+                Repeat::Always,
             )
             .await?
             .unwrap_or_default();
@@ -540,56 +765,102 @@ impl MasterClient {
             })
     }
 
-    pub async fn get_state(&self) -> Result<Value, StepError> {
-        self.call(reqwest::Method::GET, "/api/v1/state", None, false)
-            .await
-            .map(Option::unwrap_or_default)
-    }
-}
-
-#[async_trait]
-impl MasterApi for MasterClient {
-    async fn heartbeat(&self, host: &str, lease: Duration) -> Result<(), String> {
-        let body = json!({"leaseSecs": lease.as_secs()});
-        self.call(
-            reqwest::Method::PUT,
-            &format!("/api/v1/agent/hosts/{host}"),
-            Some(body),
-            false,
-        )
-        .await
-        .map(drop)
-        .map_err(|e| e.message)
-    }
-
-    async fn state(&self) -> Result<Value, String> {
-        self.get_state().await.map_err(|e| e.message)
-    }
-
-    async fn watch(&self, since: u64) -> Result<BoxStream<'static, Result<Value, String>>, String> {
-        let url = format!("{}/api/v1/watch?since={since}", self.base);
+    /// The watch request to one master (registering again after a 401): the response and the
+    /// token it went with, or why this master failed (Err of the outer result: no token at all).
+    #[allow(clippy::type_complexity)]
+    async fn open_watch(
+        &self,
+        base: &str,
+        path: &str,
+    ) -> Result<Result<(reqwest::Response, Option<Token>), String>, String> {
+        let url = format!("{base}{path}");
         let mut refusals = 0;
-        let (resp, token) = loop {
+        loop {
             let token = self.token().await.map_err(|e| format!("watch: {e}"))?;
             let mut req = self.stream_http.get(&url);
             if let Some(token) = &token {
                 req = req.header(AUTH_HEADER, token.expose());
             }
-            let resp = req
-                .send()
-                .await
-                .map_err(|e| format!("watch: {}", chain(&e)))?;
+            let resp = match req.send().await {
+                Ok(resp) => resp,
+                Err(e) => return Ok(Err(format!("netmaster {base}: {}", chain(&e)))),
+            };
             if resp.status() == reqwest::StatusCode::UNAUTHORIZED {
                 refusals += 1;
                 if self.refused(&token, refusals) {
                     continue;
                 }
             }
-            break (resp, token);
-        };
-        if !resp.status().is_success() {
-            return Err(format!("watch: HTTP {}", resp.status()));
+            if !resp.status().is_success() {
+                return Ok(Err(format!("netmaster {base}: HTTP {}", resp.status())));
+            }
+            return Ok(Ok((resp, token)));
         }
+    }
+
+    pub async fn get_state(&self) -> Result<Value, StepError> {
+        self.call(
+            reqwest::Method::GET,
+            "/api/v1/state",
+            None,
+            false,
+            Repeat::Always,
+        )
+        .await
+        .map(Option::unwrap_or_default)
+    }
+}
+
+#[async_trait]
+impl MasterApi for MasterClient {
+    /// Renews the lease (repeated after any failure: it sets the same lease again) and takes
+    /// what the answer says of the control plane: masters not known yet join the failover
+    /// list; the fabric AS and reflectors go to the caller. An older master answers `{}`.
+    async fn heartbeat(&self, host: &str, lease: Duration) -> Result<Fleet, String> {
+        let body = json!({"leaseSecs": lease.as_secs()});
+        let answer = self
+            .call(
+                reqwest::Method::PUT,
+                &format!("/api/v1/agent/hosts/{host}"),
+                Some(body),
+                false,
+                Repeat::Always,
+            )
+            .await
+            .map_err(|e| e.message)?
+            .unwrap_or_default();
+        let fleet = Fleet::from_answer(&answer);
+        self.learn_masters(&fleet.masters);
+        Ok(fleet)
+    }
+
+    async fn state(&self) -> Result<Value, String> {
+        self.get_state().await.map_err(|e| e.message)
+    }
+
+    /// Opens the stream at the current master, failing over to the next one when it cannot
+    /// (no connection, a 5xx): the masters serve one store, so `since` means the same on each.
+    async fn watch(&self, since: u64) -> Result<BoxStream<'static, Result<Value, String>>, String> {
+        let path = format!("/api/v1/watch?since={since}");
+        let mut tried = Vec::new();
+        let mut opened = None;
+        for (index, base) in self.masters.order() {
+            match self.open_watch(&base, &path).await? {
+                Ok(stream) => {
+                    self.masters.answered(index);
+                    opened = Some(stream);
+                    break;
+                }
+                Err(reason) => {
+                    self.masters.failed(index);
+                    tracing::warn!(master = %base, %reason, "watch failed at this netmaster");
+                    tried.push(reason);
+                }
+            }
+        }
+        let Some((resp, token)) = opened else {
+            return Err(format!("watch: {}", tried.join("; ")));
+        };
         // The master ends a stream whose session ended with an error line of status 401: the
         // token is dropped and the line turned into a broken stream, so the link reconnects
         // from its revision (registering again) instead of reloading the whole snapshot.

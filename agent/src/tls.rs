@@ -2,6 +2,11 @@
 //! ALPN. The master's certificate is checked against `--master-cacert` (its self-signed
 //! certificate, `<data-dir>/tls/cert.pem`, or the CA that signed it), else against the
 //! system's roots; `--master-insecure` skips the check (with a warning at start).
+//!
+//! With several masters, each with its own self-signed certificate, `--master-cacert` is a PEM
+//! bundle of all of them: every certificate in the file is a trust anchor, and a master's
+//! certificate is accepted when any of them verifies it (rustls tries each anchor whose subject
+//! matches, so self-signed certificates sharing a subject name still work).
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
@@ -89,6 +94,19 @@ pub fn client_config(trust: &Trust) -> Result<rustls::ClientConfig, TlsError> {
             .with_no_client_auth(),
     };
     // reqwest is built without HTTP/2 here; the master serves HTTP/1.1 over TLS.
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// A configuration that trusts no certificate at all: for `https://` masters learned at run
+/// time when only plain ones were configured and no roots could be loaded. Refusing them is
+/// safe; taking them unchecked would not be.
+pub fn refuse_all_config() -> Result<rustls::ClientConfig, TlsError> {
+    let mut config = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Config(e.to_string()))?
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)
 }

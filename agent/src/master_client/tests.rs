@@ -1,6 +1,10 @@
-//! The client against a stand-in master on loopback (plain and TLS): registration, the token
+//! The client against stand-in masters on loopback (plain and TLS): registration, the token
 //! on every request, registering again after a 401 without failing the request, bounded
 //! retries, one registration for many refusals, and neither secret nor token in any error.
+//! Several masters: a request lands on the next master when one is gone or answers 5xx, a
+//! write that may have been applied is not repeated, the error names every master, the watch
+//! resumes at the next master from its revision, heartbeats add masters, and a CA bundle
+//! trusts each master's own certificate.
 
 use super::*;
 use std::collections::HashSet;
@@ -24,6 +28,12 @@ struct State {
     throttle: bool,
     /// Watch body.
     watch_lines: Vec<String>,
+    /// Answer every request (registrations included) with this status.
+    fail_with: Option<u16>,
+    /// Read each request, then close the connection without answering.
+    hang_up: bool,
+    /// Body of heartbeat answers (else the default body).
+    heartbeat: Option<Value>,
 }
 
 #[derive(Clone)]
@@ -112,6 +122,9 @@ async fn serve<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
         }
         let token = header("x-auth-token");
         let (status, extra, reply) = answer(&state, &method, &path, token, &body);
+        if status == 0 {
+            return; // hang up: the request arrived, no answer leaves
+        }
         let text = format!(
             "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n{extra}\r\n{reply}",
             reply.len()
@@ -130,6 +143,17 @@ fn answer(
     body: &[u8],
 ) -> (u16, String, String) {
     let mut s = state.lock().unwrap();
+    if s.hang_up || s.fail_with.is_some() {
+        s.seen.push((method.into(), path.into(), token.clone()));
+        return match s.fail_with {
+            Some(status) => (
+                status,
+                String::new(),
+                json!({"message": format!("failing with {status}")}).to_string(),
+            ),
+            None => (0, String::new(), String::new()),
+        };
+    }
     if path == "/api/v1/agent/register" {
         s.registrations += 1;
         if s.throttle {
@@ -161,6 +185,9 @@ fn answer(
             String::new(),
             r#"{"message":"the token expired"}"#.into(),
         );
+    }
+    if let (Some(answer), true) = (&s.heartbeat, path.starts_with("/api/v1/agent/hosts/")) {
+        return (200, String::new(), answer.to_string());
     }
     if path.starts_with("/api/v1/watch") {
         let lines: String = s.watch_lines.iter().map(|l| format!("{l}\n")).collect();
@@ -369,6 +396,7 @@ fn credentials_over_plain_http_go_only_to_this_host_unless_insecure() {
 
 /// A self-signed certificate for 127.0.0.1 and the server config serving it.
 fn tls_server(dir: &std::path::Path) -> (std::path::PathBuf, Arc<rustls::ServerConfig>) {
+    std::fs::create_dir_all(dir).unwrap();
     let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
     let pem = dir.join("cert.pem");
     std::fs::write(&pem, cert.cert.pem()).unwrap();
@@ -415,4 +443,245 @@ async fn https_with_the_masters_certificate_untrusted_without_it_and_insecure() 
     let anyone = client(Trust::Anyone);
     anyone.register().await.unwrap();
     assert_eq!(fake.state().registrations, 2);
+}
+
+/// A loopback URL nobody listens on (connections are refused).
+fn dead_url(scheme: &str) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("{scheme}://{}", listener.local_addr().unwrap());
+    drop(listener);
+    url
+}
+
+fn paths_seen(fake: &Fake) -> Vec<String> {
+    fake.state().seen.iter().map(|s| s.1.clone()).collect()
+}
+
+#[tokio::test]
+async fn requests_land_on_the_second_master_when_the_first_is_gone() {
+    let fake = start(None).await;
+    let list = format!("{},{}", dead_url("http"), fake.url("http"));
+    let client = with_secret(&list);
+    // Registration, a read and a write that never reached the dead master all move on.
+    client.register().await.unwrap();
+    client.get_state().await.unwrap();
+    client.allocate("n", "", "ep1").await.unwrap();
+    assert_eq!(fake.state().registrations, 1);
+    assert_eq!(
+        paths_seen(&fake),
+        ["/api/v1/state", "/api/v1/agent/allocate"]
+    );
+    assert_eq!(client.masters(), [dead_list_head(&list), fake.url("http")]);
+}
+
+fn dead_list_head(list: &str) -> String {
+    list.split(',').next().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn a_503_moves_every_request_on_a_500_only_those_safe_to_repeat() {
+    let first = start(None).await;
+    let second = start(None).await;
+    let client =
+        MasterClient::new(&format!("{},{}", first.url("http"), second.url("http"))).unwrap();
+    // 503: answered before any work, so even an allocation moves on.
+    first.state().fail_with = Some(503);
+    client.allocate("n", "", "ep1").await.unwrap();
+    assert_eq!(paths_seen(&second), ["/api/v1/agent/allocate"]);
+    // The second master is current now; make it the one failing with 500.
+    second.state().fail_with = Some(500);
+    first.state().fail_with = None;
+    // Reads and idempotent writes move on.
+    client.get_state().await.unwrap();
+    client.record("ep1", json!({"id": "ep1"})).await.unwrap();
+    client
+        .release("n", IpAddr::from([10, 0, 0, 1]), "ep1", "host1")
+        .await
+        .unwrap();
+    client.unrecord("ep1").await.unwrap();
+    assert_eq!(
+        paths_seen(&first),
+        [
+            "/api/v1/agent/allocate", // the 503
+            "/api/v1/state",
+            "/api/v1/agent/endpoints/ep1?reserved=true",
+            "/api/v1/agent/release",
+            "/api/v1/agent/endpoints/ep1",
+        ]
+    );
+    // An allocation that got a 500 may have been made: not repeated on the other master.
+    first.state().fail_with = Some(500);
+    second.state().fail_with = None;
+    let before = paths_seen(&second).len();
+    let e = client.allocate("n", "", "ep2").await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::MasterUnreachable, "{e:?}");
+    assert!(e.message.contains("may have been applied"), "{e:?}");
+    assert!(
+        e.message.contains(&first.url("http")),
+        "names the master: {e:?}"
+    );
+    assert_eq!(
+        paths_seen(&second).len(),
+        before,
+        "not sent to the second master"
+    );
+    // The next request starts at the second master.
+    client.get_state().await.unwrap();
+    assert_eq!(paths_seen(&second).len(), before + 1);
+}
+
+#[tokio::test]
+async fn a_write_whose_connection_dropped_after_sending_is_not_repeated() {
+    let first = start(None).await;
+    let second = start(None).await;
+    first.state().hang_up = true;
+    let client =
+        MasterClient::new(&format!("{},{}", first.url("http"), second.url("http"))).unwrap();
+    let e = client.reserve("n", "", "host1", 4).await.unwrap_err();
+    assert!(e.message.contains("may have been applied"), "{e:?}");
+    assert_eq!(paths_seen(&first), ["/api/v1/agent/reserve"]);
+    assert!(
+        paths_seen(&second).is_empty(),
+        "the reservation went out once"
+    );
+    // A read in the same situation is repeated.
+    let first = start(None).await;
+    first.state().hang_up = true;
+    let client =
+        MasterClient::new(&format!("{},{}", first.url("http"), second.url("http"))).unwrap();
+    client.reservations("host1").await.unwrap();
+    assert_eq!(
+        paths_seen(&second),
+        ["/api/v1/agent/hosts/host1/reservations"]
+    );
+}
+
+#[tokio::test]
+async fn when_every_master_fails_the_error_names_each_and_why() {
+    let dead = dead_url("http");
+    let busy = start(None).await;
+    busy.state().fail_with = Some(503);
+    let client = MasterClient::new(&format!("{dead},{}", busy.url("http"))).unwrap();
+    let e = client.get_state().await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::MasterUnreachable);
+    assert!(
+        e.message
+            .starts_with("no netmaster could serve GET /api/v1/state"),
+        "{e:?}"
+    );
+    assert!(
+        e.message.contains(&format!("netmaster {dead} unreachable")),
+        "{e:?}"
+    );
+    assert!(
+        e.message.contains(&format!(
+            "netmaster {}: HTTP 503: failing with 503",
+            busy.url("http")
+        )),
+        "{e:?}"
+    );
+    assert_eq!(paths_seen(&busy).len(), 1, "each master once per request");
+    // One master: its own answer, as before there were lists.
+    let client = MasterClient::new(&busy.url("http")).unwrap();
+    let e = client.get_state().await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::MasterRefused);
+    assert!(e.message.contains("failing with 503"), "{e:?}");
+}
+
+#[tokio::test]
+async fn the_watch_resumes_at_the_next_master_from_its_revision() {
+    let first = start(None).await;
+    let second = start(None).await;
+    first.state().watch_lines = vec![r#"{"revision": 4, "type": "put"}"#.into()];
+    second.state().watch_lines = vec![r#"{"revision": 5, "type": "put"}"#.into()];
+    let client =
+        MasterClient::new(&format!("{},{}", first.url("http"), second.url("http"))).unwrap();
+    let lines: Vec<_> = client.watch(3).await.unwrap().collect().await;
+    assert_eq!(lines.len(), 1);
+    // The first master's stream ended and it is failing now: the link asks again from the
+    // revision it reached, and the second master serves it.
+    first.state().fail_with = Some(503);
+    let lines: Vec<_> = client.watch(4).await.unwrap().collect().await;
+    assert_eq!(lines[0].as_ref().unwrap()["revision"], 5);
+    assert_eq!(paths_seen(&second), ["/api/v1/watch?since=4"]);
+    // With no master left, the error names both.
+    second.state().fail_with = Some(503);
+    let e = match client.watch(4).await {
+        Ok(_) => panic!("no master serves the watch"),
+        Err(e) => e,
+    };
+    assert!(
+        e.contains(&first.url("http")) && e.contains(&second.url("http")),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn heartbeats_add_masters_and_pass_on_the_reflectors() {
+    let fake = start(None).await;
+    let other = start(None).await;
+    fake.state().heartbeat = Some(json!({
+        "fabricAs": 65000,
+        "reflectors": [{"address": "172.20.20.10", "port": 179}],
+        "masters": [fake.url("http"), other.url("http"), "http://172.20.20.11:9999", "ftp://x"]
+    }));
+    let client = with_secret(&fake.url("http"));
+    client.register().await.unwrap();
+    let fleet = client
+        .heartbeat("host1", Duration::from_secs(15))
+        .await
+        .unwrap();
+    assert_eq!(fleet.fabric_as, Some(65000));
+    assert_eq!(fleet.reflectors, ["172.20.20.10:179".parse().unwrap()]);
+    // The loopback master joins; a plain-HTTP one on another host would carry the secret in
+    // clear, and an ftp:// one is no master: both left out.
+    assert_eq!(client.masters(), [fake.url("http"), other.url("http")]);
+    // A later answer without them removes nothing.
+    fake.state().heartbeat = Some(json!({}));
+    let fleet = client
+        .heartbeat("host1", Duration::from_secs(15))
+        .await
+        .unwrap();
+    assert_eq!(fleet, Fleet::default(), "an older master's answer");
+    assert_eq!(client.masters().len(), 2);
+    // The learned master serves requests once the first is gone.
+    fake.state().fail_with = Some(503);
+    client.get_state().await.unwrap();
+    assert_eq!(paths_seen(&other), ["/api/v1/state"]);
+}
+
+#[tokio::test]
+async fn a_ca_bundle_trusts_each_masters_own_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let (pem1, config1) = tls_server(&dir.path().join("one"));
+    let (pem2, config2) = tls_server(&dir.path().join("two"));
+    let bundle = dir.path().join("masters.pem");
+    let text = std::fs::read_to_string(&pem1).unwrap() + &std::fs::read_to_string(&pem2).unwrap();
+    std::fs::write(&bundle, text).unwrap();
+    let first = start(Some(config1)).await;
+    let second = start(Some(config2)).await;
+    let list = format!("{},{}", first.url("https"), second.url("https"));
+    let client = |pem: &std::path::Path| {
+        let options = ClientOptions {
+            credential: Some(("host1".into(), secret(SECRET))),
+            trust: Trust::CaFile(pem.to_path_buf()),
+            insecure: false,
+        };
+        MasterClient::with_options(&list, options).unwrap()
+    };
+    let trusting_both = client(&bundle);
+    trusting_both.register().await.unwrap();
+    trusting_both.get_state().await.unwrap();
+    // The first master fails: the second, trusted through the bundle's second certificate.
+    first.state().fail_with = Some(503);
+    trusting_both.get_state().await.unwrap();
+    assert_eq!(paths_seen(&second), ["/api/v1/state"]);
+    // Only the first certificate: the second master is refused, and the error says why.
+    let only_first = client(&pem1);
+    let e = only_first.get_state().await.unwrap_err();
+    assert!(e.message.contains(&second.url("https")), "{e:?}");
+    assert!(
+        e.message.contains("certificate") || e.message.contains("Signature"),
+        "{e:?}"
+    );
 }
