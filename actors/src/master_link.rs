@@ -62,7 +62,13 @@ impl Fleet {
                     p => p.as_u64().and_then(|p| u16::try_from(p).ok()),
                 };
                 match (address, port) {
-                    (Some(address), Some(port)) => Some(SocketAddr::new(address, port)),
+                    // A reflector listening on every address advertises the wildcard, which
+                    // names no peer.
+                    (Some(address), Some(port))
+                        if !address.is_unspecified() && !address.is_multicast() && port != 0 =>
+                    {
+                        Some(SocketAddr::new(address, port))
+                    }
                     _ => {
                         tracing::warn!(reflector = %r, "ignoring a reflector the master named unreadably");
                         None
@@ -539,6 +545,7 @@ mod tests {
                 {"address": "fd00::10"},
                 {"address": "not-an-address", "port": 179},
                 {"address": "172.20.20.12", "port": 70000},
+                {"address": "0.0.0.0", "port": 179},
                 {"address": "172.20.20.11", "port": 179}
             ],
             "masters": ["https://172.20.20.10:9999", 7, "https://172.20.20.11:9999"]

@@ -52,6 +52,11 @@ use std::time::Duration;
 
 /// How long one request may take before the master counts as unreachable.
 const TIMEOUT: Duration = Duration::from_secs(5);
+/// TCP keepalive of the watch stream: idle time before the first probe, between probes, and
+/// how many unanswered probes end the connection.
+const STREAM_KEEPALIVE_IDLE: Duration = Duration::from_secs(10);
+const STREAM_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
+const STREAM_KEEPALIVE_RETRIES: u32 = 3;
 /// Contiv's header for the token.
 pub const AUTH_HEADER: &str = "X-Auth-Token";
 /// Registrations one request may trigger after 401s before it fails: one for an expired or
@@ -296,7 +301,14 @@ impl MasterClient {
         Ok(MasterClient {
             masters: Arc::new(Masters::new(urls)),
             http: builder().timeout(TIMEOUT).build()?,
-            stream_http: builder().build()?,
+            // A master that vanishes without closing the connection (its host powered off, a
+            // partition) would leave the stream waiting forever; TCP keepalive ends it after
+            // about 25 s, and the link reopens it at the next master.
+            stream_http: builder()
+                .tcp_keepalive(STREAM_KEEPALIVE_IDLE)
+                .tcp_keepalive_interval(STREAM_KEEPALIVE_INTERVAL)
+                .tcp_keepalive_retries(STREAM_KEEPALIVE_RETRIES)
+                .build()?,
             insecure: options.insecure,
             auth: options.credential.map(|(host, secret)| {
                 Arc::new(Auth {
@@ -321,6 +333,13 @@ impl MasterClient {
         let added = self.masters.learn(urls, |url| {
             if !masters::is_http_url(url) {
                 tracing::warn!(master = %url, "ignoring a master URL that is not http(s)://");
+                return false;
+            }
+            if masters::is_wildcard_host(url) {
+                tracing::warn!(
+                    master = %url,
+                    "ignoring a master that advertises a wildcard address (give it --control-url)"
+                );
                 return false;
             }
             if !plain_credentials_allowed(credentials, self.insecure, url) {

@@ -69,6 +69,22 @@ pub fn is_http_url(url: &str) -> bool {
     rest.is_some_and(|r| !r.is_empty() && !r.starts_with('/'))
 }
 
+/// Whether `url`'s host is a wildcard address (`0.0.0.0`, `[::]`): a master listening on every
+/// address advertises that when it has no `--control-url`, and it names no master to reach.
+pub fn is_wildcard_host(url: &str) -> bool {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .unwrap_or(url);
+    let authority = rest.split('/').next().unwrap_or_default();
+    let host = match authority.strip_prefix('[') {
+        Some(bracketed) => bracketed.split(']').next().unwrap_or_default(),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    host.parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_unspecified())
+}
+
 /// The list and the current master.
 #[derive(Debug)]
 pub struct Masters {
@@ -172,6 +188,10 @@ mod tests {
         for bad in ["10.0.0.1:9999", "ftp://a", "https://", "https:///x"] {
             assert!(!is_http_url(bad), "{bad}");
         }
+        assert!(is_wildcard_host("https://0.0.0.0:9999"));
+        assert!(is_wildcard_host("https://[::]:9999/"));
+        assert!(!is_wildcard_host("https://10.0.0.1:9999"));
+        assert!(!is_wildcard_host("https://master:9999"));
     }
 
     #[test]

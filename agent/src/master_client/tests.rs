@@ -623,7 +623,8 @@ async fn heartbeats_add_masters_and_pass_on_the_reflectors() {
     fake.state().heartbeat = Some(json!({
         "fabricAs": 65000,
         "reflectors": [{"address": "172.20.20.10", "port": 179}],
-        "masters": [fake.url("http"), other.url("http"), "http://172.20.20.11:9999", "ftp://x"]
+        "masters": [fake.url("http"), other.url("http"), "http://172.20.20.11:9999", "ftp://x",
+                    "https://0.0.0.0:9999"]
     }));
     let client = with_secret(&fake.url("http"));
     client.register().await.unwrap();
@@ -634,7 +635,7 @@ async fn heartbeats_add_masters_and_pass_on_the_reflectors() {
     assert_eq!(fleet.fabric_as, Some(65000));
     assert_eq!(fleet.reflectors, ["172.20.20.10:179".parse().unwrap()]);
     // The loopback master joins; a plain-HTTP one on another host would carry the secret in
-    // clear, and an ftp:// one is no master: both left out.
+    // clear, an ftp:// one is no master, a wildcard address names none: all left out.
     assert_eq!(client.masters(), [fake.url("http"), other.url("http")]);
     // A later answer without them removes nothing.
     fake.state().heartbeat = Some(json!({}));
