@@ -211,20 +211,13 @@ impl Drop for DirsGuard {
 
 impl<'a> Frr<'a> {
     pub fn start(ns: &'a Netns, spec: &PeerSpec) -> Frr<'a> {
-        let name = ns.name.clone();
-        let etc = std::path::PathBuf::from(format!("/etc/frr/{name}"));
-        let var = std::path::PathBuf::from(format!("/var/run/frr/{name}"));
-        let dirs = DirsGuard(vec![etc.clone(), var.clone()]);
-        std::fs::create_dir_all(&etc).expect("frr etc dir");
-        std::fs::create_dir_all(&var).expect("frr run dir");
         let networks: String = spec
             .originate
             .iter()
             .map(|p| format!("  network {p}\n"))
             .collect();
         let conf = format!(
-            "frr defaults datacenter\nhostname {name}\nlog file {var}/frr.log\n!\nrouter bgp {asn}\n bgp router-id {rid}\n no bgp ebgp-requires-policy\n no bgp network import-check\n{gr} neighbor {peer} remote-as {peer_as}\n address-family ipv4 unicast\n{networks}{nhself} exit-address-family\n!\n",
-            var = var.display(),
+            "router bgp {asn}\n bgp router-id {rid}\n no bgp ebgp-requires-policy\n no bgp network import-check\n{gr} neighbor {peer} remote-as {peer_as}\n address-family ipv4 unicast\n{networks}{nhself} exit-address-family\n!\n",
             asn = spec.asn,
             rid = spec.router_id,
             gr = if spec.graceful_restart { " bgp graceful-restart\n" } else { "" },
@@ -236,6 +229,22 @@ impl<'a> Frr<'a> {
                 String::new()
             },
         );
+        Self::start_raw(ns, &conf)
+    }
+
+    /// Start zebra and bgpd with `router` (the `router bgp` block and what follows it) after
+    /// the common lines (datacenter defaults, hostname, log file).
+    pub fn start_raw(ns: &'a Netns, router: &str) -> Frr<'a> {
+        let name = ns.name.clone();
+        let etc = std::path::PathBuf::from(format!("/etc/frr/{name}"));
+        let var = std::path::PathBuf::from(format!("/var/run/frr/{name}"));
+        let dirs = DirsGuard(vec![etc.clone(), var.clone()]);
+        std::fs::create_dir_all(&etc).expect("frr etc dir");
+        std::fs::create_dir_all(&var).expect("frr run dir");
+        let conf = format!(
+            "frr defaults datacenter\nhostname {name}\nlog file {var}/frr.log\n!\n{router}",
+            var = var.display(),
+        );
         std::fs::write(etc.join("frr.conf"), conf).expect("frr.conf");
         std::fs::write(etc.join("vtysh.conf"), "").expect("vtysh.conf");
         run(&[
@@ -245,6 +254,14 @@ impl<'a> Frr<'a> {
             etc.to_str().unwrap(),
             var.to_str().unwrap(),
         ]);
+        // The guards exist before the daemons start, so a failed start still cleans up.
+        let frr = Frr {
+            ns,
+            name: name.clone(),
+            _zebra: PidFile(var.join("zebra.pid")),
+            _bgpd: PidFile(var.join("bgpd.pid")),
+            _dirs: dirs,
+        };
         let conf = etc.join("frr.conf").display().to_string();
         for daemon in ["zebra", "bgpd"] {
             let bin = format!("/usr/lib/frr/{daemon}");
@@ -255,13 +272,7 @@ impl<'a> Frr<'a> {
             }
             ns.exec(&args);
         }
-        Frr {
-            ns,
-            name: name.clone(),
-            _zebra: PidFile(var.join("zebra.pid")),
-            _bgpd: PidFile(var.join("bgpd.pid")),
-            _dirs: dirs,
-        }
+        frr
     }
 
     pub fn vtysh(&self, command: &str) -> Option<String> {
@@ -356,7 +367,12 @@ impl<'a> GoBgp<'a> {
             peer = spec.our_address,
             peer_as = spec.our_as,
         );
-        let conf_path = dir.write("gobgpd.toml", &conf);
+        Self::start_raw(ns, dir, &conf, &spec.originate)
+    }
+
+    /// Start gobgpd with a TOML config written by the caller, then originate `originate`.
+    pub fn start_raw(ns: &'a Netns, dir: &Dir, conf: &str, originate: &[String]) -> GoBgp<'a> {
+        let conf_path = dir.write("gobgpd.toml", conf);
         let log = std::fs::File::create(dir.path("gobgpd.log")).expect("gobgpd log");
         let child = ns
             .command(&[
@@ -375,7 +391,7 @@ impl<'a> GoBgp<'a> {
             _proc: Proc(child),
         };
         wait_for("gobgpd API", 15, || g.gobgp(&["-j", "global"]));
-        for p in &spec.originate {
+        for p in originate {
             g.gobgp(&["global", "rib", "add", p, "-a", "ipv4"])
                 .unwrap_or_else(|| panic!("gobgp global rib add {p} failed"));
         }
