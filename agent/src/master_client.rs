@@ -370,6 +370,7 @@ impl MasterClient {
         let body = json!({"host": auth.host, "secret": auth.secret.expose()});
         let order = self.masters.order();
         let mut tried = Vec::new();
+        let mut refused = false;
         for (index, base) in &order {
             let url = format!("{base}/api/v1/agent/register");
             let answer = async {
@@ -391,6 +392,12 @@ impl MasterClient {
                     continue;
                 }
             };
+            // One master: the words it had before there were lists.
+            let who = if order.len() == 1 {
+                "the netmaster".to_string()
+            } else {
+                format!("the netmaster {base}")
+            };
             match status {
                 200 => {
                     self.masters.answered(*index);
@@ -409,11 +416,24 @@ impl MasterClient {
                         retry_after.unwrap_or(1).max(1),
                     )))
                 }
+                // This master cannot register anyone (no agent secret configured): another
+                // one may; if none does, that is the answer (a configuration error).
+                503 => {
+                    self.masters.failed(*index);
+                    let refusal = format!(
+                        "{who} refused to register host {} ({status}): {} (check \
+                         --master-secret-file)",
+                        auth.host,
+                        message_of(&text)
+                    );
+                    tried.push(refusal);
+                    refused = true;
+                }
                 // A master starting or failing: another one, or this one later, may work.
                 500..=599 => {
                     self.masters.failed(*index);
                     tried.push(format!(
-                        "the netmaster {base} failed registering host {}: {status} {}",
+                        "{who} failed registering host {}: {status} {}",
                         auth.host,
                         message_of(&text)
                     ));
@@ -427,6 +447,10 @@ impl MasterClient {
                     )))
                 }
             }
+        }
+        if refused {
+            // Every master that answered refused: as with one master, a configuration error.
+            return Err(RegisterError::Refused(tried.join("; ")));
         }
         Err(RegisterError::Unreachable(tried.join("; ")))
     }

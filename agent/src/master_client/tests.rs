@@ -686,3 +686,29 @@ async fn a_ca_bundle_trusts_each_masters_own_certificate() {
         "{e:?}"
     );
 }
+
+#[tokio::test]
+async fn registration_moves_past_a_master_without_a_secret_and_fails_refused_if_none_has_one() {
+    let without = start(None).await;
+    without.state().fail_with = Some(503);
+    let with = start(None).await;
+    let client = with_secret(&format!("{},{}", without.url("http"), with.url("http")));
+    client.register().await.unwrap();
+    assert_eq!(with.state().registrations, 1);
+    // Every master refusing: a configuration error naming each, as with one master.
+    with.state().fail_with = Some(503);
+    let client = with_secret(&format!("{},{}", without.url("http"), with.url("http")));
+    let e = client.register().await.unwrap_err();
+    let RegisterError::Refused(message) = &e else {
+        panic!("{e:?}")
+    };
+    assert!(message.contains(&without.url("http")), "{message}");
+    assert!(message.contains(&with.url("http")), "{message}");
+    // One master: its words as before.
+    let client = with_secret(&without.url("http"));
+    let e = client.register().await.unwrap_err();
+    assert!(
+        matches!(&e, RegisterError::Refused(m) if m.starts_with("the netmaster refused to register host host1 (503)")),
+        "{e:?}"
+    );
+}
