@@ -472,7 +472,9 @@ impl RouteActor {
         {
             self.sweep_stale("every remaining peer has sent End-of-RIB", ctx);
         }
-        ctx.spawn(
+        // Waited for (the mailbox holds meanwhile), so two changes in a row reach the speaker
+        // in order: a peer removed and added back is never added before its removal.
+        ctx.wait(
             async move {
                 for peer in changes.remove {
                     if let Err(e) = speaker.remove_peer(peer).await {
@@ -545,7 +547,8 @@ impl RouteActor {
                         }
                         Err(e) => tracing::error!(error = %e, "subscribe"),
                     }
-                    ctx.spawn(
+                    // Before any later peer change (see update_peers).
+                    ctx.wait(
                         async move {
                             for (peer, config) in peers {
                                 if let Err(e) = speaker.add_peer(config).await {
