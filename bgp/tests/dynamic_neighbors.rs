@@ -291,3 +291,46 @@ async fn md5_on_the_dynamic_prefix() {
     assert_eq!((s.accepted, s.active), (1, 1));
     rr.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_that_stops_reading_does_not_keep_its_writer() {
+    let rr = Speaker::new(reflector_config(v4(127, 0, 0, 1)))
+        .await
+        .unwrap();
+    let dst = rr.listen_addr().unwrap();
+    // About 6 MB of UPDATEs: 1,500 routes whose 900 communities (distinct per route, so each
+    // goes in its own UPDATE) fill a message each, more than the socket buffers hold.
+    for i in 0..1500u32 {
+        let attrs = fabric_bgp::packet::PathAttrs {
+            communities: (0..900).map(|c| (i << 12) | c).collect(),
+            ..Default::default()
+        };
+        let prefix =
+            Prefix::from(ipnet::Ipv4Net::new(Ipv4Addr::from(0x0a64_0000 + i), 32).unwrap());
+        rr.announce(vec![prefix], attrs).unwrap();
+    }
+    let metrics = tokio::runtime::Handle::current().metrics();
+    let tasks_before = metrics.num_alive_tasks();
+    let src = v4(127, 0, 60, 1);
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.bind(SocketAddr::new(src, 0)).unwrap();
+    let stream = socket.connect(dst).await.unwrap();
+    // Established, then it reads nothing more: our writer blocks on a full socket.
+    let _stuck = RawPeer::establish_on(stream, &open(1)).await;
+    until("the reflector to be blocked sending", 20, async || {
+        let s = rr.peer_states().await.ok()?;
+        (s.first()?.advertised_prefixes == 1500).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The master drops the host: the session is closed on our side, and its writer with its
+    // queued UPDATEs goes within the grace period although the peer still holds the socket.
+    rr.set_dynamic_allowed(Some(BTreeSet::new()));
+    until("the stuck writer to be stopped", 20, async || {
+        (metrics.num_alive_tasks() <= tasks_before).then_some(())
+    })
+    .await;
+    assert!(rr.peer_states().await.unwrap().is_empty());
+    rr.shutdown().await;
+}

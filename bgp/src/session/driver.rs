@@ -27,6 +27,7 @@ struct Conn {
     writer: mpsc::UnboundedSender<Vec<u8>>,
     incoming: mpsc::Receiver<Incoming>,
     reader: JoinHandle<()>,
+    writer_task: JoinHandle<()>,
     local: SocketAddr,
     remote: SocketAddr,
     outbound: bool,
@@ -41,11 +42,12 @@ impl Conn {
         let (tx, incoming) = mpsc::channel(64);
         let (writer, wrx) = mpsc::unbounded_channel();
         let reader = tokio::spawn(read_loop(rd, local_as, tx));
-        tokio::spawn(write_loop(wr, wrx));
+        let writer_task = tokio::spawn(write_loop(wr, wrx));
         Ok(Conn {
             writer,
             incoming,
             reader,
+            writer_task,
             local,
             remote,
             outbound,
@@ -58,9 +60,23 @@ impl Conn {
     }
 }
 
+/// How long a closed connection's writer may take to flush what was queued (a last
+/// NOTIFICATION, say) before it is stopped.
+const WRITER_GRACE: Duration = Duration::from_secs(5);
+
 impl Drop for Conn {
     fn drop(&mut self) {
         self.reader.abort();
+        // The writer flushes and shuts the socket down by itself once its queue closes, but a
+        // peer that stopped reading would keep it (and the socket, and every queued UPDATE)
+        // until TCP gives up, many minutes later: a host gone for good must leave nothing.
+        let writer = self.writer_task.abort_handle();
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                tokio::time::sleep(WRITER_GRACE).await;
+                writer.abort();
+            });
+        }
     }
 }
 
