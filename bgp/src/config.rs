@@ -319,3 +319,90 @@ pub enum ConfigError {
     #[error("config field {0}: {1}")]
     Invalid(&'static str, String),
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A configuration written before the per-session options and the dynamic-neighbour
+    /// limits still parses, with their defaults.
+    #[test]
+    fn older_json_parses_with_defaults() {
+        let cfg: SpeakerConfig = serde_json::from_str(
+            r#"{"local_as": 65000, "router_id": "10.0.0.1",
+                "peers": [{"address": "10.0.0.2", "peer_as": 65001}],
+                "dynamic_neighbors": [{"prefix": "10.1.0.0/16", "rr_client": true}]}"#,
+        )
+        .unwrap();
+        assert!(!cfg.export_local_only);
+        assert_eq!(cfg.max_dynamic_peers, 4096);
+        let p = &cfg.peers[0];
+        assert_eq!(
+            (
+                p.local_as,
+                p.next_hop,
+                p.import_local_pref,
+                p.enforce_first_as
+            ),
+            (None, None, None, true)
+        );
+        assert_eq!(cfg.dynamic_neighbors[0].md5_password, None);
+        cfg.validate().unwrap();
+        assert_eq!(cfg.peers[0], {
+            let mut p = PeerConfig::new("10.0.0.2".parse().unwrap(), Some(65001));
+            p.port = 179;
+            p
+        });
+    }
+
+    fn field_of(cfg: &SpeakerConfig) -> &'static str {
+        match cfg.validate() {
+            Err(ConfigError::Invalid(field, _)) => field,
+            Ok(()) => "valid",
+        }
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        let base = || {
+            let mut c = SpeakerConfig::new(65000, Ipv4Addr::new(10, 0, 0, 1));
+            c.listen = Some("127.0.0.1:0".parse().unwrap());
+            c.peers
+                .push(PeerConfig::new("10.0.0.2".parse().unwrap(), Some(65001)));
+            c.dynamic_neighbors.push(DynamicNeighbors {
+                prefix: "10.1.0.0/16".parse().unwrap(),
+                peer_as: None,
+                rr_client: true,
+                max_prefix: None,
+                families: default_families(),
+                md5_password: Some("k".into()),
+            });
+            c
+        };
+        assert_eq!(field_of(&base()), "valid");
+        let mut c = base();
+        c.peers[0].local_as = Some(0);
+        assert_eq!(field_of(&c), "peers.local_as");
+        let mut c = base();
+        c.peers[0].peer_as = Some(0);
+        assert_eq!(field_of(&c), "peers.peer_as");
+        let mut c = base();
+        c.peers[0].next_hop = Some("0.0.0.0".parse().unwrap());
+        assert_eq!(field_of(&c), "peers.next_hop");
+        let mut c = base();
+        c.dynamic_neighbors[0].md5_password = Some("x".repeat(81));
+        assert_eq!(field_of(&c), "dynamic_neighbors.md5_password");
+        let mut c = base();
+        c.dynamic_neighbors[0].md5_password = Some(String::new());
+        assert_eq!(field_of(&c), "dynamic_neighbors.md5_password");
+        let mut c = base();
+        c.listen = None;
+        assert_eq!(field_of(&c), "dynamic_neighbors.md5_password");
+        let mut c = base();
+        c.dynamic_neighbors[0].peer_as = Some(0);
+        assert_eq!(field_of(&c), "dynamic_neighbors.peer_as");
+        let mut c = base();
+        c.max_dynamic_peers = 0;
+        assert_eq!(field_of(&c), "max_dynamic_peers");
+    }
+}
