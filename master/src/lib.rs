@@ -14,6 +14,7 @@ pub mod inspect;
 pub mod intent;
 pub mod ipam;
 pub mod keys;
+pub mod leader;
 pub mod listen;
 pub mod master;
 pub mod metrics;

@@ -70,6 +70,10 @@ struct Args {
     /// Directory of the embedded store's file.
     #[arg(long, default_value = "/var/lib/netmaster")]
     data_dir: PathBuf,
+    /// Seconds of the leader's lease (2-60): a leader that stops renewing it (crash,
+    /// partition) is replaced within about this long.
+    #[arg(long = "leader-lease", value_name = "SECS", default_value = "5", value_parser = netmaster::leader::parse_lease)]
+    leader_lease: std::time::Duration,
     #[command(flatten)]
     listen: netmaster::listen::ListenArgs,
     #[command(flatten)]
@@ -141,9 +145,6 @@ async fn main() -> anyhow::Result<()> {
         .await
         .context("setting up authentication")?;
     netmaster::auth::cli::announce(&auth, admin_password.as_deref());
-    for problem in netmaster::tenancy::audit(&master.cache()) {
-        tracing::error!(%problem, "tenants are not kept apart in the stored state");
-    }
     let addr = listen_addr(&args.listen_url);
     let serving = args
         .listen
@@ -165,6 +166,13 @@ async fn main() -> anyhow::Result<()> {
         .start(&master, &bound, url)
         .await
         .context("starting the route reflector")?;
+    // Campaigns for leadership; the leader runs the sweeps and the tenancy audit.
+    let leader = netmaster::leader::LeaderSettings {
+        id: args.cluster.id(&bound),
+        lease: args.leader_lease,
+    };
+    netmaster::leader::start(&master, leader).context("campaigning for leadership")?;
+    let resign = master.clone();
     tracing::info!(%addr, scheme = serving.scheme(), backend = master.settings.backend, control_url = %args.control_url, "netmaster serving");
     serving.serve(listener, master, async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
@@ -174,5 +182,7 @@ async fn main() -> anyhow::Result<()> {
         }
     })
     .await?;
+    // Hand the leadership over at once instead of after the lease.
+    resign.leader.stop(netmaster::leader::Stop::Resign).await;
     Ok(())
 }

@@ -39,6 +39,8 @@ pub struct Master {
     pub hosts: crate::api::hosts::Registry,
     /// Authentication: settings, failed-login counts, the bound on password hashing.
     pub auth: crate::auth::Auth,
+    /// Whether this master leads (see `leader`); idle until `leader::start`.
+    pub leader: crate::leader::Leader,
 }
 
 /// How many times a write is re-planned after losing a compare to a concurrent writer.
@@ -66,6 +68,7 @@ impl Master {
             network_writes: Default::default(),
             hosts: Default::default(),
             auth: crate::auth::Auth::new(settings.auth.clone()),
+            leader: Default::default(),
             settings,
         });
         let from = master.reload().await?;

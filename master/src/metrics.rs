@@ -1,9 +1,10 @@
 //! Prometheus metrics: requests and latencies by route and status code, accepted connections,
-//! write conflicts.
+//! write conflicts, leadership.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
@@ -23,6 +24,10 @@ pub struct Metrics {
     pub write_conflicts: Counter,
     /// TCP connections the REST listener accepted (HTTP/1.1 and HTTP/2 alike).
     pub connections: Counter,
+    /// 1 while this master leads, else 0.
+    pub leader: Gauge,
+    /// Times this master became or stopped being the leader.
+    pub leader_changes: Counter,
 }
 
 fn latency_histogram() -> Histogram {
@@ -39,6 +44,8 @@ impl Default for Metrics {
         let latency: LatencyFamily = Family::new_with_constructor(latency_histogram);
         let write_conflicts = Counter::default();
         let connections = Counter::default();
+        let leader = Gauge::default();
+        let leader_changes = Counter::default();
         registry.register(
             "netmaster_http_requests",
             "HTTP requests by route and status code",
@@ -59,12 +66,24 @@ impl Default for Metrics {
             "TCP connections accepted by the REST listener",
             connections.clone(),
         );
+        registry.register(
+            "netmaster_leader",
+            "1 while this master is the leader (runs the leader-only jobs), else 0",
+            leader.clone(),
+        );
+        registry.register(
+            "netmaster_leader_changes",
+            "Times this master became or stopped being the leader",
+            leader_changes.clone(),
+        );
         Metrics {
             registry,
             requests,
             latency,
             write_conflicts,
             connections,
+            leader,
+            leader_changes,
         }
     }
 }

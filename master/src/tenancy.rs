@@ -8,7 +8,8 @@
 //! - Should an overlap be in the store anyway (written before this rule existed), an address
 //!   held in one of the overlapping networks is never handed out in the other: allocations and
 //!   endpoint records compare the other network's address key absent in the same transaction.
-//! - [`audit`] lists such leftovers at start, so an operator hears of them.
+//! - [`audit`] lists such leftovers (the leader runs it when its term begins, see `leader`), so
+//!   an operator hears of them.
 
 use crate::cache::Cache;
 use crate::error::ApiError;

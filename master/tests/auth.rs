@@ -238,7 +238,27 @@ async fn revocation_takes_effect_at_once(f: &Fixture) {
     tokio::time::sleep(Duration::from_millis(2100)).await;
     let (s, v) = short.call("GET", "/api/v1/tenants/", Some(&t), None).await;
     assert_eq!(s, 401, "{v}");
-    assert!(short.master.sweep_sessions().await.expect("sweep") >= 1);
+    // Sweeping is the leader's (every 30 s): sweep now, fenced by whichever master of this
+    // store leads (on etcd, any of the three; an embedded store has its one master).
+    let mut masters = vec![&short.master];
+    if f.etcd.is_some() {
+        masters.push(&a.master);
+        masters.extend(b.as_ref().map(|b| &b.master));
+    }
+    let fence = leading_fence(&masters).await;
+    assert!(short.master.sweep_sessions(&fence).await.expect("sweep") >= 1);
+}
+
+/// The fence of whichever of `masters` leads (bounded wait).
+async fn leading_fence(masters: &[&std::sync::Arc<netmaster::Master>]) -> fabric_store::Fence {
+    let until = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(fence) = masters.iter().find_map(|m| m.leader.fence()) {
+            return fence;
+        }
+        assert!(Instant::now() < until, "no master leads");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 async fn wrong_passwords_are_throttled(f: &Fixture) {

@@ -1,24 +1,23 @@
 //! What authentication needs before the first request: the token signing key (generated once
 //! and kept in the store, so every master on one etcd signs and checks with the same key), the
 //! first administrator (never a default password: from a file, or generated and shown once),
-//! the agents' bootstrap secret, and the sweeper of ended sessions.
+//! the agents' bootstrap secret, and the sweep of ended sessions (a leader-only job, see
+//! `leader::jobs`).
 
 use super::caller::now_secs;
 use super::password;
 use super::state::{RoleName, StoredAuthorization, StoredUser};
+use crate::cache::Cache;
 use crate::error::ApiError;
 use crate::keys;
-use crate::master::Master;
-use fabric_store::{Op, Txn};
+use crate::leader::jobs::{commit_fenced, Committed, JobError};
+use crate::master::{Master, WRITE_ATTEMPTS};
+use fabric_store::{Fence, Revision, Txn};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Duration;
 
 /// The first administrator's username.
 pub const FIRST_ADMIN: &str = "admin";
-/// How often ended sessions are swept from the store.
-const SWEEP_EVERY: Duration = Duration::from_secs(60);
-/// Sessions deleted per sweep transaction.
+/// Sessions deleted per sweep transaction (with the fence, within etcd's 128 compares).
 const SWEEP_BATCH: usize = 100;
 /// Shortest bootstrap secret accepted from a file.
 const MIN_SECRET_LEN: usize = 16;
@@ -83,31 +82,20 @@ pub fn agent_secret(
 }
 
 impl Master {
-    /// Makes sure the signing key exists (the first master to start creates it), creates the
-    /// first administrator when authentication is on and there is no user, and starts the
-    /// sweeper. Returns the first admin's password when it was generated here (the caller
-    /// shows it once); `admin_password` is used instead when given.
+    /// Makes sure the signing key exists (the first master to start creates it) and creates
+    /// the first administrator when authentication is on and there is no user. Returns the
+    /// first admin's password when it was generated here (the caller shows it once);
+    /// `admin_password` is used instead when given.
     pub async fn ensure_auth(
-        self: &Arc<Self>,
+        &self,
         admin_password: Option<String>,
     ) -> Result<Option<String>, ApiError> {
         self.ensure_signing_key().await?;
-        let generated = if self.auth.settings.enabled {
-            self.ensure_first_admin(admin_password).await?
+        if self.auth.settings.enabled {
+            self.ensure_first_admin(admin_password).await
         } else {
-            None
-        };
-        let master = Arc::downgrade(self);
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(SWEEP_EVERY).await;
-                let Some(m) = master.upgrade() else { return };
-                if let Err(error) = m.sweep_sessions().await {
-                    tracing::warn!(%error, "sweeping ended sessions failed; will retry");
-                }
-            }
-        });
-        Ok(generated)
+            Ok(None)
+        }
     }
 
     async fn ensure_signing_key(&self) -> Result<(), ApiError> {
@@ -179,50 +167,128 @@ impl Master {
         Ok(generated.then_some(pw))
     }
 
-    /// Deletes sessions that ended: expired, or whose local user is gone or changed stamp.
-    pub async fn sweep_sessions(&self) -> Result<usize, ApiError> {
+    /// Deletes sessions that ended ([`ended_sessions`]), in fenced transactions (a leader-only
+    /// job); returns how many went. A batch that lost a compare to a concurrent change is
+    /// planned again, a bounded number of times.
+    pub async fn sweep_sessions(&self, fence: &Fence) -> Result<usize, JobError> {
         let mut swept = 0;
-        loop {
-            let batch: Vec<(String, u64)> = {
-                let cache = self.cache();
-                let now = now_secs();
-                cache
-                    .auth
-                    .sessions
-                    .iter()
-                    .filter(|(_, s)| {
-                        s.expires <= now
-                            || (s.local
-                                && cache
-                                    .auth
-                                    .users
-                                    .get(&s.user)
-                                    .is_none_or(|u| u.stamp != s.stamp))
-                    })
-                    .take(SWEEP_BATCH)
-                    .map(|(id, _)| {
-                        let key = keys::session(id);
-                        let rev = cache.mod_revision(&key);
-                        (key, rev)
-                    })
-                    .collect()
-            };
+        for _ in 0..WRITE_ATTEMPTS {
+            let batch = ended_sessions(&self.cache(), now_secs(), SWEEP_BATCH);
             if batch.is_empty() {
-                return Ok(swept);
+                break;
             }
-            let mut txn = Txn::new();
-            for (key, rev) in &batch {
-                txn = txn.when_mod_revision(key.clone(), *rev).delete(key.clone());
-            }
-            let ops: Vec<Op> = txn.success.clone();
-            let outcome = self.store.txn(txn).await?;
-            if outcome.succeeded {
-                self.apply_local(outcome.revision, &ops);
-                swept += batch.len();
-            } else {
-                // Another master swept or changed one of them; look again.
-                self.wait_for(outcome.revision).await;
+            let txn = batch.iter().fold(Txn::new(), |txn, (key, revision)| {
+                txn.when_mod_revision(key.clone(), *revision)
+                    .delete(key.clone())
+            });
+            match commit_fenced(self, fence, txn).await? {
+                Committed::Done(_) => swept += batch.len(),
+                // Another change to one of them (a logout, a sweep of an older term): look again.
+                Committed::Conflict(revision) => self.wait_for(revision).await,
             }
         }
+        Ok(swept)
+    }
+}
+
+/// Sessions that ended, at most `limit`, as (key, revision to compare): expired, or whose local
+/// user is gone or changed stamp (a password change, a disable).
+pub fn ended_sessions(cache: &Cache, now: u64, limit: usize) -> Vec<(String, Revision)> {
+    cache
+        .auth
+        .sessions
+        .iter()
+        .filter(|(_, s)| {
+            s.expires <= now
+                || (s.local
+                    && cache
+                        .auth
+                        .users
+                        .get(&s.user)
+                        .is_none_or(|u| u.stamp != s.stamp))
+        })
+        .take(limit)
+        .map(|(id, _)| {
+            let key = keys::session(id);
+            let revision = cache.mod_revision(&key);
+            (key, revision)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::state::{Session, SessionKind};
+
+    fn put<T: serde::Serialize>(cache: &mut Cache, revision: Revision, key: String, value: &T) {
+        let bytes = serde_json::to_vec(value).unwrap_or_default();
+        cache.apply(revision, &key, Some(&bytes));
+    }
+
+    fn session(user: &str, local: bool, stamp: &str, expires: u64) -> Session {
+        Session {
+            kind: SessionKind::User,
+            user: user.into(),
+            local,
+            principals: Vec::new(),
+            stamp: stamp.into(),
+            host: String::new(),
+            created: 0,
+            expires,
+        }
+    }
+
+    #[test]
+    fn expired_and_orphaned_sessions_are_planned_with_their_revisions() {
+        let mut cache = Cache::default();
+        let user = StoredUser {
+            username: "alice".into(),
+            password_hash: String::new(),
+            stamp: "s2".into(),
+            ..StoredUser::default()
+        };
+        put(&mut cache, 1, keys::user("alice"), &user);
+        put(
+            &mut cache,
+            2,
+            keys::session("live"),
+            &session("alice", true, "s2", 200),
+        );
+        put(
+            &mut cache,
+            3,
+            keys::session("expired"),
+            &session("alice", true, "s2", 100),
+        );
+        put(
+            &mut cache,
+            4,
+            keys::session("old-stamp"),
+            &session("alice", true, "s1", 200),
+        );
+        put(
+            &mut cache,
+            5,
+            keys::session("no-user"),
+            &session("bob", true, "s1", 200),
+        );
+        put(
+            &mut cache,
+            6,
+            keys::session("ldap"),
+            &session("cn=carol", false, "", 200),
+        );
+        let mut planned = ended_sessions(&cache, 100, 10);
+        planned.sort();
+        assert_eq!(
+            planned,
+            [
+                (keys::session("expired"), 3),
+                (keys::session("no-user"), 5),
+                (keys::session("old-stamp"), 4),
+            ]
+        );
+        assert_eq!(ended_sessions(&cache, 100, 2).len(), 2);
     }
 }

@@ -37,6 +37,8 @@ impl Drop for TestMaster {
 /// Holds what a backend needs to stay alive (the etcd process) for the test's duration.
 pub struct Fixture {
     pub etcd: Option<EtcdProcess>,
+    /// The lease of the masters it serves (each campaigns for leadership).
+    pub leader_lease: std::time::Duration,
 }
 
 impl Fixture {
@@ -48,7 +50,10 @@ impl Fixture {
                 "etcd must be installed (package etcd-server) to run the etcd half of the suite",
             )),
         };
-        Fixture { etcd }
+        Fixture {
+            etcd,
+            leader_lease: netmaster::leader::DEFAULT_LEASE,
+        }
     }
 
     pub async fn master(&self) -> TestMaster {
@@ -134,6 +139,11 @@ impl Fixture {
             .await
             .expect("bind loopback");
         let addr = listener.local_addr().expect("addr");
+        let leader = netmaster::leader::LeaderSettings {
+            id: format!("test-{addr}"),
+            lease: self.leader_lease,
+        };
+        netmaster::leader::start(&master, leader).expect("campaigns for leadership");
         let (base, ca, server) = if tls {
             let identity =
                 netmaster::tls::Identity::self_signed(dir.path(), &["127.0.0.1".to_string()])
