@@ -1,7 +1,8 @@
 //! End to end on lab's two-rack fabric: four containers on four hosts in two racks attached by
 //! invoking contivk8s as a runtime does; every pair pings; both ToRs (BIRD, FRR) hold the four
 //! /32s with the right next hops; 8 MB go over TCP each way between racks; a deleted container
-//! disappears from both; CHECK reports a broken attachment. A container node labelled with io.contiv.network is attached by lab.
+//! disappears from both; CHECK reports a broken attachment. The master's route reflector has
+//! every agent as a client meanwhile, and the ToRs still see exactly one path per /32. A container node labelled with io.contiv.network is attached by lab.
 
 mod common;
 
@@ -154,6 +155,19 @@ fn four_containers_in_two_racks_route_through_both_tors() {
     let mut want2 = want2;
     want1.insert(app5_prefix.clone(), vec![host_addr("host2").to_string()]);
     want2.insert(app5_prefix, vec!["10.254.0.0".to_string()]);
+    // The master's route reflector has every agent as a client meanwhile; the ToRs must
+    // still hold exactly one path per /32 (no loop through the reflector, no duplicate).
+    let clients = poll(Duration::from_secs(30), || {
+        let (_, out) = fabric.exec(
+            "master1",
+            &["ss", "-Htn", "state", "established", "( sport = :179 )"],
+        );
+        (out.lines().count() == 4).then_some(())
+    });
+    assert!(
+        clients.is_some(),
+        "not every agent has a session with the master's reflector"
+    );
     let tors = poll(Duration::from_secs(20), || {
         let (t1, t2) = (fabric.tor1_routes(), fabric.tor2_routes());
         (t1 == want1 && t2 == want2).then_some(())

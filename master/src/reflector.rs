@@ -31,9 +31,11 @@ pub struct ReflectorSettings {
     pub hold_time: u16,
 }
 
-/// Graceful restart time offered to agents: a master that restarts keeps its clients' routes
-/// in their RIBs meanwhile (the other reflector has them too).
-const RESTART_TIME: u16 = 120;
+/// Graceful restart time offered to agents: a master that restarts (a second or two) keeps its
+/// clients' routes in their RIBs meanwhile, which matters with one master. Short, because a
+/// dead master's paths stay that long: a route withdrawn through the other reflector meanwhile
+/// lingers at the agents until then.
+const RESTART_TIME: u16 = 30;
 
 /// How often the admitted addresses and the fabric AS are re-read.
 const REFRESH: Duration = Duration::from_secs(1);

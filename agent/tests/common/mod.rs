@@ -24,6 +24,8 @@ pub const HOSTS: [(&str, &str, u32, &str, u32); 4] = [
 /// The lab's master: TLS with its self-signed certificate, authentication on (lab logs in as
 /// admin at deploy; see [`Fabric::token`]).
 pub const MASTER_URL: &str = "https://172.20.20.10:9999";
+/// The second master of layouts that have one (flat), asked when the first does not answer.
+pub const SECOND_MASTER_URL: &str = "https://172.20.20.11:9999";
 
 /// A shipped topology the harness deploys: its file under lab/topologies, the `name:` in it,
 /// every agent's `netctl bgp create` arguments after the host name, and its routers (every
@@ -76,6 +78,20 @@ pub const DUAL_HOMED: Layout = Layout {
     ],
     bird: &["tor1", "tor3"],
     frr: &["tor2"],
+};
+/// flat: four hosts on one L2 segment (the lab's management bridge), no ToR, two masters on
+/// etcd as the route reflectors; each host's segment address is its router address.
+pub const FLAT: Layout = Layout {
+    file: "flat.clab.yml",
+    name: "flat",
+    bgp: &[
+        ("host1", "--router-ip 172.20.20.21/24 --as 65000"),
+        ("host2", "--router-ip 172.20.20.22/24 --as 65000"),
+        ("host3", "--router-ip 172.20.20.23/24 --as 65000"),
+        ("host4", "--router-ip 172.20.20.24/24 --as 65000"),
+    ],
+    bird: &[],
+    frr: &[],
 };
 pub const SUBNET: &str = "10.1.2.0/24";
 pub const IFNAME: &str = "eth1";
@@ -221,7 +237,7 @@ impl Fabric {
                 &format!("        lab.kind: netmaster\n{exec}"),
                 1,
             )
-            .replacen("  links:\n", &format!("{extra_nodes}  links:\n"), 1);
+            .replacen("\n  links:", &format!("\n{extra_nodes}  links:"), 1);
         std::fs::write(&file, topo).expect("write topology");
         let fabric = Fabric {
             name,
@@ -337,7 +353,23 @@ impl Fabric {
         argv.push(&url);
         let (_, out) = self.exec("master1", &argv);
         let (text, status) = out.rsplit_once('\n').unwrap_or(("", &out));
-        (status.trim().parse().unwrap_or(0), text.to_string())
+        let status = status.trim().parse().unwrap_or(0);
+        if status == 0 && !self.masters_tried_second(&argv) {
+            // No answer: a layout with a second master (flat) asks that one.
+            let second = format!("{SECOND_MASTER_URL}{path}");
+            if let Some(last) = argv.last_mut() {
+                *last = &second;
+            }
+            let (_, out) = self.exec("master1", &argv);
+            let (text, status) = out.rsplit_once('\n').unwrap_or(("", &out));
+            return (status.trim().parse().unwrap_or(0), text.to_string());
+        }
+        (status, text.to_string())
+    }
+
+    fn masters_tried_second(&self, argv: &[&str]) -> bool {
+        argv.last()
+            .is_some_and(|u| u.starts_with(SECOND_MASTER_URL))
     }
 
     /// GET on the master's REST API, as admin.
@@ -626,16 +658,21 @@ impl Fabric {
 
     /// The netplugin process of a host: its pid and command line.
     pub fn agent(&self, host: &str) -> Option<(i32, Vec<String>)> {
+        self.process(host, "netplugin")
+    }
+
+    /// The pid and command line of the process named `comm` in a node's namespace.
+    pub fn process(&self, node: &str, comm: &str) -> Option<(i32, Vec<String>)> {
         let out = Command::new("ip")
-            .args(["netns", "pids", &self.netns(host)])
+            .args(["netns", "pids", &self.netns(node)])
             .output()
             .ok()?;
         String::from_utf8_lossy(&out.stdout)
             .split_whitespace()
             .find_map(|p| {
                 let pid: i32 = p.parse().ok()?;
-                let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
-                if comm.trim() != "netplugin" {
+                let name = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+                if name.trim() != comm {
                     return None;
                 }
                 let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
@@ -666,7 +703,19 @@ impl Fabric {
         argv
     }
 
-    /// Starts an agent on `host` with `argv`, logging to `log_name` in the host's run dir.
+    /// `kill -9` of the master on `node`; returns its command line for [`Self::start_agent`]
+    /// (which starts any command line in a node).
+    pub fn kill_master(&self, node: &str) -> Vec<String> {
+        let (pid, argv) = self
+            .process(node, "netmaster")
+            .unwrap_or_else(|| panic!("no netmaster runs on {node}"));
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL)
+            .expect("kill -9 the master");
+        argv
+    }
+
+    /// Starts `argv` (an agent's or a master's command line) in `host`'s namespace, logging to
+    /// `log_name` in its run dir.
     pub fn start_agent(
         &self,
         host: &str,

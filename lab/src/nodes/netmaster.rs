@@ -94,9 +94,12 @@ pub fn plan(ctx: &NodeCtx) -> Result<NodePlan, PlanError> {
         20,
     ));
     let url = format!("https://{listen}");
+    let own = MasterLogin::of(url.clone(), &ctx.run_dir);
     let login = MasterLogin {
         password_file,
-        ..MasterLogin::of(url.clone(), &ctx.run_dir)
+        // Every master serves the first one's certificate.
+        cacert: own.cacert.as_ref().map(|_| auth::cacert(&files)),
+        ..own
     };
     plan.actions.push(Action::Login {
         node: ctx.node.name.clone(),
