@@ -174,6 +174,17 @@ pub fn netmaster(
     etcd: Option<&str>,
     security: Security,
 ) -> Result<(Daemon, Access)> {
+    netmaster_with(binary, dir, etcd, security, &[])
+}
+
+/// [`netmaster`] with more flags.
+pub fn netmaster_with(
+    binary: &Path,
+    dir: &Path,
+    etcd: Option<&str>,
+    security: Security,
+    flags: &[String],
+) -> Result<(Daemon, Access)> {
     let scheme = if security.tls() { "https" } else { "http" };
     let port = free_port()?;
     let base = format!("{scheme}://127.0.0.1:{port}");
@@ -201,6 +212,7 @@ pub fn netmaster(
     if let Some(endpoint) = etcd {
         cmd.arg("--etcd").arg(endpoint);
     }
+    cmd.args(flags);
     // The certificate is made at the master's start: it is read once it exists.
     let cacert = security
         .tls()

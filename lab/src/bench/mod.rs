@@ -1,10 +1,12 @@
 //! `lab bench`: the benchmarks. `rest` times netmaster's REST API on both stores side by side;
 //! `bgp` runs the BGP speaker's benchmark against BIRD (`bgp-bench`) with the arguments given;
 //! `attach` times container-to-routable latency, our agent against a Calico-style baseline;
-//! `policy` times group-based policy from the REST API to a real host's OVS flows.
+//! `policy` times group-based policy from the REST API to a real host's OVS flows; `failover`
+//! times a new leader among two masters after the leader's kill -9.
 
 mod attach;
 mod daemon;
+mod failover;
 mod h2;
 mod policy;
 mod rest;
@@ -42,6 +44,11 @@ pub enum BenchCmd {
     /// TCP probe's answer changes. Needs root, openvswitch-switch, busybox and the release
     /// binaries next to lab.
     Policy(policy::PolicyArgs),
+    /// Master failover: two netmasters on one etcd on loopback; each run SIGKILLs the leader
+    /// and times the kill -> the other's term start and first leader-only jobs (a fenced sweep
+    /// of a stale record), then restarts the killed one; p50 and max over --runs (default 10).
+    /// Needs etcd (etcd-server) and the release netmaster next to lab.
+    Failover(failover::FailoverArgs),
     /// Run `bgp-bench` (our BGP speaker against BIRD), passing every argument through,
     /// e.g. `lab bench bgp --n 100000`; `--help` is bgp-bench's. Needs root, bird2 and gobgpd.
     #[command(disable_help_flag = true)]
@@ -56,6 +63,7 @@ pub fn run(cmd: BenchCmd) -> Result<i32> {
         BenchCmd::Rest(args) => rest::run(&args),
         BenchCmd::Attach(args) => attach::run(&args),
         BenchCmd::Policy(args) => policy::run(&args),
+        BenchCmd::Failover(args) => failover::run(&args),
         BenchCmd::Bgp { args } => {
             let bin = own_binary("bgp-bench").context(
                 "bgp-bench not found next to lab or on PATH: cargo build --release -p fabric-bgp --bins",
