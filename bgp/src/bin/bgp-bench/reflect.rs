@@ -22,7 +22,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::clients::{self, client_addr, Event, Phase, Plan, Report};
 use super::lab::{poll, Daemon};
-use super::{median, ratio};
+use super::{median, ratio, secs_ratio, MIN_SECS};
 
 /// The AS of the reflector and its clients.
 const ASN: u32 = 65000;
@@ -58,8 +58,8 @@ pub struct ReflectArgs {
     /// The fabric-bgpd binary (default: next to bgp-bench).
     #[arg(long)]
     fabric_bgpd: Option<PathBuf>,
-    /// Record each reflector with `perf record -g` from the announcements to convergence,
-    /// into DIR/<reflector>-<run>.data.
+    /// Record each reflector with `perf record --call-graph dwarf` from the announcements to
+    /// convergence, into DIR/<reflector>-<run>.data (`perf report -i` reads them).
     #[arg(long, value_name = "DIR")]
     perf: Option<PathBuf>,
 }
@@ -283,13 +283,23 @@ impl Reflector {
     }
 }
 
-/// A `perf record -g` of a process, stopped (SIGINT, so it writes its file) on drop.
+/// A `perf record` of a process with DWARF call graphs, stopped (SIGINT, so it writes its file)
+/// on drop. DWARF rather than `-g`: the standard library and the dependencies are built
+/// without frame pointers, so frame-pointer stacks stop one or two frames up.
 struct Perf(std::process::Child);
 
 impl Perf {
     fn attach(pid: u32, out: &Path) -> Result<Perf> {
         let child = Command::new("perf")
-            .args(["record", "-g", "-q", "-p", &pid.to_string(), "-o"])
+            .args([
+                "record",
+                "--call-graph",
+                "dwarf",
+                "-q",
+                "-p",
+                &pid.to_string(),
+                "-o",
+            ])
             .arg(out)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -584,24 +594,30 @@ pub fn run(args: ReflectArgs) -> Result<()> {
         paired.sort_by(f64::total_cmp);
         let pairs: Vec<String> = paired.iter().map(|p| format!("{p:.2}")).collect();
         println!(
-            "  ours/BIRD: time {} (run by run: {}), reflector CPU {}, peak memory {}   [target: time <= 0.5, memory <= 1]",
-            ratio(o[0], b[0]),
+            "  ours/BIRD: time {} (run by run, each of our runs over BIRD's next, sorted: {}), reflector CPU {}, peak memory {}   [target: time <= 0.5, memory <= 1]",
+            secs_ratio(o[0], b[0]),
             pairs.join(" "),
-            ratio(o[1], b[1]),
+            secs_ratio(o[1], b[1]),
             ratio(o[2], b[2]),
         );
-        let time_met = b[0] > 0.0 && o[0] / b[0] <= 0.5;
-        let mem_met = b[2] > 0.0 && o[2] <= b[2];
-        println!(
-            "  target {}: time {} ({:.3} s vs {:.3} s), memory {} ({:.0} vs {:.0} KiB)",
-            if time_met && mem_met { "met" } else { "MISSED" },
-            if time_met { "met" } else { "missed" },
-            o[0],
-            b[0],
-            if mem_met { "met" } else { "missed" },
-            o[2],
-            b[2],
-        );
+        // A few clients converge in milliseconds, where a ratio says nothing about the issue's
+        // 200 clients: the target is judged only where BIRD's time spans some tens of ms.
+        if b[0] < MIN_SECS {
+            println!("  target not judged: BIRD's time is under {MIN_SECS} s (run the default 200 clients x 100 routes)");
+        } else {
+            let time_met = o[0] / b[0] <= 0.5;
+            let mem_met = o[2] <= b[2];
+            println!(
+                "  target {}: time {} ({:.3} s vs {:.3} s), memory {} ({:.0} vs {:.0} KiB)",
+                if time_met && mem_met { "met" } else { "MISSED" },
+                if time_met { "met" } else { "missed" },
+                o[0],
+                b[0],
+                if mem_met { "met" } else { "missed" },
+                o[2],
+                b[2],
+            );
+        }
     }
     if !violations.is_empty() {
         bail!("reflection was not correct:\n  {}", violations.join("\n  "));
