@@ -98,6 +98,25 @@ fn ping_burst(fabric: &Fabric, netns: &str, ip: &str, count: u32) -> (u32, u32) 
     (numbers.next().unwrap_or(0), numbers.next().unwrap_or(0))
 }
 
+/// Which master says it leads (asked over each one's /info).
+fn leader(fabric: &Fabric) -> Option<&'static str> {
+    let cacert = fabric.cacert();
+    let token = format!("X-Auth-Token: {}", fabric.token());
+    [("master1", "172.20.20.10"), ("master2", "172.20.20.11")]
+        .into_iter()
+        .find(|(_, ip)| {
+            let url = format!("https://{ip}:9999/info");
+            let (_, out) = fabric.exec(
+                "master1",
+                &[
+                    "curl", "-s", "-m", "2", "--cacert", &cacert, "-H", &token, &url,
+                ],
+            );
+            serde_json::from_str::<serde_json::Value>(&out).is_ok_and(|v| v["leader"] == true)
+        })
+        .map(|(name, _)| name)
+}
+
 /// Kills `master` while app1 pings `to` every 10 ms for 8 s; asserts no probe was lost.
 fn kill_master_under_ping(
     fabric: &Fabric,
@@ -171,8 +190,25 @@ sys.stdout.write('answered' if len(d)>=19 and d[18]==1 else 'refused')\n";
         "the refusal is not logged with the address"
     );
 
-    // Either master dies while traffic flows: nothing is lost, attaches go on.
-    let argv1 = kill_master_under_ping(&fabric, "master1", "app3", &ips);
+    // Either master dies while traffic flows: nothing is lost, attaches go on. The leader
+    // goes first; the other takes over within 10 s.
+    let first = poll(Duration::from_secs(15), || leader(&fabric));
+    let Some(first) = first else {
+        panic!("no master says it leads");
+    };
+    let other = if first == "master1" {
+        "master2"
+    } else {
+        "master1"
+    };
+    let argv1 = kill_master_under_ping(&fabric, first, "app3", &ips);
+    let took_over = poll(Duration::from_secs(10), || {
+        (leader(&fabric) == Some(other)).then_some(())
+    });
+    assert!(
+        took_over.is_some(),
+        "{other} did not take the lead within 10 s of {first}'s death"
+    );
     let out = fabric.cni(
         "ADD",
         "host2",
@@ -195,22 +231,22 @@ sys.stdout.write('answered' if len(d)>=19 and d[18]==1 else 'refused')\n";
     });
     assert!(
         reached.is_some(),
-        "host4 did not learn {late} through master2: {:?}",
+        "host4 did not learn {late} through {other}: {:?}",
         fabric.routes("host4")
     );
 
-    // master1 back, then master2 dies.
-    let (_master1, _) = fabric.start_agent("master1", &argv1, "netmaster-restarted.log");
+    // The dead master back, then the other dies.
+    let (_restarted, _) = fabric.start_agent(first, &argv1, "netmaster-restarted.log");
     let back = poll(Duration::from_secs(30), || {
         let (_, out) = fabric.exec(
-            "master1",
+            first,
             &["ss", "-Htn", "state", "established", "( sport = :179 )"],
         );
         (out.lines().count() >= 4).then_some(())
     });
     assert!(
         back.is_some(),
-        "the agents did not come back to master1's reflector"
+        "the agents did not come back to {first}'s reflector"
     );
     // A deleted container leaves every host's kernel.
     let out = fabric.cni("DEL", "host3", "ctr-app3", &fabric.netns("app3"), &config());
@@ -228,6 +264,6 @@ sys.stdout.write('answered' if len(d)>=19 and d[18]==1 else 'refused')\n";
     });
     assert!(gone.is_some(), "app3's /32 stayed in some host's kernel");
 
-    // And master2 dies too: its clients lose nothing while master1 reflects.
-    kill_master_under_ping(&fabric, "master2", "app4", &ips);
+    // And the other dies too: its clients lose nothing while the restarted one reflects.
+    kill_master_under_ping(&fabric, other, "app4", &ips);
 }
