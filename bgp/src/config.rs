@@ -91,6 +91,16 @@ pub struct PeerConfig {
     /// not start with the peer's AS, as FRR does by default. Ignored on iBGP.
     #[serde(default = "default_true")]
     pub enforce_first_as: bool,
+    /// Standard communities that keep a route from this peer: a route carrying any of them
+    /// is not exported to it, and one it was sent that now carries one is withdrawn from it.
+    /// An agent marks its routes with internal communities so that its ToRs and its
+    /// reflectors get different sets (see `rib::adj_out`).
+    #[serde(default)]
+    pub export_deny_communities: Vec<u32>,
+    /// Standard communities removed from every route exported to this peer (internal marks
+    /// the peer must not see).
+    #[serde(default)]
+    pub export_strip_communities: Vec<u32>,
 }
 
 impl PeerConfig {
@@ -112,6 +122,8 @@ impl PeerConfig {
             next_hop: None,
             import_local_pref: None,
             enforce_first_as: true,
+            export_deny_communities: Vec::new(),
+            export_strip_communities: Vec::new(),
         }
     }
 }
@@ -347,6 +359,7 @@ mod tests {
             (None, None, None, true)
         );
         assert_eq!(cfg.dynamic_neighbors[0].md5_password, None);
+        assert!(p.export_deny_communities.is_empty() && p.export_strip_communities.is_empty());
         cfg.validate().unwrap();
         assert_eq!(cfg.peers[0], {
             let mut p = PeerConfig::new("10.0.0.2".parse().unwrap(), Some(65001));

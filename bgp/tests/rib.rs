@@ -39,6 +39,8 @@ fn peer(rib: &mut Rib, n: u8, asn: u32, rr_client: bool) -> PeerId {
         families: vec![Afi::Ipv4],
         import_local_pref: None,
         enforce_first_as: true,
+        export_deny_communities: Vec::new(),
+        export_strip_communities: Vec::new(),
     });
     rib.set_encode_ctx(id, EncodeCtx::default());
     id

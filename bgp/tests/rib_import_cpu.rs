@@ -101,6 +101,8 @@ fn rib() -> Rib {
         families: vec![Afi::Ipv4],
         import_local_pref: None,
         enforce_first_as: true,
+        export_deny_communities: Vec::new(),
+        export_strip_communities: Vec::new(),
     });
     rib.set_encode_ctx(peer, EncodeCtx::default());
     rib.peer_up(peer);

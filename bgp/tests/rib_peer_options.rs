@@ -46,6 +46,8 @@ fn info(n: u8, asn: u32, local_as: u32) -> PeerInfo {
         families: vec![Afi::Ipv4, Afi::Ipv6],
         import_local_pref: None,
         enforce_first_as: true,
+        export_deny_communities: Vec::new(),
+        export_strip_communities: Vec::new(),
     }
 }
 

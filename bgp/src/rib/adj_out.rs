@@ -1,6 +1,12 @@
 //! Export: which best paths a peer may receive (eBGP/iBGP and route-reflection rules, RFC
 //! 4271 §9.2 and RFC 4456 §8), how their attributes change on the way out (AS_PATH prepend,
 //! next hop, LOCAL_PREF, ORIGINATOR_ID, CLUSTER_LIST), and the Adj-RIB-Out of each peer.
+//!
+//! Per-peer community filters come first and last: a route carrying one of the peer's
+//! `export_deny_communities` is not for that peer (withdrawn if it had it: the flush finds no
+//! export and withdraws what the Adj-RIB-Out holds), and the peer's
+//! `export_strip_communities` are removed from what it gets. An agent uses them to send its
+//! address blocks to the reflectors only and its /32s to its ToRs, from one Loc-RIB.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -86,6 +92,9 @@ pub fn export_attrs(
     if source_id == target_id || !target.families.contains(&afi) {
         return None;
     }
+    if denied(target, attrs) {
+        return None;
+    }
     if config.export_local_only && source_id != LOCAL_PEER {
         return None;
     }
@@ -134,7 +143,20 @@ pub fn export_attrs(
         out.cluster_list.clear();
     }
     out.next_hop?;
+    if !target.export_strip_communities.is_empty() {
+        out.communities
+            .retain(|c| !target.export_strip_communities.contains(c));
+    }
     Some(out)
+}
+
+/// Whether `attrs` carry a community `target` must not be sent.
+fn denied(target: &PeerInfo, attrs: &PathAttrs) -> bool {
+    !target.export_deny_communities.is_empty()
+        && attrs
+            .communities
+            .iter()
+            .any(|c| target.export_deny_communities.contains(c))
 }
 
 /// Memo of exported attributes for one flush: all prefixes that share input attributes share

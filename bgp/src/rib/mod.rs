@@ -57,6 +57,10 @@ pub struct PeerInfo {
     pub import_local_pref: Option<u32>,
     /// Refuse eBGP UPDATEs whose AS_PATH does not start with the peer's AS.
     pub enforce_first_as: bool,
+    /// Routes carrying any of these standard communities are not exported to this peer.
+    pub export_deny_communities: Vec<u32>,
+    /// Standard communities removed from what this peer is sent.
+    pub export_strip_communities: Vec<u32>,
 }
 
 /// RIB-wide settings.

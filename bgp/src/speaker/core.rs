@@ -196,6 +196,8 @@ impl Core {
             families: cfg.families.clone(),
             import_local_pref: cfg.import_local_pref,
             enforce_first_as: cfg.enforce_first_as,
+            export_deny_communities: cfg.export_deny_communities.clone(),
+            export_strip_communities: cfg.export_strip_communities.clone(),
         }
     }
 
