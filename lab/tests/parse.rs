@@ -274,6 +274,7 @@ fn shipped_topologies_load_and_stay_portable() {
         "two-rack.clab.yml",
         "bgp-only.clab.yml",
         "dual-homed.clab.yml",
+        "flat.clab.yml",
     ] {
         let t = Topology::load(&topologies_dir().join(file)).unwrap();
         for node in &t.nodes {
@@ -472,24 +473,29 @@ topology:
         spawned("master1", "netmaster"),
         format!(
             "/opt/netmaster --listen-url 172.20.20.10:9999 --data-dir {m1}/netmaster \
+             --api-hostname 172.20.20.11 \
              --etcd http://172.20.20.9:2379 --auth on --admin-password-file {m1}/admin-password \
              --agent-secret-file {m1}/agent-secret"
         )
     );
-    // master2 shares master1's password and secret (one etcd, one set of users).
+    // master2 shares master1's password and secret (one etcd, one set of users), and serves
+    // master1's certificate, made for both addresses.
     assert_eq!(
         spawned("master2", "netmaster"),
         format!(
             "/opt/netmaster --listen-url 172.20.20.11:9999 --data-dir /run/lab/au/master2/netmaster \
+             --tls-cert {m1}/netmaster/tls/cert.pem --tls-key {m1}/netmaster/tls/key.pem \
              --etcd http://172.20.20.9:2379 --auth on --admin-password-file {m1}/admin-password \
              --agent-secret-file {m1}/agent-secret"
         )
     );
+    // Agents get both masters.
     assert_eq!(
         spawned("host1", "netplugin"),
         format!(
             "/opt/netplugin --host host1 --ovs-rundir /run/lab/au/host1/ovs \
-             --socket /run/lab/au/host1/netplugin.sock --netmaster https://172.20.20.10:9999 \
+             --socket /run/lab/au/host1/netplugin.sock \
+             --netmaster https://172.20.20.10:9999,https://172.20.20.11:9999 \
              --master-secret-file {m1}/agent-secret --master-cacert {m1}/netmaster/tls/cert.pem"
         )
     );
@@ -532,6 +538,11 @@ topology:
     assert_eq!(
         master2.login.as_ref().map(|l| l.token_file.clone()),
         Some("/run/lab/au/master2/admin-token".into())
+    );
+    assert_eq!(
+        master2.login.as_ref().and_then(|l| l.cacert.clone()),
+        Some(format!("{m1}/netmaster/tls/cert.pem").into()),
+        "master2 serves master1's certificate"
     );
     let host1 = p.nodes.iter().find(|n| n.name == "host1").unwrap();
     assert!(host1.login.is_none() && !host1.env.contains_key("NETCTL_CACERT"));
