@@ -78,14 +78,66 @@ pub fn pick_ip<V>(
     let start = hint % size;
     for i in 0..size.min(SCAN_LIMIT) {
         let ip = pool.ip(pool.first + (start + i) % size);
-        if !taken.contains_key(&ip)
-            && !reserved.contains(&ip)
-            && !fenced.iter().any(|f| f.contains(ip))
-        {
+        if is_free(ip, taken, reserved, fenced) {
             return Some(ip);
         }
     }
     None
+}
+
+/// Where a reservation of `count` addresses starts its search, as an offset in `pool` like
+/// `hint`: the first run of `count.next_power_of_two()` addresses aligned to its own size
+/// (a CIDR block), entirely in `pool` and free, at or after `hint` (wrapping). Reserving
+/// from there in order fills that block, and the host announces it to the reflectors as one
+/// route instead of a /32 per address (see `fabric-actors`' `announce_blocks`). With no such
+/// block (a fragmented pool) the search starts at `hint`, as any allocation does.
+pub fn block_start<V>(
+    pool: Pool,
+    taken: &BTreeMap<IpAddr, V>,
+    reserved: &[IpAddr],
+    fenced: &[Pool],
+    hint: u128,
+    count: u128,
+) -> u128 {
+    let size = pool.size();
+    let from = hint % size;
+    let Some(block) = count.checked_next_power_of_two().filter(|b| *b > 1) else {
+        return from;
+    };
+    let align_up = |n: u128| n.checked_next_multiple_of(block);
+    let Some(first_block) = align_up(pool.first) else {
+        return from;
+    };
+    // Past the last aligned address of the space: wrap at once.
+    let mut base = align_up(pool.first + from).unwrap_or(first_block);
+    let fits = |base: u128| {
+        base.checked_add(block - 1)
+            .is_some_and(|end| end <= pool.last)
+    };
+    // Each candidate costs up to `block` lookups: the same bound as one address search.
+    let candidates = (size / block + 1).min(SCAN_LIMIT / block);
+    for _ in 0..candidates {
+        if !fits(base) {
+            base = first_block;
+            if !fits(base) {
+                return from;
+            }
+        }
+        if (base..base + block).all(|n| is_free(pool.ip(n), taken, reserved, fenced)) {
+            return base - pool.first;
+        }
+        base += block;
+    }
+    from
+}
+
+fn is_free<V>(
+    ip: IpAddr,
+    taken: &BTreeMap<IpAddr, V>,
+    reserved: &[IpAddr],
+    fenced: &[Pool],
+) -> bool {
+    !taken.contains_key(&ip) && !reserved.contains(&ip) && !fenced.iter().any(|f| f.contains(ip))
 }
 
 /// The lowest tag in `[first, last]` that is not `taken` and not `skip`ped.
@@ -209,6 +261,86 @@ mod tests {
         taken.insert(v4("10.0.0.1"), ());
         taken.insert(v4("10.0.0.2"), ());
         assert_eq!(pick_ip(pool, &taken, &[v4("10.0.0.4")], &[], 0), None);
+    }
+
+    /// Reserves `count` addresses as the master does: from `block_start`, then in order.
+    fn reserve(
+        pool: Pool,
+        taken: &BTreeMap<IpAddr, ()>,
+        excluded: &[IpAddr],
+        hint: u128,
+        count: u128,
+    ) -> Vec<IpAddr> {
+        let mut excluded = excluded.to_vec();
+        let mut hint = block_start(pool, taken, &excluded, &[], hint, count);
+        let mut out = Vec::new();
+        for _ in 0..count {
+            let Some(ip) = pick_ip(pool, taken, &excluded, &[], hint) else {
+                break;
+            };
+            hint = pool.index(ip).unwrap() - pool.first + 1;
+            excluded.push(ip);
+            out.push(ip);
+        }
+        out
+    }
+
+    #[test]
+    fn a_reserve_starts_at_a_free_aligned_block() {
+        // A /24's pool, the gateway excluded: .0 is outside the pool, so the /29 at .0 is not
+        // whole and 8 addresses from the start are the /29 at .8.
+        let pool = Pool::v4("10.1.2.1".parse().unwrap(), "10.1.2.254".parse().unwrap());
+        let gateway = [v4("10.1.2.1")];
+        let mut taken: BTreeMap<IpAddr, ()> = BTreeMap::new();
+        let eight = reserve(pool, &taken, &gateway, 0, 8);
+        let want: Vec<IpAddr> = (8..16).map(|n| v4(&format!("10.1.2.{n}"))).collect();
+        assert_eq!(eight, want);
+        // A hint inside a block goes on to the next aligned one.
+        assert_eq!(
+            block_start(pool, &taken, &gateway, &[], 20, 8),
+            23,
+            "10.1.2.24"
+        );
+        // 24 addresses: a /27 (the next power of two), so a /28 and a /29, not straddling.
+        let got = reserve(pool, &taken, &gateway, 40, 24);
+        assert_eq!(got.first(), Some(&v4("10.1.2.64")));
+        assert_eq!(got.last(), Some(&v4("10.1.2.87")));
+        // A taken address in a block skips the block.
+        taken.insert(v4("10.1.2.12"), ());
+        assert_eq!(
+            block_start(pool, &taken, &gateway, &[], 0, 8),
+            15,
+            "10.1.2.16"
+        );
+        // Near the end, the search wraps to the pool's first whole block.
+        assert_eq!(
+            block_start(pool, &taken, &gateway, &[], 250, 4),
+            3,
+            "10.1.2.4"
+        );
+        // A single address, or no free block at all: the plain hint.
+        assert_eq!(block_start(pool, &taken, &gateway, &[], 100, 1), 100);
+        let small = Pool::v4("10.1.2.1".parse().unwrap(), "10.1.2.6".parse().unwrap());
+        assert_eq!(block_start(small, &taken, &[], &[], 2, 8), 2);
+        // Fenced addresses make a block unusable too.
+        let fence = Pool::v4("10.1.2.16".parse().unwrap(), "10.1.2.16".parse().unwrap());
+        assert_eq!(block_start(pool, &taken, &gateway, &[fence], 0, 8), 23);
+    }
+
+    #[test]
+    fn v6_pools_reserve_aligned_blocks_too() {
+        let pool = Pool::v6(
+            "2001:db8::1".parse().unwrap(),
+            "2001:db8::ffff".parse().unwrap(),
+        );
+        let taken: BTreeMap<IpAddr, ()> = BTreeMap::new();
+        let got = reserve(pool, &taken, &[], 0, 16);
+        assert_eq!(got.first(), Some(&"2001:db8::10".parse().unwrap()));
+        assert_eq!(got.last(), Some(&"2001:db8::1f".parse().unwrap()));
+        // The top of the address space does not overflow.
+        let top = Pool::v6("ffff::".parse().unwrap(), Ipv6Addr::from(u128::MAX));
+        let at = block_start(top, &taken, &[], &[], u128::MAX - 3, 32);
+        assert_eq!(at % 32, 0, "an aligned block");
     }
 
     #[test]

@@ -7,6 +7,10 @@
 //! A reservation is an allocation key whose owner is `reserved:<host>`, so everything that
 //! counts taken addresses counts it. A host gets at most a quarter of a pool's free addresses
 //! at a time, and an allocation that finds its pool full takes a reserved address back.
+//!
+//! A grant starts at a free block aligned to its size rounded up to a power of two
+//! ([`alloc::block_start`]): 8 addresses from an empty region are one /29, 24 a /28 and a /29.
+//! The agent announces such blocks to the reflectors instead of a /32 per address.
 
 use crate::alloc;
 use crate::auth::{Caller, Need};
@@ -98,8 +102,12 @@ impl Master {
                     Txn::new().when_present(keys::object(Collection::Networks, &req.network));
                 txn.compares.extend(granted);
                 let mut addresses = Vec::new();
-                // Hosts start at different places so that concurrent requests rarely collide.
-                let mut hint = hint_seed;
+                // Hosts start at different places so that concurrent requests rarely collide,
+                // at a free block aligned to the grant's size, so that the reserve is a few
+                // CIDR blocks the host announces as such (one route instead of one per
+                // address at every other host).
+                let mut hint =
+                    alloc::block_start(from.pool, taken, &excluded, &from.fenced, hint_seed, grant);
                 for _ in 0..grant {
                     let Some(ip) = alloc::pick_ip(from.pool, taken, &excluded, &from.fenced, hint)
                     else {
