@@ -6,6 +6,7 @@
 //! [`crate::reflector_peers`]): a fabric whose hosts share an L2 segment and have no BGP ToR.
 //! Its `as` is still our AS on the speaker, but the reflector sessions use the fabric AS.
 
+use crate::announce_blocks::{BLOCK_COMMUNITY, COVERED_COMMUNITY};
 use fabric_model::objects::Bgp;
 use ipnet::Ipv4Net;
 use std::collections::BTreeSet;
@@ -83,6 +84,10 @@ impl BgpSettings {
             .contains(&neighbor)
             .then_some(self.router_ip.into());
         peer.families = vec![fabric_bgp::packet::Afi::Ipv4];
+        // A ToR gets every container /32 and nothing else, unmarked: no address block (those
+        // are for the reflectors) and neither internal mark (see crate::announce_blocks).
+        peer.export_deny_communities = vec![BLOCK_COMMUNITY];
+        peer.export_strip_communities = vec![BLOCK_COMMUNITY, COVERED_COMMUNITY];
         peer
     }
 }
@@ -182,6 +187,15 @@ mod tests {
             Some(Ipv4Addr::new(10, 254, 1, 1).into())
         );
         assert_eq!(first.peer_as, Some(65101));
+        assert_eq!(
+            first.export_deny_communities,
+            [BLOCK_COMMUNITY],
+            "no block to a ToR"
+        );
+        assert_eq!(
+            first.export_strip_communities,
+            [BLOCK_COMMUNITY, COVERED_COMMUNITY]
+        );
         // Not on the router address's link: the kernel picks the source (and so our next hop).
         let second = s.peer_config(Ipv4Addr::new(10, 254, 3, 0));
         assert_eq!(second.local_address, None);

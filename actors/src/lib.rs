@@ -9,6 +9,8 @@
 //! - [`reflector_peers`]: the peer set (ToRs and the masters' route reflectors) and its live
 //!   changes; the rule for fabrics with both (the ToR path preferred, the reflected one a
 //!   fallback, a host exports only its own routes).
+//! - [`announce_blocks`]: what the host announces to whom: its address blocks (containers and
+//!   reserve) to the reflectors, its containers' /32s to its ToRs.
 //! - [`next_hops`]: learned next hops a kernel route can use (those on a connected subnet).
 //! - [`master_link`]: registration with a lease, heartbeats (whose answers name the reflectors
 //!   and the masters), the watch stream resumed from its last revision.
@@ -16,6 +18,7 @@
 //! Mailboxes are bounded (actix's default capacity, set explicitly) and callers use
 //! `send().await` or `try_send`.
 
+pub mod announce_blocks;
 pub mod bgp_settings;
 pub mod endpoint;
 pub mod flows;

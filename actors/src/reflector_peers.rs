@@ -22,7 +22,12 @@
 //!   other hosts route to our fabric address. On one L2 segment that address is directly
 //!   connected; a next hop that is not is skipped by the kernel sync (see
 //!   [`crate::next_hops`]).
+//! - **Blocks to the reflectors, /32s to the ToRs.** The reflectors get the host's address
+//!   blocks and the container /32s outside them; the ToRs every container /32 and no block
+//!   ([`crate::announce_blocks`]). A reflected block (LOCAL_PREF 50 with ToRs) is a fallback
+//!   like a reflected /32, and never wins over a /32 by longest match.
 
+use crate::announce_blocks::COVERED_COMMUNITY;
 use crate::bgp_settings::BgpSettings;
 use actix::Message;
 use fabric_bgp::packet::Afi;
@@ -63,6 +68,10 @@ pub fn reflector_peer(
     // fabric address to put as its next hop.
     peer.families = vec![Afi::Ipv4];
     peer.import_local_pref = has_tors.then_some(REFLECTED_LOCAL_PREF);
+    // The host's address blocks and the /32s outside them, not the /32s a block covers (see
+    // crate::announce_blocks). The block mark goes on: receiving agents install a block
+    // (a non-/32) only when it carries it.
+    peer.export_deny_communities = vec![COVERED_COMMUNITY];
     peer
 }
 
@@ -183,6 +192,15 @@ mod tests {
         assert_eq!(first.families, vec![Afi::Ipv4]);
         assert_eq!(first.import_local_pref, None, "no ToR to prefer");
         assert_eq!(first.port, 179);
+        assert_eq!(
+            first.export_deny_communities,
+            [COVERED_COMMUNITY],
+            "blocks and uncovered /32s only"
+        );
+        assert!(
+            first.export_strip_communities.is_empty(),
+            "the block mark goes on"
+        );
         assert_eq!(peers[&ip("172.20.20.11")].port, 1179);
         // The speaker still runs in our own AS (towards ToRs, had we any).
         assert_eq!(s.speaker_config().local_as, 65021);

@@ -11,12 +11,21 @@
 //! address our /32s point at comes from it. A learned next hop that is on no connected subnet
 //! cannot be a kernel gateway and is skipped ([`crate::next_hops`]).
 //!
+//! What is announced is [`crate::announce_blocks`]'s: the maximal aligned blocks of the local
+//! and prepared addresses to the reflectors, every local /32 to the ToRs, by internal
+//! communities the speaker filters per peer. It is recomputed on every change of the local or
+//! prepared set (attach, detach, reserve refill, reserve given back) and only the difference
+//! goes to the speaker. A learned block is installed like a /32 (the kernel takes the longest
+//! match, so a /32 learned elsewhere inside it, an address the master took back from that
+//! host's reserve, wins).
+//!
 //! [`RouteTable`] holds the logic: the desired kernel table and its difference to what is
 //! installed. After a restart the learned routes found in the kernel are kept as stale until
 //! BGP has re-learned them, so traffic keeps flowing while the agent is away; [`StaleSweep`]
 //! says when the ones BGP did not confirm go: once every peer (ToRs and reflectors) has sent
 //! End-of-RIB, or after [`STALE_AFTER`].
 
+use crate::announce_blocks::{announcements, changes, Mark, BLOCK_COMMUNITY};
 use crate::bgp_settings::{plan, BgpPlan, BgpSettings};
 use crate::flows::Restart;
 pub use crate::reflector_peers::Reflectors;
@@ -129,15 +138,22 @@ impl RouteTable {
         before - self.learned.len()
     }
 
-    /// Applies best-path changes. Only container /32s are taken (the fabric's links are the
-    /// host's own business, and a learned route must never replace a connected one); our own
-    /// routes (no next hop) and IPv6 are ignored.
+    /// Applies best-path changes. Only container /32s and other hosts' address blocks
+    /// (marked [`BLOCK_COMMUNITY`] by the agent that owns them) are taken: the fabric's links
+    /// are the host's own business, and a learned route must never replace a connected one.
+    /// Our own routes (no next hop) and IPv6 are ignored.
     pub fn learn(&mut self, changes: &[BestChange]) {
         for change in changes {
             let IpNet::V4(prefix) = change.prefix else {
                 continue;
             };
-            if prefix.prefix_len() != 32 {
+            let block = change
+                .paths
+                .iter()
+                .any(|p| p.communities.contains(&BLOCK_COMMUNITY));
+            if prefix.prefix_len() != 32 && !block {
+                // Gone, or never one of ours (a block that lost its mark is dropped too).
+                self.learned.remove(&prefix);
                 continue;
             }
             let hops: BTreeSet<Ipv4Addr> = change
@@ -365,6 +381,8 @@ pub struct RouteActor {
     /// The running speaker's peers (ToRs and reflectors).
     peers: BTreeMap<IpAddr, PeerConfig>,
     speaker: Option<Arc<Speaker>>,
+    /// What the running speaker was given to announce (see [`crate::announce_blocks`]).
+    announced: BTreeMap<Ipv4Net, Mark>,
     /// Bumped for every new speaker, so a dead speaker's updates are ignored.
     speaker_gen: u64,
     /// When the stale learned routes go.
@@ -384,6 +402,7 @@ impl RouteActor {
             reflectors: Reflectors::default(),
             peers: BTreeMap::new(),
             speaker: None,
+            announced: BTreeMap::new(),
             speaker_gen: 0,
             stale: StaleSweep::default(),
             source: None,
@@ -396,27 +415,43 @@ impl RouteActor {
         self
     }
 
-    fn announce(&self, ips: &[Ipv4Addr]) {
-        if let Some(speaker) = &self.speaker {
+    /// Brings the speaker's announcements to the local and prepared sets: the difference
+    /// only, in the order [`changes`] gives. Nothing without a speaker (a new one gets
+    /// everything).
+    fn sync_announcements(&mut self) {
+        let Some(speaker) = &self.speaker else {
+            return;
+        };
+        let want = announcements(&self.table.local, self.table.prepared.keys());
+        let diff = changes(&self.announced, &want);
+        if diff.is_empty() {
+            return;
+        }
+        for (mark, prefixes) in &diff.announce {
             let attrs = PathAttrs {
                 origin: Origin::Igp,
                 as_path: AsPath::default(),
+                communities: mark.communities(),
                 ..PathAttrs::default()
             };
-            let prefixes = ips.iter().map(|ip| IpNet::V4(host_net(*ip))).collect();
+            let prefixes = prefixes.iter().map(|p| IpNet::V4(*p)).collect();
             if let Err(e) = speaker.announce(prefixes, attrs) {
-                tracing::error!(error = %e, "announce failed");
+                tracing::error!(error = %e, ?mark, "announce failed");
             }
         }
-    }
-
-    fn withdraw(&self, ips: &[Ipv4Addr]) {
-        if let Some(speaker) = &self.speaker {
-            let prefixes = ips.iter().map(|ip| IpNet::V4(host_net(*ip))).collect();
+        if !diff.withdraw.is_empty() {
+            let prefixes = diff.withdraw.iter().map(|p| IpNet::V4(*p)).collect();
             if let Err(e) = speaker.withdraw(prefixes) {
                 tracing::error!(error = %e, "withdraw failed");
             }
         }
+        tracing::debug!(
+            announced = diff.announce.iter().map(|(_, p)| p.len()).sum::<usize>(),
+            withdrawn = diff.withdraw.len(),
+            blocks = want.values().filter(|m| **m == Mark::Block).count(),
+            "bgp announcements updated"
+        );
+        self.announced = want;
     }
 
     /// Brings the speaker to the wanted settings and reflectors (only once local routes are
@@ -431,6 +466,7 @@ impl RouteActor {
             BgpPlan::Stop => {
                 tracing::info!("bgp settings removed: stopping the speaker");
                 self.speaker = None;
+                self.announced.clear();
                 self.settings = None;
                 self.peers.clear();
                 self.speaker_gen += 1;
@@ -440,6 +476,7 @@ impl RouteActor {
             }
             BgpPlan::Start(s) | BgpPlan::Restart(s) => {
                 self.speaker = None;
+                self.announced.clear();
                 self.speaker_gen += 1;
                 self.table.mark_stale();
                 let peers = desired_peers(&s, &self.reflectors);
@@ -500,7 +537,6 @@ impl RouteActor {
     ) {
         let generation = self.speaker_gen;
         let addr = ctx.address();
-        let local: Vec<Ipv4Addr> = self.table.local.iter().copied().collect();
         self.settings = Some(s.clone());
         self.peers = peers.clone();
         let config = s.speaker_config();
@@ -521,8 +557,10 @@ impl RouteActor {
                     tracing::info!(asn = s.local_as, router = %s.router_ip, "bgp speaker started");
                     act.speaker = Some(speaker.clone());
                     // Our routes first, then the peers: the first UPDATE after a restart
-                    // carries them all, before End-of-RIB.
-                    act.announce(&local);
+                    // carries them all, before End-of-RIB. (The mailbox waited for the
+                    // start, so the sets are still those of the request.)
+                    act.announced.clear();
+                    act.sync_announcements();
                     match speaker.subscribe() {
                         Ok(mut rx) => {
                             actix::spawn(async move {
@@ -641,6 +679,7 @@ impl Supervised for RouteActor {
         self.settings = None;
         self.peers.clear();
         self.speaker = None;
+        self.announced.clear();
         self.speaker_gen += 1;
         self.stale = StaleSweep::default();
     }
@@ -698,7 +737,7 @@ impl Handler<AddLocal> for RouteActor {
             && !self.table.learned.contains_key(&host_net(ip));
         self.table.local.insert(ip);
         if routed {
-            self.announce(&[ip]);
+            self.sync_announcements();
             return Box::pin(fut::ready(Ok(())));
         }
         let kernel = self.kernel.clone();
@@ -707,7 +746,7 @@ impl Handler<AddLocal> for RouteActor {
                 .into_actor(self)
                 .map(move |result, act, _| {
                     if result.is_ok() {
-                        act.announce(&[ip]);
+                        act.sync_announcements();
                     } else {
                         act.table.local.remove(&ip);
                     }
@@ -723,7 +762,7 @@ impl Handler<RemoveLocal> for RouteActor {
     fn handle(&mut self, msg: RemoveLocal, _: &mut Context<Self>) -> Self::Result {
         let ip = msg.0;
         self.table.local.remove(&ip);
-        self.withdraw(&[ip]);
+        self.sync_announcements();
         let kernel = self.kernel.clone();
         // A learned route for the same prefix (an address moved to another host) takes over.
         let after = self.table.desired().get(&host_net(ip)).cloned();
@@ -783,6 +822,8 @@ impl Handler<Prepare> for RouteActor {
                         *installed = true;
                     }
                 }
+                // Announced once routed here: the new addresses may join or make blocks.
+                act.sync_announcements();
             }),
         )
     }
@@ -797,6 +838,8 @@ impl Handler<Unprepare> for RouteActor {
             .into_iter()
             .filter(|ip| self.table.prepared.remove(ip).is_some() && !self.table.local.contains(ip))
             .collect();
+        // Out of our blocks before their routes go.
+        self.sync_announcements();
         // What each address has after its prepared route (a learned one, or nothing).
         let desired = self.table.desired();
         let changes: Vec<(Ipv4Addr, Option<KernelRoute>)> = gone
@@ -954,6 +997,56 @@ mod tests {
         );
         t.learn(&[change("10.1.2.7/32", &[])]);
         assert!(t.desired().is_empty());
+    }
+
+    fn block_change(prefix: &str, hop: Option<&str>, communities: &[u32]) -> BestChange {
+        BestChange {
+            prefix: IpNet::V4(net(prefix)),
+            paths: hop
+                .iter()
+                .map(|h| {
+                    Arc::new(PathAttrs {
+                        next_hop: Some(h.parse().unwrap()),
+                        communities: communities.to_vec(),
+                        ..PathAttrs::default()
+                    })
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_hosts_marked_block_is_learned_like_a_host_route_and_nothing_else_is() {
+        let mut t = RouteTable::default();
+        t.learn(&[
+            block_change("10.1.2.8/29", Some("172.20.20.22"), &[BLOCK_COMMUNITY]),
+            // A ToR's subnet or default: not a host's block, never installed.
+            block_change("10.254.0.0/16", Some("10.254.1.0"), &[]),
+            block_change("0.0.0.0/0", Some("10.254.1.0"), &[]),
+            // An address the master took back from that block, now another host's: the
+            // kernel's longest match sends it there.
+            change("10.1.2.12/32", &[Some("172.20.20.23")]),
+        ]);
+        let d = t.desired();
+        assert_eq!(
+            d.keys().copied().collect::<Vec<_>>(),
+            vec![net("10.1.2.8/29"), net("10.1.2.12/32")]
+        );
+        assert_eq!(
+            d[&net("10.1.2.8/29")],
+            KernelRoute::Via([ip4("172.20.20.22")].into())
+        );
+        // Re-announced without its mark: dropped; marked again: back; withdrawn: gone.
+        t.learn(&[block_change("10.1.2.8/29", Some("172.20.20.22"), &[])]);
+        assert!(!t.desired().contains_key(&net("10.1.2.8/29")));
+        t.learn(&[block_change(
+            "10.1.2.8/29",
+            Some("172.20.20.22"),
+            &[BLOCK_COMMUNITY],
+        )]);
+        assert!(t.desired().contains_key(&net("10.1.2.8/29")));
+        t.learn(&[block_change("10.1.2.8/29", None, &[])]);
+        assert_eq!(t.desired().len(), 1, "only the /32 is left");
     }
 
     #[test]
