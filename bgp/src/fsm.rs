@@ -151,7 +151,7 @@ impl Fsm {
             .iter()
             .map(|afi| Capability::Multiprotocol {
                 afi: afi.code(),
-                safi: crate::packet::prefix::SAFI_UNICAST,
+                safi: afi.safi(),
             })
             .collect();
         caps.push(Capability::RouteRefresh);

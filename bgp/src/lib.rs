@@ -16,4 +16,6 @@ pub mod session;
 pub mod speaker;
 
 pub use config::{PeerConfig, SpeakerConfig};
-pub use speaker::{DynamicStats, PeerState, RibEvent, RibRoute, Speaker, SpeakerError};
+pub use speaker::{
+    DynamicStats, EvpnEvent, EvpnRibRoute, PeerState, RibEvent, RibRoute, Speaker, SpeakerError,
+};

@@ -1,14 +1,24 @@
-//! The fuzz seed corpus (bgp/fuzz/corpus/decode), including the truncated-AS_PATH UPDATE that
-//! makes zettabgp 0.6 loop forever, decoded on every test run: each input returns promptly
-//! with a value or a NOTIFICATION-ready error.
+//! The fuzz seed corpora, decoded on every test run: `bgp/fuzz/corpus/decode` (whole messages,
+//! including the truncated-AS_PATH UPDATE that makes zettabgp 0.6 loop forever, and EVPN
+//! UPDATEs) returns promptly with a value or a NOTIFICATION-ready error; `corpus/evpn` (EVPN
+//! NLRI, extended communities, PMSI tunnel values) re-encodes to what decodes the same, for
+//! every truncation too (what the `evpn` fuzz target checks).
 
 use std::time::{Duration, Instant};
 
+use fabric_bgp::packet::evpn::decode_routes;
 use fabric_bgp::packet::frame::MAX_LEN;
-use fabric_bgp::packet::{decode_message, DecodeCtx, Message};
+use fabric_bgp::packet::pmsi::PmsiTunnel;
+use fabric_bgp::packet::{decode_message, ext_community, Afi, DecodeCtx, Message};
 
 fn corpus() -> Vec<(String, Vec<u8>)> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/decode");
+    corpus_of("decode")
+}
+
+fn corpus_of(target: &str) -> Vec<(String, Vec<u8>)> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/corpus")
+        .join(target);
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
         .map(|e| e.expect("corpus entry").path())
@@ -38,7 +48,7 @@ fn every_seed_decodes_quickly() {
             start.elapsed()
         );
         if name.starts_with("update_truncated") {
-            let Ok(Message::Update(u)) = result else {
+            let Ok(Message::Update(u)) = &result else {
                 panic!("{name}: expected an UPDATE treated as withdraw, got {result:?}")
             };
             assert!(
@@ -50,6 +60,18 @@ fn every_seed_decodes_quickly() {
             assert!(u.nlri.is_empty());
         } else {
             assert!(result.is_ok(), "{name}: {result:?}");
+        }
+        if name.starts_with("update_evpn") {
+            let Ok(Message::Update(u)) = &result else {
+                panic!("{name}: not an UPDATE")
+            };
+            assert!(u.treat_as_withdraw.is_none(), "{name}: {u:?}");
+            let routes = u.evpn_reach.as_ref().map_or(0, |r| r.routes.len())
+                + u.evpn_unreach.as_ref().map_or(0, |r| r.routes.len());
+            assert!(
+                routes > 0 || u.end_of_rib() == Some(Afi::L2vpnEvpn),
+                "{name}: no EVPN routes"
+            );
         }
     }
 }
@@ -73,6 +95,38 @@ fn every_truncation_of_every_seed_is_handled() {
                 },
             );
             let _ = name;
+        }
+    }
+}
+
+/// What the `evpn` fuzz target asserts, for one input.
+fn evpn_round_trip(data: &[u8]) {
+    if let Ok(routes) = decode_routes(data, "seed") {
+        let mut out = Vec::new();
+        for r in &routes {
+            r.encode(&mut out);
+        }
+        assert_eq!(decode_routes(&out, "seed").as_ref(), Ok(&routes));
+    }
+    if let Ok(list) = ext_community::decode(data) {
+        assert_eq!(ext_community::encode(&list), data);
+    }
+    if let Ok(pmsi) = PmsiTunnel::decode(data) {
+        assert_eq!(PmsiTunnel::decode(&pmsi.encode()), Ok(pmsi));
+    }
+}
+
+#[test]
+fn evpn_seeds_and_their_truncations_round_trip() {
+    let seeds = corpus_of("evpn");
+    assert!(seeds.len() >= 3, "evpn seed corpus is missing files");
+    for (name, bytes) in &seeds {
+        let whole = decode_routes(bytes, "seed").is_ok()
+            || ext_community::decode(bytes).is_ok()
+            || PmsiTunnel::decode(bytes).is_ok();
+        assert!(whole, "{name} decodes as nothing");
+        for cut in 0..=bytes.len() {
+            evpn_round_trip(&bytes[..cut]);
         }
     }
 }

@@ -191,6 +191,8 @@ fn all_attrs() -> PathAttrs {
         communities: vec![0xfde9_0001, 0xfde9_0002],
         originator_id: Some(Ipv4Addr::new(10, 0, 0, 3)),
         cluster_list: vec![Ipv4Addr::new(10, 0, 0, 4), Ipv4Addr::new(10, 0, 0, 5)],
+        ext_communities: vec![],
+        pmsi_tunnel: None,
         other: vec![],
     }
 }

@@ -2,7 +2,9 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use super::ext_community::{self, ExtCommunity};
 use super::open::AS_TRANS;
+use super::pmsi::PmsiTunnel;
 
 /// Attribute type codes.
 pub mod kind {
@@ -18,8 +20,10 @@ pub mod kind {
     pub const CLUSTER_LIST: u8 = 10;
     pub const MP_REACH: u8 = 14;
     pub const MP_UNREACH: u8 = 15;
+    pub const EXTENDED_COMMUNITIES: u8 = 16;
     pub const AS4_PATH: u8 = 17;
     pub const AS4_AGGREGATOR: u8 = 18;
+    pub const PMSI_TUNNEL: u8 = 22;
 }
 
 /// Attribute flag bits.
@@ -190,6 +194,10 @@ pub struct PathAttrs {
     pub communities: Vec<u32>,
     pub originator_id: Option<Ipv4Addr>,
     pub cluster_list: Vec<Ipv4Addr>,
+    /// EXTENDED_COMMUNITIES (RFC 4360): route targets, encapsulation, MAC mobility, ...
+    pub ext_communities: Vec<ExtCommunity>,
+    /// PMSI_TUNNEL (RFC 6514): an EVPN type-3 route's flooding tunnel.
+    pub pmsi_tunnel: Option<PmsiTunnel>,
     pub other: Vec<RawAttr>,
 }
 
@@ -256,6 +264,13 @@ impl PathAttrs {
         if !self.cluster_list.is_empty() {
             let v: Vec<u8> = self.cluster_list.iter().flat_map(|c| c.octets()).collect();
             put_attr(out, OPT_NT, kind::CLUSTER_LIST, &v);
+        }
+        if !self.ext_communities.is_empty() {
+            let v = ext_community::encode(&self.ext_communities);
+            put_attr(out, OPT_T, kind::EXTENDED_COMMUNITIES, &v);
+        }
+        if let Some(pmsi) = &self.pmsi_tunnel {
+            put_attr(out, OPT_T, kind::PMSI_TUNNEL, &pmsi.encode());
         }
         if !four_octet && self.as_path.needs_as4() {
             let mut v = Vec::new();

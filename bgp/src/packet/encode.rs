@@ -78,6 +78,12 @@ pub fn encode_update(update: &Update, ctx: EncodeCtx, out: &mut Vec<u8>) {
         head.push(SAFI_UNICAST);
         put_mp_attr(out, kind::MP_UNREACH, &head, &un.withdrawn);
     }
+    if let Some(un) = &update.evpn_unreach {
+        super::evpn_encode::put_unreach(&un.routes, out);
+    }
+    if let Some(reach) = &update.evpn_reach {
+        super::evpn_encode::put_reach(&reach.next_hop, &reach.routes, out);
+    }
     if let Some(reach) = &update.mp_reach {
         let attrs = PathAttrs {
             next_hop: Some(reach.next_hop),
@@ -116,7 +122,7 @@ impl Packer {
         }
     }
 
-    fn close(&mut self, out: &mut [u8], start: usize) {
+    pub(super) fn close(&mut self, out: &mut [u8], start: usize) {
         frame::finish(out, start);
         self.messages += 1;
         self.bytes += (out.len() - start) as u64;
@@ -218,7 +224,7 @@ impl Packer {
         } else {
             out.extend_from_slice(&[0, 0, 0, 7]);
             let mut head = afi.code().to_be_bytes().to_vec();
-            head.push(SAFI_UNICAST);
+            head.push(afi.safi());
             put_mp_attr(out, kind::MP_UNREACH, &head, &[]);
         }
         self.close(out, start);

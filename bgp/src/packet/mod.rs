@@ -6,14 +6,21 @@
 pub mod attrs;
 pub mod encode;
 pub mod error;
+pub mod evpn;
+pub mod evpn_encode;
+pub mod ext_community;
 pub mod frame;
 pub mod open;
+pub mod pmsi;
 pub mod prefix;
 pub mod update;
 
 pub use attrs::{AsPath, Origin, PathAttrs};
 pub use error::WireError;
+pub use evpn::{EvpnKey, EvpnReach, EvpnRoute, EvpnUnreach, RouteDistinguisher};
+pub use ext_community::ExtCommunity;
 pub use open::{Capability, GracefulRestart, Open};
+pub use pmsi::PmsiTunnel;
 pub use prefix::{Afi, Prefix};
 pub use update::{DecodeCtx, MpReach, MpUnreach, Update};
 

@@ -3,7 +3,7 @@
 use std::net::Ipv4Addr;
 
 use super::error::{open, WireError};
-use super::prefix::{Afi, SAFI_UNICAST};
+use super::prefix::Afi;
 
 /// `AS_TRANS` (RFC 6793): what a 4-byte ASN shows in 2-byte fields.
 pub const AS_TRANS: u16 = 23456;
@@ -55,7 +55,7 @@ impl Capability {
                 out.extend_from_slice(&(flags | (gr.restart_time & 0x0fff)).to_be_bytes());
                 for (afi, forwarding) in &gr.families {
                     out.extend_from_slice(&afi.code().to_be_bytes());
-                    out.push(SAFI_UNICAST);
+                    out.push(afi.safi());
                     out.push(if *forwarding { 0x80 } else { 0 });
                 }
             }
@@ -97,9 +97,8 @@ impl Capability {
                 let head = u16::from_be_bytes([value[0], value[1]]);
                 let families = value[2..]
                     .chunks_exact(4)
-                    .filter(|c| c[2] == SAFI_UNICAST)
                     .filter_map(|c| {
-                        Afi::from_code(u16::from_be_bytes([c[0], c[1]]))
+                        Afi::from_afi_safi(u16::from_be_bytes([c[0], c[1]]), c[2])
                             .map(|afi| (afi, c[3] & 0x80 != 0))
                     })
                     .collect();
@@ -167,15 +166,14 @@ impl Open {
         })
     }
 
-    /// Families announced with the multiprotocol capability; IPv4 unicast when none is.
+    /// Families announced with the multiprotocol capability (IPv4/IPv6 unicast, L2VPN/EVPN);
+    /// IPv4 unicast when none is.
     pub fn families(&self) -> Vec<Afi> {
         let mut out: Vec<Afi> = self
             .capabilities
             .iter()
             .filter_map(|c| match c {
-                Capability::Multiprotocol { afi, safi } if *safi == SAFI_UNICAST => {
-                    Afi::from_code(*afi)
-                }
+                Capability::Multiprotocol { afi, safi } => Afi::from_afi_safi(*afi, *safi),
                 _ => None,
             })
             .collect();

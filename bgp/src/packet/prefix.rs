@@ -6,13 +6,16 @@ use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use super::error::{update, WireError};
 
-/// Address family of a unicast route we carry.
+/// A family we carry: IPv4 and IPv6 unicast, and L2VPN/EVPN (AFI 25, SAFI 70; RFC 7432).
+/// This is what `PeerConfig.families` lists; in JSON the values are `"Ipv4"`, `"Ipv6"` and
+/// `"L2vpnEvpn"`. The name stays `Afi` (it predates EVPN): each value is an AFI/SAFI pair.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
 )]
 pub enum Afi {
     Ipv4,
     Ipv6,
+    L2vpnEvpn,
 }
 
 impl Afi {
@@ -20,9 +23,18 @@ impl Afi {
         match self {
             Afi::Ipv4 => 1,
             Afi::Ipv6 => 2,
+            Afi::L2vpnEvpn => super::evpn::AFI_L2VPN,
         }
     }
 
+    pub const fn safi(self) -> u8 {
+        match self {
+            Afi::Ipv4 | Afi::Ipv6 => SAFI_UNICAST,
+            Afi::L2vpnEvpn => super::evpn::SAFI_EVPN,
+        }
+    }
+
+    /// The unicast family of an AFI code (EVPN is never unicast: see `from_afi_safi`).
     pub fn from_code(code: u16) -> Option<Afi> {
         match code {
             1 => Some(Afi::Ipv4),
@@ -31,10 +43,22 @@ impl Afi {
         }
     }
 
+    /// The family of an (AFI, SAFI) pair, if we carry it.
+    pub fn from_afi_safi(afi: u16, safi: u8) -> Option<Afi> {
+        match (afi, safi) {
+            (1, SAFI_UNICAST) => Some(Afi::Ipv4),
+            (2, SAFI_UNICAST) => Some(Afi::Ipv6),
+            (super::evpn::AFI_L2VPN, super::evpn::SAFI_EVPN) => Some(Afi::L2vpnEvpn),
+            _ => None,
+        }
+    }
+
+    /// Longest prefix of the family (EVPN routes are not prefixes: 0, so any length fails).
     const fn max_len(self) -> u8 {
         match self {
             Afi::Ipv4 => 32,
             Afi::Ipv6 => 128,
+            Afi::L2vpnEvpn => 0,
         }
     }
 }
@@ -77,6 +101,13 @@ pub fn decode_nlri(
     what: &str,
     out: &mut Vec<Prefix>,
 ) -> Result<(), WireError> {
+    if afi == Afi::L2vpnEvpn && !buf.is_empty() {
+        // EVPN NLRI are routes, not prefixes: `evpn::decode_routes` reads them.
+        return Err(WireError::update(
+            update::INVALID_NETWORK_FIELD,
+            format!("{what}: EVPN routes are not prefixes"),
+        ));
+    }
     while let Some((&len, rest)) = buf.split_first() {
         if len > afi.max_len() {
             return Err(WireError::update(
@@ -101,7 +132,8 @@ pub fn decode_nlri(
                 // Lengths are checked above, so construction cannot fail.
                 Ipv4Net::new(Ipv4Addr::from(octets), len).map(|n| IpNet::V4(n.trunc()))
             }
-            Afi::Ipv6 => {
+            Afi::Ipv6 | Afi::L2vpnEvpn => {
+                // EVPN never gets here: refused before the loop.
                 let mut octets = [0u8; 16];
                 octets[..bytes].copy_from_slice(&rest[..bytes]);
                 Ipv6Net::new(Ipv6Addr::from(octets), len).map(|n| IpNet::V6(n.trunc()))

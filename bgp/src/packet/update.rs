@@ -5,6 +5,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::attrs::{flag, kind, AsPath, AsSegment, Origin, PathAttrs, RawAttr, SegmentKind};
 use super::error::{update, WireError};
+use super::evpn::{self, EvpnReach, EvpnUnreach};
+use super::ext_community;
+use super::pmsi::PmsiTunnel;
 use super::prefix::{decode_nlri, Afi, Prefix, SAFI_UNICAST};
 
 /// What the session negotiated that changes how an UPDATE reads.
@@ -49,6 +52,10 @@ pub struct Update {
     pub nlri: Vec<Prefix>,
     pub mp_reach: Option<MpReach>,
     pub mp_unreach: Option<MpUnreach>,
+    /// L2VPN/EVPN routes of MP_REACH_NLRI (AFI 25, SAFI 70), with their next hop.
+    pub evpn_reach: Option<EvpnReach>,
+    /// L2VPN/EVPN routes of MP_UNREACH_NLRI; present and empty is the family's End-of-RIB.
+    pub evpn_unreach: Option<EvpnUnreach>,
     pub treat_as_withdraw: Option<String>,
     /// Attributes dropped by "attribute discard", with the reason.
     pub discarded: Vec<String>,
@@ -58,9 +65,13 @@ impl Update {
     /// End-of-RIB marker (RFC 4724 §2) for this family, if this UPDATE is one.
     pub fn end_of_rib(&self) -> Option<Afi> {
         let empty_v4 = self.withdrawn.is_empty() && self.nlri.is_empty() && self.mp_reach.is_none();
-        match (&self.attrs, &self.mp_unreach) {
-            (None, None) if empty_v4 => Some(Afi::Ipv4),
-            (_, Some(un)) if empty_v4 && un.withdrawn.is_empty() => Some(un.afi),
+        if self.evpn_reach.is_some() {
+            return None;
+        }
+        match (&self.attrs, &self.mp_unreach, &self.evpn_unreach) {
+            (None, None, None) if empty_v4 => Some(Afi::Ipv4),
+            (_, Some(un), None) if empty_v4 && un.withdrawn.is_empty() => Some(un.afi),
+            (_, None, Some(un)) if empty_v4 && un.routes.is_empty() => Some(Afi::L2vpnEvpn),
             _ => None,
         }
     }
@@ -199,9 +210,12 @@ fn expected_flags(code: u8) -> Option<u8> {
         | kind::CLUSTER_LIST
         | kind::MP_REACH
         | kind::MP_UNREACH => flag::OPTIONAL,
-        kind::AGGREGATOR | kind::COMMUNITIES | kind::AS4_PATH | kind::AS4_AGGREGATOR => {
-            flag::OPTIONAL | flag::TRANSITIVE
-        }
+        kind::AGGREGATOR
+        | kind::COMMUNITIES
+        | kind::AS4_PATH
+        | kind::AS4_AGGREGATOR
+        | kind::EXTENDED_COMMUNITIES
+        | kind::PMSI_TUNNEL => flag::OPTIONAL | flag::TRANSITIVE,
         _ => return None,
     })
 }
@@ -217,6 +231,8 @@ struct Walk {
     as4_path: Option<AsPath>,
     mp_reach: Option<MpReach>,
     mp_unreach: Option<MpUnreach>,
+    evpn_reach: Option<EvpnReach>,
+    evpn_unreach: Option<EvpnUnreach>,
 }
 
 fn decode_mp_reach(v: &[u8]) -> Result<Option<MpReach>, AttrError> {
@@ -406,8 +422,24 @@ fn apply_attr(
                 .map(|c| Ipv4Addr::new(c[0], c[1], c[2], c[3]))
                 .collect();
         }
+        // EVPN: a malformed next hop or NLRI field resets the session (RFC 7606 §7.11, §5.3;
+        // see `evpn`), as for the unicast families.
+        kind::MP_REACH if evpn::is_evpn(v) => {
+            w.evpn_reach =
+                Some(evpn::decode_mp_reach(v).map_err(|e| reset(update::OPTIONAL_ATTRIBUTE, e))?)
+        }
+        kind::MP_UNREACH if evpn::is_evpn(v) => {
+            w.evpn_unreach =
+                Some(evpn::decode_mp_unreach(v).map_err(|e| reset(update::OPTIONAL_ATTRIBUTE, e))?)
+        }
         kind::MP_REACH => w.mp_reach = decode_mp_reach(v)?,
         kind::MP_UNREACH => w.mp_unreach = decode_mp_unreach(v)?,
+        kind::EXTENDED_COMMUNITIES => {
+            w.attrs.ext_communities = ext_community::decode(v).map_err(taw)?;
+        }
+        kind::PMSI_TUNNEL => {
+            w.attrs.pmsi_tunnel = Some(PmsiTunnel::decode(v).map_err(taw)?);
+        }
         kind::AS4_PATH => {
             if ctx.four_octet_as {
                 return Err(discard("AS4_PATH: received on a 4-octet AS session".into()));
@@ -570,7 +602,9 @@ pub fn decode_update(body: &[u8], ctx: DecodeCtx) -> Result<Update, WireError> {
     if let Some(as4) = w.as4_path.take() {
         w.attrs.as_path = merge_as4(&w.attrs.as_path, &as4);
     }
-    let has_reach = !out.nlri.is_empty() || w.mp_reach.as_ref().is_some_and(|r| !r.nlri.is_empty());
+    let has_reach = !out.nlri.is_empty()
+        || w.mp_reach.as_ref().is_some_and(|r| !r.nlri.is_empty())
+        || w.evpn_reach.as_ref().is_some_and(|r| !r.routes.is_empty());
     if has_reach && withdraw_reason.is_none() {
         let mut missing = Vec::new();
         if !w.has_origin {
@@ -591,7 +625,14 @@ pub fn decode_update(body: &[u8], ctx: DecodeCtx) -> Result<Update, WireError> {
     }
 
     out.mp_unreach = w.mp_unreach;
+    out.evpn_unreach = w.evpn_unreach;
     if let Some(reason) = withdraw_reason {
+        if let Some(reach) = w.evpn_reach.filter(|r| !r.routes.is_empty()) {
+            out.evpn_unreach
+                .get_or_insert_with(EvpnUnreach::default)
+                .routes
+                .extend(reach.routes);
+        }
         // Treat-as-withdraw: every reachable prefix of this UPDATE becomes a withdrawal.
         let nlri = std::mem::take(&mut out.nlri);
         out.withdrawn.extend(nlri);
@@ -619,5 +660,6 @@ pub fn decode_update(body: &[u8], ctx: DecodeCtx) -> Result<Update, WireError> {
         out.attrs = Some(w.attrs);
     }
     out.mp_reach = w.mp_reach;
+    out.evpn_reach = w.evpn_reach;
     Ok(out)
 }

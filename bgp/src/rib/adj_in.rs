@@ -23,7 +23,7 @@ pub struct ImportResult {
 }
 
 /// Why the paths of an UPDATE are refused (their prefixes are treated as withdrawn).
-enum Refusal {
+pub(super) enum Refusal {
     /// A routing loop: expected in a redundant topology, logged at debug.
     Loop(&'static str),
     /// The peer broke a rule it should know (enforce-first-as): logged as a warning.
@@ -57,7 +57,7 @@ impl Rib {
     }
 
     /// Why an UPDATE's paths from `peer` are refused, if they are.
-    fn refusal(&self, peer: PeerId, attrs: &PathAttrs) -> Option<Refusal> {
+    pub(super) fn refusal(&self, peer: PeerId, attrs: &PathAttrs) -> Option<Refusal> {
         if let Some(reason) = self.loop_reason(peer, attrs) {
             return Some(Refusal::Loop(reason));
         }
@@ -108,6 +108,23 @@ impl Rib {
         for prefix in withdrawn {
             self.set_path(prefix, peer, None);
             result.withdrawn += 1;
+        }
+        if update.evpn_reach.is_some() || update.evpn_unreach.is_some() {
+            let (announced, withdrawn, rejected) = self.import_evpn(
+                peer,
+                update.evpn_reach,
+                update.evpn_unreach,
+                update.attrs.as_ref(),
+            );
+            result.announced += announced;
+            result.withdrawn += withdrawn;
+            result.rejected += rejected;
+            if let Some(limit) = self.peer_info(peer).and_then(|i| i.max_prefix) {
+                let count = self.received_count(peer);
+                if count > limit {
+                    return Err(MaxPrefixExceeded { peer, count, limit });
+                }
+            }
         }
         let Some(mut attrs) = update.attrs else {
             return Ok(result);

@@ -66,12 +66,14 @@ impl AdjRibOut {
 /// configured `next_hop` when it is of that family, else our address on the session.
 fn self_next_hop(target: &PeerInfo, afi: Afi) -> Option<IpAddr> {
     match (afi, target.next_hop) {
-        (Afi::Ipv4, Some(nh @ IpAddr::V4(_))) | (Afi::Ipv6, Some(nh @ IpAddr::V6(_))) => {
-            return Some(nh)
-        }
+        (Afi::Ipv4, Some(nh @ IpAddr::V4(_)))
+        | (Afi::Ipv6, Some(nh @ IpAddr::V6(_)))
+        | (Afi::L2vpnEvpn, Some(nh)) => return Some(nh),
         _ => {}
     }
     match (afi, target.local_address) {
+        // EVPN: the VTEP address, of either family (RFC 7432 §7).
+        (Afi::L2vpnEvpn, a) => Some(a),
         (Afi::Ipv4, IpAddr::V4(a)) => Some(IpAddr::V4(a)),
         (Afi::Ipv6, IpAddr::V6(a)) => Some(IpAddr::V6(a)),
         (Afi::Ipv6, _) => target.local_v6_next_hop.map(IpAddr::V6),

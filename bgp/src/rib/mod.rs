@@ -6,6 +6,7 @@
 pub mod adj_in;
 pub mod adj_out;
 pub mod decision;
+pub mod evpn;
 pub mod host_blocks;
 pub mod packing;
 pub mod prefix_map;
@@ -134,6 +135,8 @@ pub struct Rib {
     /// is not installed (RFC 4271 §6.3). Counted per peer so that thousands of peers coming
     /// and going update it in constant time; a handful of distinct addresses in practice.
     own_addresses: FxHashMap<IpAddr, u32>,
+    /// L2VPN/EVPN routes, apart from the unicast table (`evpn.rs`).
+    evpn: evpn::EvpnRib,
 }
 
 /// The addresses of ours a peer's configuration names.
@@ -206,6 +209,7 @@ impl Rib {
             import_scratch: Vec::new(),
             local_attrs: Vec::new(),
             own_addresses: FxHashMap::default(),
+            evpn: evpn::EvpnRib::default(),
         }
     }
 
@@ -329,6 +333,7 @@ impl Rib {
             p.full_sync = true;
             p.adj_out.clear();
         }
+        self.evpn_peer_up(peer);
         self.recount_up();
     }
 
@@ -352,6 +357,7 @@ impl Rib {
             }
         }
         self.recount_up();
+        self.evpn_peer_down(peer, graceful);
         if graceful {
             for entry in self.table.values_mut() {
                 for path in entry.paths_mut().iter_mut().filter(|p| p.peer == peer) {
@@ -369,6 +375,7 @@ impl Rib {
             .get(peer as usize)
             .and_then(|p| p.as_ref())
             .is_some_and(|p| p.stale.contains(&true))
+            || self.evpn_has_stale(peer)
     }
 
     /// How many peer slots the RIB holds, in use or free (freed slots are reused, so this
@@ -385,8 +392,12 @@ impl Rib {
         let pending = match afi {
             Some(Afi::Ipv4) => std::mem::take(&mut p.stale[0]),
             Some(Afi::Ipv6) => std::mem::take(&mut p.stale[1]),
+            Some(Afi::L2vpnEvpn) => false,
             None => std::mem::take(&mut p.stale).contains(&true),
         };
+        if matches!(afi, None | Some(Afi::L2vpnEvpn)) {
+            self.evpn_purge_stale(peer);
+        }
         if pending {
             self.remove_paths_where(peer, afi, |p| p.stale);
         }
@@ -520,6 +531,7 @@ impl Rib {
             .get(peer as usize)
             .and_then(|p| p.as_ref())
             .map_or(0, |p| p.adj_out.len() as u64)
+            + self.evpn_advertised_count(peer)
     }
 
     /// A peer's Adj-RIB-In: every path it sent that we hold.

@@ -46,7 +46,8 @@ impl Groups {
     fn withdraw(&mut self, prefix: Prefix) {
         match afi_of(&prefix) {
             Afi::Ipv4 => self.withdraw_v4.push(prefix),
-            Afi::Ipv6 => self.withdraw_v6.push(prefix),
+            // EVPN routes are not prefixes (`afi_of` never says EVPN); see `evpn.rs`.
+            Afi::Ipv6 | Afi::L2vpnEvpn => self.withdraw_v6.push(prefix),
         }
     }
 }
@@ -62,6 +63,7 @@ impl Rib {
     /// Produce the UPDATEs every up peer needs since the last flush.
     pub fn flush(&mut self) -> Vec<Flush> {
         let dirty = std::mem::take(&mut self.dirty);
+        let evpn_dirty = self.take_evpn_dirty();
         let mut flushes = Vec::new();
         for peer_id in 1..self.peers.len() {
             let Some(target) = self.infos[peer_id].clone() else {
@@ -70,7 +72,7 @@ impl Rib {
             let Some(state) = self.peers[peer_id].as_mut() else {
                 continue;
             };
-            if !state.up || (!state.full_sync && dirty.is_empty()) {
+            if !state.up || (!state.full_sync && dirty.is_empty() && evpn_dirty.is_empty()) {
                 continue;
             }
             let full = std::mem::take(&mut state.full_sync);
@@ -127,6 +129,10 @@ impl Rib {
                 flush.announced += prefixes.len() as u64;
                 packer.announce(*afi, attrs, prefixes, &mut flush.bytes);
             }
+            let (announced, withdrawn) =
+                self.flush_evpn(peer, full, &evpn_dirty, &mut packer, &mut flush.bytes);
+            flush.announced += announced;
+            flush.withdrawn += withdrawn;
             if full {
                 for afi in &target.families {
                     packer.end_of_rib(*afi, &mut flush.bytes);

@@ -263,7 +263,7 @@ impl Session {
                     for afi in families {
                         let msg = Message::RouteRefresh(crate::packet::RouteRefresh {
                             afi: afi.code(),
-                            safi: crate::packet::prefix::SAFI_UNICAST,
+                            safi: afi.safi(),
                         });
                         conn.send(msg.to_bytes(self.encode));
                     }

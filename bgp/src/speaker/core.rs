@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
 use super::dynamic::Dynamic;
-use super::{CoreMsg, RibEvent, SpeakerError};
+use super::{CoreMsg, EvpnEvent, RibEvent, SpeakerError};
 use crate::config::{PeerConfig, SpeakerConfig};
 use crate::fsm::{Fsm, FsmConfig};
 use crate::packet::error::cease;
@@ -51,6 +51,7 @@ pub(super) struct Core {
     stale_timers: FxHashMap<PeerId, u64>,
     next_generation: u64,
     pub(super) subscribers: Vec<mpsc::UnboundedSender<RibEvent>>,
+    pub(super) evpn_subscribers: Vec<mpsc::UnboundedSender<EvpnEvent>>,
     session_tx: mpsc::UnboundedSender<SessionEvent>,
     tx: mpsc::WeakUnboundedSender<CoreMsg>,
     pub(super) listener: Option<Arc<TcpListener>>,
@@ -79,6 +80,7 @@ impl Core {
             stale_timers: FxHashMap::default(),
             next_generation: 1,
             subscribers: Vec::new(),
+            evpn_subscribers: Vec::new(),
             session_tx,
             tx,
             listener,
@@ -156,10 +158,12 @@ impl Core {
 
     /// Hands the best-path changes so far to the subscribers.
     fn publish_changes(&mut self) {
+        self.publish_evpn_changes();
+        // Taken even without unicast subscribers: an EVPN subscriber alone keeps tracking on.
+        let changes = self.rib.take_changes();
         if self.subscribers.is_empty() {
             return;
         }
-        let changes = self.rib.take_changes();
         if !changes.is_empty() {
             self.publish(RibEvent::Changes(changes));
         }
@@ -167,7 +171,8 @@ impl Core {
 
     fn publish(&mut self, event: RibEvent) {
         self.subscribers.retain(|s| s.send(event.clone()).is_ok());
-        if self.subscribers.is_empty() {
+        self.evpn_subscribers.retain(|s| !s.is_closed());
+        if self.subscribers.is_empty() && self.evpn_subscribers.is_empty() {
             self.rib.config.track_changes = false;
         }
     }
@@ -366,6 +371,9 @@ impl Core {
         entry.end_of_rib.push(afi);
         tracing::debug!(peer = %address, ?afi, "end-of-rib received");
         self.publish_changes();
+        if afi == Afi::L2vpnEvpn {
+            self.publish_evpn(EvpnEvent::EndOfRib { peer: address });
+        }
         self.publish(RibEvent::EndOfRib { peer: address, afi });
     }
 

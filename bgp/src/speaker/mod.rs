@@ -3,10 +3,12 @@
 //!
 //! - `core.rs`: the core task (peer table, session events, flushes);
 //! - `dynamic.rs`: dynamic neighbours (admission, cap, forgetting them when they go);
+//! - `evpn.rs`: EVPN routes (origination, Loc-RIB, their own subscribers);
 //! - `queries.rs`: API commands and the read-only queries.
 
 mod core;
 mod dynamic;
+mod evpn;
 mod queries;
 
 use std::collections::BTreeSet;
@@ -19,8 +21,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 
 use self::core::Core;
+pub use self::evpn::{EvpnEvent, EvpnRibRoute};
 use crate::config::{ConfigError, PeerConfig, SpeakerConfig};
-use crate::packet::{Afi, Origin, PathAttrs, Prefix};
+use crate::packet::{Afi, EvpnKey, EvpnRoute, Origin, PathAttrs, Prefix};
 use crate::policy::Policy;
 use crate::rib::{BestChange, PeerId, Rib, RibConfig};
 use crate::session::socket;
@@ -119,6 +122,10 @@ enum CoreMsg {
     RemovePeer(IpAddr, oneshot::Sender<bool>),
     Announce(Vec<Prefix>, PathAttrs),
     Withdraw(Vec<Prefix>),
+    AnnounceEvpn(Vec<EvpnRoute>, PathAttrs),
+    WithdrawEvpn(Vec<EvpnKey>),
+    SubscribeEvpn(mpsc::UnboundedSender<EvpnEvent>),
+    EvpnRib(oneshot::Sender<Vec<EvpnRibRoute>>),
     Subscribe(mpsc::UnboundedSender<RibEvent>),
     PeerStates(oneshot::Sender<Vec<PeerState>>),
     LocRib(oneshot::Sender<Vec<RibRoute>>),
@@ -222,6 +229,36 @@ impl Speaker {
 
     pub fn withdraw(&self, prefixes: Vec<Prefix>) -> Result<(), SpeakerError> {
         self.send(CoreMsg::Withdraw(prefixes))
+    }
+
+    /// Originate EVPN routes (L2VPN/EVPN, RFC 7432) with `attrs`: `next_hop` is the VTEP
+    /// (unset: the session's configured next hop or local address), `ext_communities` the
+    /// route targets, encapsulation and the like, `pmsi_tunnel` a type 3's flooding tunnel.
+    /// They go to peers that negotiated the family. A route replaces ours of the same key.
+    pub fn announce_evpn(
+        &self,
+        routes: Vec<EvpnRoute>,
+        attrs: PathAttrs,
+    ) -> Result<(), SpeakerError> {
+        self.send(CoreMsg::AnnounceEvpn(routes, attrs))
+    }
+
+    /// Stop originating the EVPN routes of these keys (`EvpnRoute::key`).
+    pub fn withdraw_evpn(&self, keys: Vec<EvpnKey>) -> Result<(), SpeakerError> {
+        self.send(CoreMsg::WithdrawEvpn(keys))
+    }
+
+    /// EVPN best-path changes and the family's End-of-RIBs (see `EvpnEvent`); the first event
+    /// is the current EVPN Loc-RIB.
+    pub fn subscribe_evpn(&self) -> Result<mpsc::UnboundedReceiver<EvpnEvent>, SpeakerError> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.send(CoreMsg::SubscribeEvpn(tx))?;
+        Ok(rx)
+    }
+
+    /// The EVPN Loc-RIB: the best path of every EVPN route.
+    pub async fn evpn_rib(&self) -> Result<Vec<EvpnRibRoute>, SpeakerError> {
+        self.ask(CoreMsg::EvpnRib).await
     }
 
     /// Best-path changes, in batches (the first is the current Loc-RIB, followed by the

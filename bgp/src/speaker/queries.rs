@@ -88,6 +88,12 @@ impl Core {
             }
             CoreMsg::Announce(prefixes, attrs) => self.rib.announce_local(&prefixes, attrs),
             CoreMsg::Withdraw(prefixes) => self.rib.withdraw_local(&prefixes),
+            CoreMsg::AnnounceEvpn(routes, attrs) => self.rib.announce_evpn_local(routes, attrs),
+            CoreMsg::WithdrawEvpn(keys) => self.rib.withdraw_evpn_local(&keys),
+            CoreMsg::SubscribeEvpn(tx) => self.subscribe_evpn(tx),
+            CoreMsg::EvpnRib(reply) => {
+                let _ = reply.send(self.evpn_loc_rib());
+            }
             CoreMsg::Subscribe(tx) => self.subscribe(tx),
             CoreMsg::PeerStates(reply) => {
                 let _ = reply.send(self.peer_states());
