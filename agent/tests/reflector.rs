@@ -7,11 +7,18 @@
 //! master's reflected paths stay at the agents as graceful-restart stale paths for up to the
 //! reflector's 30 s restart time); a BGP session from an address
 //! that is not a registered agent is refused and logged.
+//!
+//! Scale rule (issue 16): every host gets each other host's reserve as a few aligned blocks
+//! (plus a /32 for a container outside them: a host's first container, allocated by the
+//! master before its reserve existed) instead of a /32 per address; a container inside a
+//! block is reached through the block, one outside through its /32. The counts are printed.
 
 mod common;
 
 use common::{config, poll, Fabric, FLAT};
+use ipnet::Ipv4Net;
 use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
 use std::time::Duration;
 
 const EXTRA: &str = "    app2:
@@ -44,8 +51,37 @@ fn segment_address(host: &str) -> &'static str {
     }
 }
 
+/// A kernel route line's destination and gateway (`10.1.2.8/29 via 172.20.20.22 dev ...`;
+/// `ip route` writes a /32 without its length); None for a route without one gateway.
+fn parse_route(line: &str) -> Option<(Ipv4Net, Ipv4Addr)> {
+    let mut words = line.split_whitespace();
+    let dst = words.next()?;
+    let dst: Ipv4Net = if dst.contains('/') {
+        dst.parse().ok()?
+    } else {
+        Ipv4Net::new(dst.parse().ok()?, 32).ok()?
+    };
+    (words.next()? == "via").then_some(())?;
+    Some((dst, words.next()?.parse().ok()?))
+}
+
+/// The route `routes` would take to `ip` (longest match among routes with a gateway).
+fn route_to(routes: &[String], ip: &str) -> Option<(Ipv4Net, Ipv4Addr)> {
+    let ip: Ipv4Addr = ip.parse().ok()?;
+    routes
+        .iter()
+        .filter_map(|r| parse_route(r))
+        .filter(|(dst, _)| dst.contains(&ip))
+        .max_by_key(|(dst, _)| dst.prefix_len())
+}
+
+/// Whether `routes` send `ip` via `owner`'s segment address.
+fn routed_via(routes: &[String], ip: &str, owner: &str) -> bool {
+    route_to(routes, ip).is_some_and(|(_, via)| via.to_string() == segment_address(owner))
+}
+
 /// Waits until every host routes every other host's containers via the owning host's
-/// segment address; the routes it found on failure.
+/// segment address (by its /32 or by a block holding it); the routes it found on failure.
 fn wait_routes(fabric: &Fabric, ips: &BTreeMap<&str, String>) {
     let mut seen = BTreeMap::new();
     let ok = poll(Duration::from_secs(40), || {
@@ -57,8 +93,7 @@ fn wait_routes(fabric: &Fabric, ips: &BTreeMap<&str, String>) {
                 if owner == host {
                     continue;
                 }
-                let want = format!("{} via {} ", ips[app], segment_address(owner));
-                all &= routes.iter().any(|r| r.starts_with(&want));
+                all &= routed_via(&routes, &ips[app], owner);
             }
             seen.insert(host, routes);
         }
@@ -68,6 +103,90 @@ fn wait_routes(fabric: &Fabric, ips: &BTreeMap<&str, String>) {
         ok.is_some(),
         "not every host learned every container through the reflectors: {seen:#?}"
     );
+}
+
+/// Waits until every host routes all of every other host's reserve via that host, then
+/// checks the scale rule and prints the counts: at each host, the routes via each other host
+/// include a block and are fewer than the addresses they stand for (the owner's reserve and
+/// containers), and at least one container is reached through its own /32 (outside every
+/// block). Returns (routes learned, addresses they stand for) summed over all hosts.
+fn check_blocks(fabric: &Fabric, ips: &BTreeMap<&str, String>) -> (usize, usize) {
+    // Each host asked for its reserve after its first attach (which the master allocated).
+    let mut reserves: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    let filled = poll(Duration::from_secs(20), || {
+        reserves = PLACEMENT
+            .iter()
+            .map(|(_, h)| (*h, fabric.reserve_of(h)))
+            .collect();
+        reserves.values().all(|r| r.len() >= 8).then_some(())
+    });
+    assert!(filled.is_some(), "a host has no reserve: {reserves:#?}");
+    let mut seen = BTreeMap::new();
+    let ok = poll(Duration::from_secs(40), || {
+        seen.clear();
+        let mut all = true;
+        for (_, host) in PLACEMENT {
+            let routes = fabric.routes(host);
+            for (_, owner) in PLACEMENT {
+                if owner != host {
+                    all &= reserves[owner]
+                        .iter()
+                        .all(|ip| routed_via(&routes, ip, owner));
+                }
+            }
+            seen.insert(host, routes);
+        }
+        all.then_some(())
+    });
+    assert!(
+        ok.is_some(),
+        "not every host routes every other host's reserve to it: {reserves:#?} {seen:#?}"
+    );
+    let (mut learned, mut addresses) = (0, 0);
+    let mut through_own_host_route = Vec::new();
+    for (_, host) in PLACEMENT {
+        let routes = fabric.routes(host);
+        for (app, owner) in PLACEMENT {
+            if owner == host {
+                continue;
+            }
+            let via: Vec<Ipv4Net> = routes
+                .iter()
+                .filter_map(|r| parse_route(r))
+                .filter(|(_, gw)| gw.to_string() == segment_address(owner))
+                .map(|(dst, _)| dst)
+                .collect();
+            let blocks = via.iter().filter(|d| d.prefix_len() < 32).count();
+            let stands_for = reserves[owner].len() + 1;
+            eprintln!(
+                "{host}: {} routes via {owner} ({blocks} blocks: {via:?}) for {stands_for} \
+                 addresses ({} reserved, its container {})",
+                via.len(),
+                reserves[owner].len(),
+                ips[app]
+            );
+            assert!(blocks >= 1, "{host} has no block of {owner}: {via:?}");
+            assert!(
+                via.len() < stands_for,
+                "{host} has {} routes via {owner} for {stands_for} addresses: {via:?}",
+                via.len()
+            );
+            if route_to(&routes, &ips[app]).is_some_and(|(dst, _)| dst.prefix_len() == 32) {
+                through_own_host_route.push(app);
+            }
+            learned += via.len();
+            addresses += stands_for;
+        }
+    }
+    assert!(
+        !through_own_host_route.is_empty(),
+        "no container is reached through its own /32 (a first attach is outside the blocks)"
+    );
+    eprintln!(
+        "reached through their own /32: {through_own_host_route:?}; learned routes over all \
+         hosts: {learned} for {addresses} addresses"
+    );
+    (learned, addresses)
 }
 
 /// Pings `ip` from `netns` every 10 ms, `count` times; (sent, received).
@@ -157,6 +276,11 @@ fn flat_fabric_through_two_reflectors_survives_either_master() {
         ips.insert(app, Fabric::address(&out));
     }
     wait_routes(&fabric, &ips);
+    let (learned, addresses) = check_blocks(&fabric, &ips);
+    assert!(
+        learned * 4 <= addresses,
+        "{learned} routes for {addresses} addresses"
+    );
     for (from, _) in PLACEMENT {
         for (to, _) in PLACEMENT {
             if from != to {
@@ -222,17 +346,26 @@ sys.stdout.write('answered' if len(d)>=19 and d[18]==1 else 'refused')\n";
         out.raw
     );
     let late = Fabric::address(&out);
+    // Taken from host2's reserve, so inside one of its blocks: host4 reaches it through the
+    // block, and no /32 of it goes to the reflectors.
     let reached = poll(Duration::from_secs(20), || {
-        fabric
-            .routes("host4")
-            .iter()
-            .any(|r| r.starts_with(&format!("{late} via 172.20.20.22 ")))
-            .then_some(())
+        route_to(&fabric.routes("host4"), &late)
+            .filter(|(_, via)| via.to_string() == "172.20.20.22")
     });
+    let Some((block, _)) = reached else {
+        panic!(
+            "host4 does not route {late} to host2 through {other}: {:?}",
+            fabric.routes("host4")
+        );
+    };
     assert!(
-        reached.is_some(),
-        "host4 did not learn {late} through {other}: {:?}",
+        block.prefix_len() < 32,
+        "host4 reaches the reserved {late} by a /32, not host2's block: {:?}",
         fabric.routes("host4")
+    );
+    assert!(
+        fabric.ping(&fabric.netns("app4"), &late),
+        "app4 cannot reach {late} through host2's block {block}"
     );
 
     // The dead master back, then the other dies.
