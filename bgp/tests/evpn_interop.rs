@@ -465,4 +465,33 @@ fn body(rt: &tokio::runtime::Runtime, speaker: &Speaker, gobgp: &GoBgp, frr: &Fr
         assert_eq!(t3.next_hops, vec![Some(rd_ip)]);
         assert!(rt_vxlan(t3), "{t3:?}");
     }
+
+    // 4. GoBGP withdraws its type 2: gone from our RIB and, through us, from FRR's table.
+    gobgp
+        .gobgp(&[
+            "global",
+            "rib",
+            "-a",
+            "evpn",
+            "del",
+            "macadv",
+            "52:54:00:bb:00:02",
+            "192.168.100.2",
+            "etag",
+            "0",
+            "label",
+            "100",
+            "rd",
+            "10.0.0.2:100",
+        ])
+        .expect("gobgp del macadv");
+    wait_for("GoBGP's type 2 to leave our RIB and FRR's", 20, || {
+        let ours = our_rib()
+            .iter()
+            .any(|r| r.from == Some(ip(2)) && matches!(r.route, EvpnRoute::MacIp(_)));
+        let frrs = frr_paths(frr)
+            .iter()
+            .any(|(rd, key, _)| rd == "10.0.0.2:100" && key.starts_with("[2]"));
+        (!ours && !frrs).then_some(())
+    });
 }

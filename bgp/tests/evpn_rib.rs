@@ -2,7 +2,7 @@
 //! route reflection between clients (ORIGINATOR_ID, CLUSTER_LIST added, next hop, NLRI,
 //! extended communities and PMSI tunnel unchanged, nothing back to the sender), withdrawals,
 //! End-of-RIB for the family after a full sync, graceful-restart stale handling, our own
-//! EVPN routes, and peers without the family left out.
+//! EVPN routes, the VTEP next hop kept on eBGP, and peers without the family left out.
 
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -35,12 +35,16 @@ fn rib() -> Rib {
 }
 
 fn peer(rib: &mut Rib, n: u8, families: Vec<Afi>) -> PeerId {
+    peer_as(rib, n, AS, families)
+}
+
+fn peer_as(rib: &mut Rib, n: u8, asn: u32, families: Vec<Afi>) -> PeerId {
     let id = rib.add_peer(PeerInfo {
         address: ip(n),
         router_id: Ipv4Addr::new(10, 0, 0, n),
-        asn: AS,
+        asn,
         local_as: AS,
-        ibgp: true,
+        ibgp: asn == AS,
         rr_client: true,
         local_address: ip(1),
         local_v6_next_hop: None,
@@ -330,4 +334,26 @@ fn our_own_evpn_routes_go_out_with_their_vtep_and_are_withdrawn() {
     // A change subscribers see.
     let changes = r.take_evpn_changes();
     assert!(changes.iter().any(|c| c.key == imet(1).key()));
+}
+
+#[test]
+fn ebgp_keeps_the_vtep_next_hop_and_prepends_our_as() {
+    let mut r = rib();
+    let a = peer(&mut r, 2, both());
+    let tor = peer_as(&mut r, 9, 65009, both());
+    r.flush();
+    r.import_update(a, announce(2, vec![imet(2)], evpn_attrs(2)))
+        .unwrap();
+    let mut own = evpn_attrs(1);
+    own.next_hop = Some(ip(77));
+    r.announce_evpn_local(vec![mac_route(1, 1, 1)], own);
+    let got = reached(&sent(&mut r, tor));
+    assert_eq!(got.len(), 2);
+    for (nh, route, attrs) in got {
+        let want = if route == imet(2) { ip(2) } else { ip(77) };
+        assert_eq!(nh, want, "{route:?}");
+        assert_eq!(attrs.as_path.first_as(), Some(AS));
+        assert_eq!(attrs.local_pref, None);
+        assert!(attrs.originator_id.is_none() && attrs.cluster_list.is_empty());
+    }
 }

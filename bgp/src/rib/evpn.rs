@@ -338,7 +338,15 @@ impl Rib {
                             Afi::L2vpnEvpn,
                             &best.attrs,
                         )
-                        .map(Arc::new);
+                        .map(|mut a| {
+                            // The next hop of an EVPN route is the VTEP that decapsulates: on
+                            // eBGP too it goes on as it is (as FRR does), since we are not that
+                            // VTEP; only a route of ours without one gets our address.
+                            if !target.ibgp && best.attrs.next_hop.is_some() {
+                                a.next_hop = best.attrs.next_hop;
+                            }
+                            Arc::new(a)
+                        });
                         memo.insert(mkey, (best.attrs.clone(), a.clone()));
                         a
                     }
