@@ -2,7 +2,8 @@
 //! the extended communities and the PMSI tunnel attribute; property tests that everything we
 //! write decodes to what was written; the RFC 7606 handling of malformed EVPN NLRI (session
 //! reset), unknown route types (kept opaque), malformed extended communities and PMSI tunnel
-//! attributes (treat-as-withdraw); and that no byte string makes the decoders panic.
+//! attributes (treat-as-withdraw); the family in OPEN and in the configuration; and that no
+//! byte string makes the decoders panic.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -248,6 +249,59 @@ fn type3_update_fixture() {
         panic!("not an UPDATE")
     };
     assert_eq!(*got, update);
+}
+
+/// The family in OPEN: multiprotocol (AFI 25, SAFI 70) and graceful restart, both ways; the
+/// configuration's JSON name.
+#[test]
+fn l2vpn_evpn_family_in_open_and_config() {
+    let open = fabric_bgp::packet::Open::new(
+        65000,
+        90,
+        Ipv4Addr::new(10, 0, 0, 1),
+        vec![
+            fabric_bgp::packet::Capability::Multiprotocol {
+                afi: Afi::L2vpnEvpn.code(),
+                safi: Afi::L2vpnEvpn.safi(),
+            },
+            fabric_bgp::packet::Capability::GracefulRestart(fabric_bgp::packet::GracefulRestart {
+                restarting: false,
+                restart_time: 120,
+                families: vec![(Afi::L2vpnEvpn, true)],
+            }),
+        ],
+    );
+    let bytes = Message::Open(open.clone()).to_bytes(EncodeCtx::default());
+    let hex_of: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    // Multiprotocol: code 1, length 4, AFI 25, reserved, SAFI 70; graceful restart: code 64,
+    // length 6, time 120, AFI 25, SAFI 70, forwarding bit.
+    assert!(hex_of.contains("010400190046"), "{hex_of}");
+    assert!(hex_of.contains("4006007800194680"), "{hex_of}");
+    let Message::Open(back) = decode_message(&bytes, 4096, DecodeCtx::default()).unwrap() else {
+        panic!()
+    };
+    assert_eq!(back, open);
+    assert_eq!(back.families(), vec![Afi::L2vpnEvpn]);
+    assert_eq!(
+        back.graceful_restart().unwrap().families,
+        vec![(Afi::L2vpnEvpn, true)]
+    );
+    // AFI 25 with a SAFI other than 70 is not ours.
+    assert_eq!(Afi::from_afi_safi(25, 65), None);
+
+    let cfg: fabric_bgp::SpeakerConfig = serde_json::from_str(
+        r#"{"local_as": 65000, "router_id": "10.0.0.1",
+            "peers": [{"address": "10.0.0.2", "peer_as": 65000, "families": ["Ipv4", "L2vpnEvpn"]}],
+            "dynamic_neighbors": [{"prefix": "10.1.0.0/16", "families": ["L2vpnEvpn"]}]}"#,
+    )
+    .unwrap();
+    cfg.validate().unwrap();
+    assert_eq!(cfg.peers[0].families, vec![Afi::Ipv4, Afi::L2vpnEvpn]);
+    assert_eq!(cfg.dynamic_neighbors[0].families, vec![Afi::L2vpnEvpn]);
+    assert_eq!(
+        serde_json::to_string(&Afi::L2vpnEvpn).unwrap(),
+        "\"L2vpnEvpn\""
+    );
 }
 
 // ---- RFC 7606 / RFC 7432 error handling ----
