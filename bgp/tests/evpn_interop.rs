@@ -4,7 +4,8 @@
 //! originates its own type 3). Checked:
 //! - GoBGP and FRR decode our type 2 and type 3 (RD, route target, VNI, MAC, IP, PMSI tunnel,
 //!   next hop, our endpoint-group community passed through);
-//! - we decode what GoBGP announces (macadv, multicast) and FRR's type 3;
+//! - we decode what GoBGP announces (macadv, multicast, prefix) and FRR's type 3;
+//! - type 5 both ways with GoBGP (prefix, gateway, label, router's MAC), and FRR holds both;
 //! - each client gets the other's routes unchanged but for ORIGINATOR_ID and CLUSTER_LIST
 //!   (next hop, RD, labels, route targets as sent), and never its own back.
 //!
@@ -19,7 +20,7 @@ use std::os::fd::AsRawFd;
 use common::peers::{Frr, GoBgp};
 use common::{bridge, bridge_port, require, wait_for, Dir, Netns};
 use fabric_bgp::packet::evpn::{
-    Esi, EvpnRoute, InclusiveMulticastRoute, MacIpRoute, RouteDistinguisher,
+    Esi, EvpnRoute, InclusiveMulticastRoute, IpPrefixRoute, MacIpRoute, RouteDistinguisher,
 };
 use fabric_bgp::packet::{Afi, ExtCommunity, PathAttrs, PmsiTunnel};
 use fabric_bgp::{EvpnRibRoute, PeerConfig, Speaker, SpeakerConfig};
@@ -466,6 +467,9 @@ fn body(rt: &tokio::runtime::Runtime, speaker: &Speaker, gobgp: &GoBgp, frr: &Fr
         assert!(rt_vxlan(t3), "{t3:?}");
     }
 
+    // 5. Type 5 (RFC 9136) both ways with GoBGP.
+    type5(rt, speaker, gobgp, frr);
+
     // 4. GoBGP withdraws its type 2: gone from our RIB and, through us, from FRR's table.
     gobgp
         .gobgp(&[
@@ -493,5 +497,114 @@ fn body(rt: &tokio::runtime::Runtime, speaker: &Speaker, gobgp: &GoBgp, frr: &Fr
             .iter()
             .any(|(rd, key, _)| rd == "10.0.0.2:100" && key.starts_with("[2]"));
         (!ours && !frrs).then_some(())
+    });
+}
+
+/// Type 5 both ways: GoBGP's IP prefix route (gateway, label, router's MAC) decoded by us and
+/// reflected to FRR; ours decoded by GoBGP.
+fn type5(rt: &tokio::runtime::Runtime, speaker: &Speaker, gobgp: &GoBgp, frr: &Frr) {
+    let ours = EvpnRoute::IpPrefix(IpPrefixRoute {
+        rd: RouteDistinguisher::Ip {
+            ip: Ipv4Addr::new(10, 0, 0, 1),
+            number: 66,
+        },
+        esi: Esi::default(),
+        ethernet_tag: 0,
+        prefix: "10.66.0.0/16".parse().unwrap(),
+        gateway: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        label: 6000,
+    });
+    let attrs = PathAttrs {
+        next_hop: Some(ip(1)),
+        ext_communities: vec![
+            ExtCommunity::RouteTargetAs2 {
+                asn: AS as u16,
+                number: 66,
+            },
+            ExtCommunity::Encapsulation { tunnel_type: 8 },
+            ExtCommunity::RouterMac(OUR_MAC),
+        ],
+        ..PathAttrs::default()
+    };
+    speaker.announce_evpn(vec![ours], attrs).unwrap();
+    gobgp
+        .gobgp(&[
+            "global",
+            "rib",
+            "-a",
+            "evpn",
+            "add",
+            "prefix",
+            "10.55.0.0/16",
+            "gw",
+            "10.0.0.2",
+            "etag",
+            "0",
+            "label",
+            "5000",
+            "rd",
+            "10.0.0.2:55",
+            "rt",
+            "65100:55",
+            "encap",
+            "vxlan",
+            "router-mac",
+            "02:00:00:00:00:02",
+            "nexthop",
+            "10.0.0.2",
+        ])
+        .expect("gobgp prefix");
+
+    let at_gobgp = wait_for("GoBGP to hold our type 5", 20, || {
+        gobgp_paths(gobgp)
+            .into_iter()
+            .find(|p| p["nlri"]["type"] == 5 && gobgp_next_hop(p) == Some("10.0.0.1"))
+    });
+    let v = &at_gobgp["nlri"]["value"];
+    assert_eq!(v["rd"]["admin"], "10.0.0.1", "{at_gobgp}");
+    assert_eq!(v["rd"]["assigned"], 66);
+    assert_eq!(v["prefix"], "10.66.0.0/16", "{at_gobgp}");
+    assert_eq!(v["label"], 6000, "{at_gobgp}");
+    let ecs = gobgp_attr(&at_gobgp, 16).unwrap()["value"]
+        .as_array()
+        .unwrap();
+    assert!(
+        ecs.iter()
+            .any(|c| c["type"] == 6 && c["subtype"] == 3 && c["mac"] == "52:54:00:aa:00:01"),
+        "router's MAC at GoBGP: {at_gobgp}"
+    );
+
+    let theirs = wait_for("GoBGP's type 5 in our RIB", 20, || {
+        rt.block_on(speaker.evpn_rib())
+            .unwrap()
+            .into_iter()
+            .find(|r| matches!(r.route, EvpnRoute::IpPrefix(_)) && r.from == Some(ip(2)))
+    });
+    let EvpnRoute::IpPrefix(p) = &theirs.route else {
+        unreachable!()
+    };
+    assert_eq!(p.prefix, "10.55.0.0/16".parse::<ipnet::IpNet>().unwrap());
+    assert_eq!(p.gateway, ip(2));
+    assert_eq!(p.label, 5000);
+    assert_eq!(
+        p.rd,
+        RouteDistinguisher::Ip {
+            ip: Ipv4Addr::new(10, 0, 0, 2),
+            number: 55
+        }
+    );
+    assert!(theirs
+        .ext_communities
+        .contains(&ExtCommunity::RouterMac([2, 0, 0, 0, 0, 2])));
+    assert_eq!(theirs.next_hops, vec![Some(ip(2))]);
+    // FRR (no VRF here, so it only holds them) has both in its BGP table.
+    wait_for("FRR to hold both type 5 routes", 20, || {
+        let paths = frr_paths(frr);
+        let has = |rd: &str| {
+            paths
+                .iter()
+                .any(|(r, key, p)| r == rd && key.starts_with("[5]") && p["peerId"] == "10.0.0.1")
+        };
+        (has("10.0.0.1:66") && has("10.0.0.2:55")).then_some(())
     });
 }
