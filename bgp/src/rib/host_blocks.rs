@@ -119,6 +119,7 @@ impl HostBlocks {
 
     /// Insert `make(item)` for a new `addr`: `Ok` with it in place, or `Err` with the entry
     /// already there and `item` handed back.
+    #[inline]
     pub fn insert_new_with<T>(
         &mut self,
         addr: u32,

@@ -1,12 +1,14 @@
 //! The RIBs. One table maps each prefix to the paths learned for it, tagged by peer: the
 //! per-peer Adj-RIB-In is that table's view by peer tag (one hash entry per prefix instead of
 //! one per prefix and peer, see the README), the Loc-RIB is the same entry's ordered paths
-//! (best first, then ECMP), and every peer keeps its own Adj-RIB-Out of what it was sent.
+//! (best first, then ECMP), and up peers that are exported the same routes share an update
+//! group (`groups.rs`): one Adj-RIB-Out and one set of packed UPDATEs per group.
 
 pub mod adj_in;
 pub mod adj_out;
 pub mod decision;
 pub mod evpn;
+pub mod groups;
 pub mod host_blocks;
 pub mod packing;
 pub mod prefix_map;
@@ -21,6 +23,7 @@ use crate::packet::{Afi, PathAttrs, Prefix};
 use crate::policy::{AcceptAll, Policy};
 
 pub use adj_out::AdjRibOut;
+pub use groups::SharedFlush;
 
 /// Index of a peer in the RIB; 0 is our own (locally originated) routes.
 pub type PeerId = u32;
@@ -96,8 +99,10 @@ struct PeerRib {
     /// table of 1,000,000 /32s).
     stale: [bool; 2],
     received: u64,
-    full_sync: bool,
-    adj_out: AdjRibOut,
+    /// The update group it is in while up (index into `Rib::groups`).
+    group: Option<usize>,
+    /// What it must be sent before it takes its group's changes.
+    sync: Option<groups::Sync>,
     encode_ctx: crate::packet::encode::EncodeCtx,
 }
 
@@ -123,6 +128,11 @@ pub struct Rib {
     /// may have to hear of them, see `UpPeers`).
     dirty: Vec<Prefix>,
     up: UpPeers,
+    /// Update groups of the up peers (freed slots reused).
+    groups: Vec<Option<groups::Group>>,
+    /// With one peer up: whether its group's Adj-RIB-Out holds anything (kept here, as it is
+    /// read on every best-path change while a sole peer sends a full table).
+    sole_holds: bool,
     /// One UPDATE's prefixes with the import policy's verdicts, kept between UPDATEs so the
     /// buffer (about 26 kB for a full 4,096-byte UPDATE of /32s) is allocated once.
     import_scratch: Vec<(Prefix, Option<Arc<PathAttrs>>)>,
@@ -206,6 +216,8 @@ impl Rib {
             changes: Vec::new(),
             dirty: Vec::new(),
             up: UpPeers::None,
+            groups: Vec::new(),
+            sole_holds: false,
             import_scratch: Vec::new(),
             local_attrs: Vec::new(),
             own_addresses: FxHashMap::default(),
@@ -283,6 +295,7 @@ impl Rib {
             self.count_own_addresses(&old, false);
         }
         self.count_own_addresses(&info, true);
+        self.regroup(peer);
     }
 
     fn peer_mut(&mut self, peer: PeerId) -> Option<&mut PeerRib> {
@@ -303,6 +316,20 @@ impl Rib {
             (Some(id), None) => UpPeers::One(id),
             (Some(_), Some(_)) => UpPeers::Several,
         };
+        self.recount_sole_holds();
+    }
+
+    /// Recompute `sole_holds` (after a flush or a change of groups).
+    fn recount_sole_holds(&mut self) {
+        self.sole_holds = match self.up {
+            UpPeers::One(only) => self
+                .peers
+                .get(only as usize)
+                .and_then(|p| p.as_ref()?.group)
+                .and_then(|gi| self.groups[gi].as_ref())
+                .is_some_and(|g| !g.adj_out.is_empty()),
+            _ => false,
+        };
     }
 
     /// Whether a best-path change must be looked at by the next flush, given the peer the new
@@ -313,25 +340,19 @@ impl Rib {
             UpPeers::Several => true,
             // The sole up peer gets nothing for its own routes (nor for a prefix that is gone);
             // it only needs the change if it may hold an older advertisement of ours to
-            // replace or withdraw (its Adj-RIB-Out only grows at a flush, which reads the
-            // table as it is then).
-            UpPeers::One(only) => {
-                best_peer.is_some_and(|p| p != only)
-                    || self
-                        .peers
-                        .get(only as usize)
-                        .and_then(|p| p.as_ref())
-                        .is_some_and(|p| !p.adj_out.is_empty())
-            }
+            // replace or withdraw (`sole_holds`: its group's Adj-RIB-Out, which holds none of
+            // its own routes while it is the only member, only grows at a flush, which reads
+            // the table as it is then).
+            UpPeers::One(only) => best_peer.is_some_and(|p| p != only) || self.sole_holds,
         }
     }
 
     /// The session reached Established: everything we have goes out at the next flush.
     pub fn peer_up(&mut self, peer: PeerId) {
+        self.leave_group(peer);
         if let Some(p) = self.peer_mut(peer) {
             p.up = true;
-            p.full_sync = true;
-            p.adj_out.clear();
+            self.join_group(peer, groups::Sync::Full);
         }
         self.evpn_peer_up(peer);
         self.recount_up();
@@ -340,18 +361,17 @@ impl Rib {
     /// The peer asked for our routes again (ROUTE-REFRESH).
     pub fn refresh(&mut self, peer: PeerId) {
         if let Some(p) = self.peer_mut(peer) {
-            if p.up {
-                p.full_sync = true;
+            if p.up && p.group.is_some() {
+                p.sync = Some(groups::Sync::Full);
             }
         }
     }
 
     /// The session went down. With `graceful`, its routes stay as stale (RFC 4724 helper).
     pub fn peer_down(&mut self, peer: PeerId, graceful: bool) {
+        self.leave_group(peer);
         if let Some(p) = self.peer_mut(peer) {
             p.up = false;
-            p.full_sync = false;
-            p.adj_out.clear();
             if graceful {
                 p.stale = [true; 2];
             }
@@ -527,11 +547,7 @@ impl Rib {
 
     /// Prefixes currently advertised to a peer (its Adj-RIB-Out size).
     pub fn advertised_count(&self, peer: PeerId) -> u64 {
-        self.peers
-            .get(peer as usize)
-            .and_then(|p| p.as_ref())
-            .map_or(0, |p| p.adj_out.len() as u64)
-            + self.evpn_advertised_count(peer)
+        self.group_advertised(peer) + self.evpn_advertised_count(peer)
     }
 
     /// A peer's Adj-RIB-In: every path it sent that we hold.

@@ -1,18 +1,17 @@
-//! Turning RIB changes into UPDATE bytes per peer: changed best paths are exported, compared
-//! with the Adj-RIB-Out, grouped by shared attributes and handed to the packer, so each UPDATE
-//! carries as many prefixes as fit and no message is ever sent per prefix.
+//! Turning RIB changes into UPDATE bytes per peer: changed best paths are exported once per
+//! update group (`groups.rs`), compared with the group's Adj-RIB-Out, grouped by shared
+//! attributes and handed to the packer, so each UPDATE carries as many prefixes as fit and no
+//! message is ever sent per prefix. After a peer's unicast UPDATEs come its EVPN ones and,
+//! after a full sync, its End-of-RIB markers (`flush_tails`).
 
-use std::sync::Arc;
+use bytes::Bytes;
 
-use rustc_hash::FxHashMap;
-
-use super::adj_out::ExportCache;
+use super::groups::SharedFlush;
 use super::{PeerId, Rib};
 use crate::packet::encode::{EncodeCtx, Packer};
-use crate::packet::prefix::afi_of;
-use crate::packet::{Afi, PathAttrs, Prefix};
 
-/// What one flush produced for one peer.
+/// What one flush produced for one peer, in one buffer (see [`Rib::flush_shared`] for the
+/// buffers shared within an update group, which the speaker sends).
 #[derive(Debug, Default)]
 pub struct Flush {
     pub peer: PeerId,
@@ -24,30 +23,15 @@ pub struct Flush {
     pub end_of_rib: bool,
 }
 
-#[derive(Default)]
-struct Groups {
-    index: FxHashMap<(usize, Afi), usize>,
-    announce: Vec<(Arc<PathAttrs>, Afi, Vec<Prefix>)>,
-    withdraw_v4: Vec<Prefix>,
-    withdraw_v6: Vec<Prefix>,
-}
-
-impl Groups {
-    fn announce(&mut self, prefix: Prefix, attrs: Arc<PathAttrs>) {
-        let afi = afi_of(&prefix);
-        let key = (Arc::as_ptr(&attrs) as usize, afi);
-        let idx = *self.index.entry(key).or_insert_with(|| {
-            self.announce.push((attrs, afi, Vec::new()));
-            self.announce.len() - 1
-        });
-        self.announce[idx].2.push(prefix);
-    }
-
-    fn withdraw(&mut self, prefix: Prefix) {
-        match afi_of(&prefix) {
-            Afi::Ipv4 => self.withdraw_v4.push(prefix),
-            // EVPN routes are not prefixes (`afi_of` never says EVPN); see `evpn.rs`.
-            Afi::Ipv6 | Afi::L2vpnEvpn => self.withdraw_v6.push(prefix),
+impl From<SharedFlush> for Flush {
+    fn from(f: SharedFlush) -> Flush {
+        Flush {
+            peer: f.peer,
+            bytes: f.parts.concat(),
+            messages: f.messages,
+            announced: f.announced,
+            withdrawn: f.withdrawn,
+            end_of_rib: f.end_of_rib,
         }
     }
 }
@@ -58,92 +42,54 @@ impl Rib {
         if let Some(p) = self.peer_mut(peer) {
             p.encode_ctx = ctx;
         }
+        self.regroup(peer);
     }
 
-    /// Produce the UPDATEs every up peer needs since the last flush.
+    /// Produce the UPDATEs every up peer needs since the last flush, each peer's in one
+    /// buffer of its own.
     pub fn flush(&mut self) -> Vec<Flush> {
-        let dirty = std::mem::take(&mut self.dirty);
+        self.flush_shared().into_iter().map(Flush::from).collect()
+    }
+
+    /// What follows each peer's unicast UPDATEs in a flush: its EVPN UPDATEs (every key after
+    /// a full sync, else the changed ones), then End-of-RIB for each of its families after a
+    /// full sync (`full`: the peers synced in full in this flush).
+    pub(super) fn flush_tails(&mut self, full: &[PeerId], flushes: &mut Vec<SharedFlush>) {
         let evpn_dirty = self.take_evpn_dirty();
-        let mut flushes = Vec::new();
-        for peer_id in 1..self.peers.len() {
-            let Some(target) = self.infos[peer_id].clone() else {
+        let peers: Vec<PeerId> = if evpn_dirty.is_empty() {
+            full.to_vec()
+        } else {
+            (1..self.peers.len() as PeerId)
+                .filter(|&p| self.peers[p as usize].as_ref().is_some_and(|p| p.up))
+                .collect()
+        };
+        for peer in peers {
+            let is_full = full.contains(&peer);
+            let Some(families) = self.peer_info(peer).map(|i| i.families.clone()) else {
                 continue;
             };
-            let Some(state) = self.peers[peer_id].as_mut() else {
-                continue;
-            };
-            if !state.up || (!state.full_sync && dirty.is_empty() && evpn_dirty.is_empty()) {
-                continue;
-            }
-            let full = std::mem::take(&mut state.full_sync);
-            let mut cache = ExportCache::default();
-            let mut groups = Groups::default();
-            let peer = peer_id as PeerId;
-            let mut consider = |prefix: &Prefix, state: &mut super::PeerRib| {
-                let exported = self
-                    .table
-                    .get(prefix)
-                    .and_then(|e| e.paths().first())
-                    .and_then(|best| {
-                        cache.export(
-                            &self.config,
-                            &self.infos,
-                            peer,
-                            &target,
-                            prefix,
-                            best,
-                            &*self.policy,
-                        )
-                    });
-                match exported {
-                    Some(attrs) => {
-                        if state.adj_out.advertise(*prefix, &attrs) || full {
-                            groups.announce(*prefix, attrs);
-                        }
-                    }
-                    None => {
-                        if state.adj_out.withdraw(prefix) {
-                            groups.withdraw(*prefix);
-                        }
-                    }
-                }
-            };
-            if full {
-                for prefix in self.table.keys() {
-                    consider(&prefix, state);
-                }
-            } else {
-                for prefix in &dirty {
-                    consider(prefix, state);
-                }
-            }
-            let mut packer = Packer::new(state.encode_ctx);
-            let mut flush = Flush {
-                peer,
-                withdrawn: (groups.withdraw_v4.len() + groups.withdraw_v6.len()) as u64,
-                ..Flush::default()
-            };
-            packer.withdraw(Afi::Ipv4, &groups.withdraw_v4, &mut flush.bytes);
-            packer.withdraw(Afi::Ipv6, &groups.withdraw_v6, &mut flush.bytes);
-            for (attrs, afi, prefixes) in &groups.announce {
-                flush.announced += prefixes.len() as u64;
-                packer.announce(*afi, attrs, prefixes, &mut flush.bytes);
-            }
+            let ctx = self.peers[peer as usize]
+                .as_ref()
+                .map(|p| p.encode_ctx)
+                .unwrap_or_default();
+            let mut packer = Packer::new(ctx);
+            let mut out = Vec::new();
             let (announced, withdrawn) =
-                self.flush_evpn(peer, full, &evpn_dirty, &mut packer, &mut flush.bytes);
-            flush.announced += announced;
-            flush.withdrawn += withdrawn;
-            if full {
-                for afi in &target.families {
-                    packer.end_of_rib(*afi, &mut flush.bytes);
+                self.flush_evpn(peer, is_full, &evpn_dirty, &mut packer, &mut out);
+            if is_full {
+                for afi in &families {
+                    packer.end_of_rib(*afi, &mut out);
                 }
-                flush.end_of_rib = true;
             }
-            flush.messages = packer.messages;
-            if !flush.bytes.is_empty() {
-                flushes.push(flush);
+            if out.is_empty() {
+                continue;
             }
+            let f = super::groups::flush_for(flushes, peer);
+            f.parts.push(Bytes::from(out));
+            f.messages += packer.messages;
+            f.announced += announced;
+            f.withdrawn += withdrawn;
+            f.end_of_rib |= is_full;
         }
-        flushes
     }
 }

@@ -84,6 +84,7 @@ impl<V> PrefixMap<V> {
         prefetch_read(slot.cast());
     }
 
+    #[inline]
     pub fn get(&self, key: u64) -> Option<&V> {
         let i = self.find(key)?;
         self.slots[i].as_ref().map(|(_, v)| v)
@@ -102,6 +103,7 @@ impl<V> PrefixMap<V> {
 
     /// [`insert_new`](Self::insert_new) of `make(item)`, made only if `key` is new: a
     /// present key hands `item` itself back.
+    #[inline]
     pub fn insert_new_with<T>(
         &mut self,
         key: u64,
@@ -178,11 +180,18 @@ impl<V> PrefixMap<V> {
             .filter_map(|s| s.as_mut().map(|(_, v)| v))
     }
 
-    /// Make room for one more entry within the load bound.
+    /// Make room for one more entry within the load bound. The check is on every insert and
+    /// stays inline; the doubling is rare and kept out of the insert's code.
+    #[inline]
     fn reserve_one(&mut self) {
-        if (self.len + 1) * MAX_LOAD_DEN <= self.slots.len() * MAX_LOAD_NUM {
-            return;
+        if (self.len + 1) * MAX_LOAD_DEN > self.slots.len() * MAX_LOAD_NUM {
+            self.grow();
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn grow(&mut self) {
         let new_len = (self.slots.len() * 2).max(MIN_SLOTS);
         let old = std::mem::replace(&mut self.slots, Vec::with_capacity(new_len));
         self.slots.resize_with(new_len, || None);

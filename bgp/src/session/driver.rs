@@ -7,6 +7,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use bytes::Bytes;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -24,7 +25,7 @@ type ConnectFuture = Pin<Box<dyn Future<Output = std::io::Result<TcpStream>> + S
 
 /// A live TCP connection.
 struct Conn {
-    writer: mpsc::UnboundedSender<Vec<u8>>,
+    writer: mpsc::UnboundedSender<Bytes>,
     incoming: mpsc::Receiver<Incoming>,
     reader: JoinHandle<()>,
     writer_task: JoinHandle<()>,
@@ -54,9 +55,9 @@ impl Conn {
         })
     }
 
-    fn send(&self, bytes: Vec<u8>) {
+    fn send(&self, bytes: impl Into<Bytes>) {
         // A closed writer means the connection is gone; the reader reports that.
-        let _ = self.writer.send(bytes);
+        let _ = self.writer.send(bytes.into());
     }
 }
 
@@ -242,12 +243,14 @@ impl Session {
             }
             SessionCmd::Send {
                 epoch,
-                bytes,
+                parts,
                 messages,
             } => {
                 if epoch == self.epoch && self.fsm.state() == State::Established {
                     if let Some(conn) = &self.conn {
-                        conn.send(bytes);
+                        for bytes in parts {
+                            conn.send(bytes);
+                        }
                         let mut st = self.status();
                         st.messages_out += messages;
                         st.updates_out += messages;

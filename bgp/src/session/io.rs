@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
@@ -151,7 +151,9 @@ async fn hand_on(
 }
 
 /// Write queued buffers in order; when the queue closes, flush and shut the socket down.
-pub async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<Vec<u8>>) {
+/// The buffers are shared (`Bytes`): UPDATEs packed once for an update group are queued to
+/// every member by reference, so a member that reads slowly holds no copy of its own.
+pub async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<Bytes>) {
     while let Some(bytes) = rx.recv().await {
         if let Err(e) = wr.write_all(&bytes).await {
             tracing::debug!(error = %e, "write failed");

@@ -26,10 +26,12 @@ pub enum SessionCmd {
     Stop,
     /// An accepted connection from this peer.
     Inbound(TcpStream),
-    /// UPDATE bytes for the session of this epoch (dropped if the session changed since).
+    /// UPDATE bytes for the session of this epoch (dropped if the session changed since), in
+    /// order: buffers shared with the other members of the peer's update group, which the
+    /// writer's queue holds by reference.
     Send {
         epoch: u64,
-        bytes: Vec<u8>,
+        parts: Vec<bytes::Bytes>,
         messages: u64,
     },
     /// Ask the peer to resend its routes (RFC 2918).

@@ -142,14 +142,14 @@ impl Core {
     }
 
     fn flush(&mut self) {
-        for flush in self.rib.flush() {
+        for flush in self.rib.flush_shared() {
             let Some(entry) = self.by_id.get(&flush.peer).and_then(|a| self.peers.get(a)) else {
                 continue;
             };
             tracing::debug!(peer = %entry.config.address, messages = flush.messages, announced = flush.announced, withdrawn = flush.withdrawn, "sending updates");
             let _ = entry.cmd.send(SessionCmd::Send {
                 epoch: entry.epoch,
-                bytes: flush.bytes,
+                parts: flush.parts,
                 messages: flush.messages,
             });
         }
