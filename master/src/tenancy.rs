@@ -81,30 +81,43 @@ pub fn check_new_network(net: &Network, cache: &Cache, txn: &mut Txn) -> Result<
     ))
 }
 
-/// Refuses a switch of `global` into native L3 while networks of two tenants overlap. A change
-/// that keeps the mode, and the first `global` of a store, pass: [`audit`] reports leftovers.
+/// Refuses a change of `global`'s forwarding mode while any network exists (as Contiv did), so
+/// in particular no switch into native L3 over two tenants' overlapping networks. A change that
+/// keeps the mode, and the first `global` of a store, pass: [`audit`] reports leftovers.
 pub fn check_global(
     new: &Global,
     old: Option<&Global>,
     cache: &Cache,
     txn: &mut Txn,
 ) -> Result<(), ApiError> {
-    if !new.is_native_l3() || old.is_none_or(Global::is_native_l3) {
+    let Some(old) = old.filter(|o| o.fwd_mode != new.fwd_mode) else {
         return Ok(());
-    }
+    };
+    // Every network create bumps this key: a network made on another master meanwhile makes
+    // the write fail its compare and be planned again.
     let ver = subnets_version();
     txn.compares
         .push(Compare::ModRevision(ver.clone(), cache.mod_revision(&ver)));
-    let Some((a, b, field)) = cache.facts.cross_tenant_overlaps().into_iter().next() else {
+    let networks: Vec<&String> = cache
+        .objects
+        .list(Collection::Networks)
+        .map(|(key, _)| key)
+        .collect();
+    let Some(first) = networks.first() else {
         return Ok(());
     };
-    Err(ApiError::new(
-        422,
-        Some(new.display_id()),
+    // Contiv refuses it too: every network's forwarding (and, in native L3, its addresses'
+    // uniqueness across tenants) was set up for the mode it was created in.
+    Err(ApiError::conflict(
+        new.display_id(),
         Some("fwdMode"),
         format!(
-            "cannot be routing while networks/{a} and networks/{b} of different tenants \
-             overlap in their {field}: {WHY}; delete one of them first"
+            "cannot change from {} to {} while {} network(s) exist (networks/{first}{}); \
+             delete them first",
+            old.fwd_mode,
+            new.fwd_mode,
+            networks.len(),
+            if networks.len() > 1 { ", ..." } else { "" }
         ),
     ))
 }

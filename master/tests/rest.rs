@@ -347,9 +347,29 @@ async fn cross_object_rules(f: &Fixture) {
         )
         .await;
     assert!(v["reason"].as_str().unwrap().contains("overlaps"), "{v}");
-    // Another tenant may reuse the subnet in an overlay mode (native L3 refuses it: see
-    // tests/tenancy.rs).
+    // The forwarding mode stays while networks exist (Contiv's rule)...
+    let v = m
+        .rejects(
+            "/api/v1/globals/global/",
+            json!({"fwdMode": "bridge"}),
+            409,
+            "fwdMode",
+        )
+        .await;
+    assert!(
+        v["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("networks/blue:a"),
+        "names a network: {v}"
+    );
+    // ...and changes once they are gone. Another tenant may reuse the subnet in an overlay
+    // mode (native L3 refuses it: see tests/tenancy.rs).
+    let (s, v) = m.delete("/api/v1/networks/blue:a/").await;
+    assert_eq!(s, 200, "{v}");
     m.create("/api/v1/globals/global/", json!({"fwdMode": "bridge"}))
+        .await;
+    m.create("/api/v1/networks/blue:a/", json!({"subnet": "10.1.1.0/24"}))
         .await;
     m.create(
         "/api/v1/networks/default:a/",

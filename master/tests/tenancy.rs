@@ -94,15 +94,17 @@ async fn global_cannot_switch_to_routing_over_overlapping_tenants(f: &Fixture) {
     .await;
     m.create("/api/v1/networks/t2:n/", json!({"subnet": "10.5.0.0/24"}))
         .await;
+    // No mode change while networks exist (Contiv's rule), so never into native L3 over two
+    // tenants' copies of a subnet.
     let v = m
         .rejects(
             "/api/v1/globals/global/",
             json!({"fwdMode": "routing"}),
-            422,
+            409,
             "fwdMode",
         )
         .await;
-    for named in ["networks/default:n", "networks/t2:n", "native L3"] {
+    for named in ["networks/", "2 network(s)", "bridge to routing"] {
         assert!(message(&v).contains(named), "names {named}: {v}");
     }
     let (_, g) = m.get("/api/v1/globals/global/").await;
@@ -117,8 +119,12 @@ async fn global_cannot_switch_to_routing_over_overlapping_tenants(f: &Fixture) {
     assert_eq!(s, 200, "{v}");
     let (s, v) = m.delete("/api/v1/networks/t2:n/").await;
     assert_eq!(s, 200, "{v}");
+    let (s, _) = set_fwd_mode(&m, "routing").await;
+    assert_eq!(s, 409, "one network is still there");
+    let (s, v) = m.delete("/api/v1/networks/default:n/").await;
+    assert_eq!(s, 200, "{v}");
     let (s, v) = set_fwd_mode(&m, "routing").await;
-    assert_eq!(s, 200, "no overlap left: {v}");
+    assert_eq!(s, 200, "no network left: {v}");
 }
 
 /// Writes `global` straight into the store, as a master from before the native L3 rule might

@@ -185,8 +185,16 @@ fn overlapping_subnets_of_two_tenants_are_refused_in_native_l3() {
         assert!(err.contains(named), "the error names {named}: {err}");
     }
     assert_eq!(master.status("/api/v1/networks/blue:contiv-net/"), 404);
-    // The overlay modes allow it; switching back to native L3 over it is refused.
+    // The mode does not change while networks exist (Contiv's rule)...
+    let err = master.fails("netctl global set --fwd-mode bridge");
+    assert!(
+        err.contains("fwdMode") && err.contains("delete them first"),
+        "{err}"
+    );
+    // ...the overlay modes allow the overlap; switching back to native L3 over it is refused.
+    master.ok("netctl net delete contiv-net");
     master.ok("netctl global set --fwd-mode bridge");
+    master.ok("netctl net create -s 10.1.1.0/24 -g 10.1.1.254 contiv-net");
     master.ok("netctl net create -t blue -s 10.1.1.0/24 -g 10.1.1.254 contiv-net");
     let err = master.fails("netctl global set --fwd-mode routing");
     assert!(err.contains("fwdMode"), "{err}");
