@@ -6,7 +6,8 @@
 //! master; a deleted container's /32 leaves every host's kernel (both masters up: a dead
 //! master's reflected paths stay at the agents as graceful-restart stale paths for up to the
 //! reflector's 30 s restart time); a BGP session from an address
-//! that is not a registered agent is refused and logged.
+//! that is not a registered agent is refused and logged. A BIRD server admitted by its `Bgp`
+//! object joins as a client of both reflectors and learns every container route.
 //!
 //! Scale rule (issue 16): every host gets each other host's reserve as a few aligned blocks
 //! (plus a /32 for a container outside them: a host's first container, allocated by the
@@ -189,6 +190,37 @@ fn check_blocks(fabric: &Fabric, ips: &BTreeMap<&str, String>) -> (usize, usize)
     (learned, addresses)
 }
 
+/// bird1's routes to container addresses (10.1.x): prefix → next hop of each path.
+fn bird_routes(fabric: &Fabric) -> BTreeMap<String, Vec<String>> {
+    let out = fabric.birdc("bird1", &["show", "route"]);
+    let mut routes: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut current: Option<String> = None;
+    for line in out.lines() {
+        let first = line.split_whitespace().next().unwrap_or("");
+        if first.starts_with("10.1.") && first.contains('/') {
+            current = Some(first.to_string());
+        } else if !line.starts_with(char::is_whitespace) && !first.is_empty() {
+            current = None;
+        }
+        if let (Some(prefix), Some(via)) = (&current, line.split("via ").nth(1)) {
+            let hop = via.split_whitespace().next().unwrap_or("").to_string();
+            routes.entry(prefix.clone()).or_default().push(hop);
+        }
+    }
+    routes
+}
+
+/// Whether `prefix` (a.b.c.d/len) contains `ip`.
+fn contains(prefix: &str, ip: &str) -> bool {
+    match (
+        prefix.parse::<ipnet::Ipv4Net>(),
+        ip.parse::<std::net::Ipv4Addr>(),
+    ) {
+        (Ok(net), Ok(ip)) => net.contains(&ip),
+        _ => false,
+    }
+}
+
 /// Pings `ip` from `netns` every 10 ms, `count` times; (sent, received).
 fn ping_burst(fabric: &Fabric, netns: &str, ip: &str, count: u32) -> (u32, u32) {
     let (_, out) = fabric.exec_ns(
@@ -276,6 +308,27 @@ fn flat_fabric_through_two_reflectors_survives_either_master() {
         ips.insert(app, Fabric::address(&out));
     }
     wait_routes(&fabric, &ips);
+
+    // BIRD joined as a client of both reflectors: it holds a route to every container (a
+    // host's block or a /32) via the owning host, from each master.
+    let covered = poll(Duration::from_secs(30), || {
+        let routes = bird_routes(&fabric);
+        PLACEMENT
+            .iter()
+            .all(|(app, host)| {
+                routes.iter().any(|(prefix, hops)| {
+                    contains(prefix, &ips[app])
+                        && hops.len() == 2
+                        && hops.iter().all(|h| h == segment_address(host))
+                })
+            })
+            .then_some(())
+    });
+    assert!(
+        covered.is_some(),
+        "BIRD did not learn every container from both reflectors: {:#?}",
+        bird_routes(&fabric)
+    );
     let (learned, addresses) = check_blocks(&fabric, &ips);
     assert!(
         learned * 4 <= addresses,

@@ -163,21 +163,21 @@ impl Master {
     }
 
     /// The addresses a reflector admits sessions from: every registered agent's, and the
-    /// router address of its host's `Bgp` object (which its sessions may come from when the
-    /// reflector is on the fabric's own segment).
+    /// router address of every `Bgp` object (an agent's sessions may come from there when the
+    /// reflector is on the fabric's own segment; for a router or a bare-metal server without
+    /// an agent, its `Bgp` object is the administrator's word that it belongs to the fabric).
     pub fn admitted_peers(&self) -> BTreeSet<IpAddr> {
         let cache = self.cache();
-        let mut admitted = BTreeSet::new();
-        for (host, record) in &cache.fleet.agents {
-            admitted.insert(record.address);
-            if let Some(net) = cache
+        let mut admitted: BTreeSet<IpAddr> =
+            cache.fleet.agents.values().map(|r| r.address).collect();
+        admitted.extend(
+            cache
                 .objects
-                .get_typed::<fabric_model::objects::Bgp>(host)
-                .and_then(|b| b.router_ip())
-            {
-                admitted.insert(IpAddr::V4(net.addr()));
-            }
-        }
+                .list_typed::<fabric_model::objects::Bgp>()
+                .iter()
+                .filter_map(|b| b.router_ip())
+                .map(|net| IpAddr::V4(net.addr())),
+        );
         admitted
     }
 }

@@ -89,8 +89,10 @@ pub const FLAT: Layout = Layout {
         ("host2", "--router-ip 172.20.20.22/24 --as 65000"),
         ("host3", "--router-ip 172.20.20.23/24 --as 65000"),
         ("host4", "--router-ip 172.20.20.24/24 --as 65000"),
+        // No agent: a BIRD server admitted as a reflector client by its Bgp object.
+        ("bird1", "--router-ip 172.20.20.40/24 --as 65000"),
     ],
-    bird: &[],
+    bird: &["bird1"],
     frr: &[],
 };
 pub const SUBNET: &str = "10.1.2.0/24";
