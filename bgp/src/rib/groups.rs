@@ -309,13 +309,13 @@ impl Rib {
         let Some(key) = self.group_key(peer) else {
             return;
         };
-        let gi = match self
+        let found = self
             .groups
-            .iter()
-            .position(|g| g.as_ref().is_some_and(|g| g.key == key))
-        {
-            Some(gi) => {
-                let g = self.groups[gi].as_mut().expect("found");
+            .iter_mut()
+            .enumerate()
+            .find_map(|(gi, g)| g.as_mut().filter(|g| g.key == key).map(|g| (gi, g)));
+        let gi = match found {
+            Some((gi, g)) => {
                 if g.exclude.take().is_some() {
                     // The first member's own routes were left out: take them in now.
                     g.full_pass = true;
@@ -492,9 +492,10 @@ impl Rib {
             match (group.adj_out.get_mut(prefix), exported) {
                 (None, None) => {}
                 (Some(_), None) => {
-                    let old = group.adj_out.remove(prefix).expect("present");
-                    group.count(old.source, false);
-                    batches.entry(old.source).or_default().withdraw(*prefix);
+                    if let Some(old) = group.adj_out.remove(prefix) {
+                        group.count(old.source, false);
+                        batches.entry(old.source).or_default().withdraw(*prefix);
+                    }
                 }
                 (None, Some((attrs, source))) => {
                     batches.entry(source).or_default().announce(*prefix, &attrs);
@@ -617,14 +618,15 @@ impl Rib {
 
 /// The flush of `peer` in `out`, added if there is none yet.
 pub(super) fn flush_for(out: &mut Vec<SharedFlush>, peer: PeerId) -> &mut SharedFlush {
-    match out.iter().rposition(|f| f.peer == peer) {
-        Some(i) => &mut out[i],
+    let i = match out.iter().rposition(|f| f.peer == peer) {
+        Some(i) => i,
         None => {
             out.push(SharedFlush {
                 peer,
                 ..SharedFlush::default()
             });
-            out.last_mut().expect("pushed")
+            out.len() - 1
         }
-    }
+    };
+    &mut out[i]
 }
