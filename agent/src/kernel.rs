@@ -155,46 +155,30 @@ fn connected_subnet(route: &RouteMessage) -> Option<Ipv4Net> {
     Ipv4Net::new(dst, header.destination_prefix_length).ok()
 }
 
+/// Every IPv4 route of the agent's namespace, as the kernel dumps them.
+async fn dump_routes() -> Result<Vec<RouteMessage>, String> {
+    run_in(None, |handle| async move {
+        handle
+            .route()
+            .get(RouteMessageBuilder::<Ipv4Addr>::new().build())
+            .execute()
+            .try_collect()
+            .await
+            .map_err(|e| format!("route dump: {e}"))
+    })
+    .await
+}
+
 #[async_trait]
 impl Kernel for NetlinkKernel {
     async fn list(&self) -> Result<BTreeMap<Ipv4Net, KernelRoute>, String> {
-        run_in(None, |handle| async move {
-            let mut out = BTreeMap::new();
-            let mut routes = handle
-                .route()
-                .get(RouteMessageBuilder::<Ipv4Addr>::new().build())
-                .execute();
-            while let Some(route) = routes
-                .try_next()
-                .await
-                .map_err(|e| format!("route dump: {e}"))?
-            {
-                if let Some((prefix, kind)) = parse(&route) {
-                    out.insert(prefix, kind);
-                }
-            }
-            Ok(out)
-        })
-        .await
+        let routes = dump_routes().await?;
+        Ok(routes.iter().filter_map(parse).collect())
     }
 
     async fn connected(&self) -> Result<Option<Vec<Ipv4Net>>, String> {
-        run_in(None, |handle| async move {
-            let mut out = Vec::new();
-            let mut routes = handle
-                .route()
-                .get(RouteMessageBuilder::<Ipv4Addr>::new().build())
-                .execute();
-            while let Some(route) = routes
-                .try_next()
-                .await
-                .map_err(|e| format!("route dump: {e}"))?
-            {
-                out.extend(connected_subnet(&route));
-            }
-            Ok(Some(out))
-        })
-        .await
+        let routes = dump_routes().await?;
+        Ok(Some(routes.iter().filter_map(connected_subnet).collect()))
     }
 
     async fn replace(&self, prefix: Ipv4Net, route: &KernelRoute) -> Result<(), String> {
