@@ -15,6 +15,22 @@ pub enum CompileError {
     Tenant { name: String, reason: String },
     #[error("group {key}: {reason}")]
     Group { key: String, reason: String },
+    #[error("network {network}: VXLAN encap without a VNI (no pkt-tag and none allocated yet)")]
+    NetworkWithoutVni { network: String },
+    #[error("network {network}: VNI {vni} {reason}")]
+    BadVni {
+        network: String,
+        vni: u32,
+        reason: String,
+    },
+    #[error("remote endpoint {ip} ({mac}) in VNI {vni}: its route names no VTEP")]
+    RemoteWithoutVtep {
+        ip: std::net::Ipv4Addr,
+        mac: String,
+        vni: u32,
+    },
+    #[error("VXLAN port {ofport}: {reason}")]
+    VxlanPort { ofport: u32, reason: String },
 }
 
 /// Something the compiler left out, with the reason; the rest of the flow set is sound.
@@ -41,6 +57,8 @@ pub enum Warning {
     OverlappingTenantNetworks { a: String, b: String },
     #[error("{ip} is an endpoint address of several tenants; traffic through the gateway port from it, and from this host to a remote one, is dropped")]
     SharedEndpointAddress { ip: std::net::Ipv4Addr },
+    #[error("VXLAN {what}: VNI {vni} is no network's here; left out until the network arrives")]
+    UnknownVni { what: String, vni: u32 },
     #[error("endpoint {ip} of tenant '{tenant}' is in none of its tenant's networks; other tenants' traffic with it is dropped by its address")]
     EndpointOutsideNetworks {
         ip: std::net::Ipv4Addr,

@@ -16,34 +16,7 @@ use crate::resolve::Resolved;
 pub fn compile(r: &Resolved, f: &mut Flows) {
     let input = r.input;
     let gw = input.gateway.ofport;
-    let zone = CtZone::Reg(reg::CT_ZONE);
-
-    f.add(
-        table::CT,
-        prio::EXACT,
-        ipv4(),
-        vec![Action::Ct(CtAction {
-            commit: false,
-            zone,
-            table: Some(table::CT_STATE),
-            set_mark: None,
-        })],
-        None,
-    );
-    f.drop(table::CT, prio::MISS, Match::default());
-
-    f.drop(
-        table::CT_STATE,
-        prio::EXACT,
-        ct_has(Match::default(), ct_state::INVALID),
-    );
-    f.goto(
-        table::CT_STATE,
-        prio::PORT_GUARD,
-        ct_has(Match::default(), 0),
-        table::DST_CLASSIFY,
-    );
-    f.drop(table::CT_STATE, prio::MISS, Match::default());
+    conntrack(f);
 
     for ep in &input.local_endpoints {
         let t = r.tenant_of(ep);
@@ -82,19 +55,7 @@ pub fn compile(r: &Resolved, f: &mut Flows) {
         Some(table::EGRESS),
     );
 
-    f.add(
-        table::COMMIT,
-        prio::EXACT,
-        ct_has(ipv4(), ct_state::NEW),
-        vec![Action::Ct(CtAction {
-            commit: true,
-            zone,
-            table: None,
-            set_mark: None,
-        })],
-        Some(table::FORWARD),
-    );
-    f.goto(table::COMMIT, prio::MISS, Match::default(), table::FORWARD);
+    commit(f);
 
     let router = input.router_mac;
     let out = |port: u32, mac| {
@@ -124,4 +85,53 @@ pub fn compile(r: &Resolved, f: &mut Flows) {
         None,
     );
     f.drop(table::FORWARD, prio::MISS, Match::default());
+}
+
+/// Tables `CT` and `CT_STATE`: conntrack in the tenant's zone, invalid packets dropped. Shared
+/// by every forwarding variant.
+pub fn conntrack(f: &mut Flows) {
+    f.add(
+        table::CT,
+        prio::EXACT,
+        ipv4(),
+        vec![Action::Ct(CtAction {
+            commit: false,
+            zone: CtZone::Reg(reg::CT_ZONE),
+            table: Some(table::CT_STATE),
+            set_mark: None,
+        })],
+        None,
+    );
+    f.drop(table::CT, prio::MISS, Match::default());
+
+    f.drop(
+        table::CT_STATE,
+        prio::EXACT,
+        ct_has(Match::default(), ct_state::INVALID),
+    );
+    f.goto(
+        table::CT_STATE,
+        prio::PORT_GUARD,
+        ct_has(Match::default(), 0),
+        table::DST_CLASSIFY,
+    );
+    f.drop(table::CT_STATE, prio::MISS, Match::default());
+}
+
+/// Table `COMMIT`: new connections the policy let through are committed in the tenant's zone.
+/// Shared by every forwarding variant.
+pub fn commit(f: &mut Flows) {
+    f.add(
+        table::COMMIT,
+        prio::EXACT,
+        ct_has(ipv4(), ct_state::NEW),
+        vec![Action::Ct(CtAction {
+            commit: true,
+            zone: CtZone::Reg(reg::CT_ZONE),
+            table: None,
+            set_mark: None,
+        })],
+        Some(table::FORWARD),
+    );
+    f.goto(table::COMMIT, prio::MISS, Match::default(), table::FORWARD);
 }

@@ -29,6 +29,10 @@ pub struct HostInput {
     pub rules: Vec<Rule>,
     pub local_endpoints: Vec<LocalEndpoint>,
     pub remote_endpoints: Vec<RemoteEndpoint>,
+    /// `Some`: compile the VXLAN variant (every network an overlay network with its VNI,
+    /// remote endpoints and flood lists from EVPN) instead of native L3. `None` (the default)
+    /// leaves native L3 exactly as it is.
+    pub vxlan: Option<VxlanInput>,
 }
 
 impl HostInput {
@@ -44,6 +48,7 @@ impl HostInput {
             rules: Vec::new(),
             local_endpoints: Vec::new(),
             remote_endpoints: Vec::new(),
+            vxlan: None,
         }
     }
 }
@@ -131,4 +136,49 @@ pub struct RemoteEndpoint {
     pub ipv4: Ipv4Addr,
     pub tenant: String,
     pub group: u32,
+}
+
+/// The VXLAN variant's input: the host's tunnel port, each network's VNI, and what EVPN
+/// brought (type-2 MAC/IP routes as [`VxlanRemote`], type-3 routes as [`FloodList`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VxlanInput {
+    /// The OpenFlow port number of the host's one flow-based VXLAN port
+    /// (`options:remote_ip=flow, options:key=flow`).
+    pub ofport: u32,
+    /// This host's VTEP address: left out of flood lists, so BUM never loops back to us.
+    pub local_vtep: Option<Ipv4Addr>,
+    /// The VNI of every network of [`HostInput::networks`] (its pkt-tag, or the allocated one).
+    pub vnis: Vec<NetworkVni>,
+    /// Endpoints on other hosts, one per EVPN type-2 route.
+    pub remote_endpoints: Vec<VxlanRemote>,
+    /// Per VNI, the VTEPs that host it (EVPN type-3 routes).
+    pub flood_lists: Vec<FloodList>,
+}
+
+/// A network's VNI; `None` while the master has not allocated one (an error: the network
+/// cannot be compiled without it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NetworkVni {
+    pub tenant: String,
+    pub network: String,
+    pub vni: Option<u32>,
+}
+
+/// A remote endpoint as an EVPN type-2 route gives it: VNI, MAC, IP, the VTEP (next hop) and
+/// the 32-bit group id (extended community type 0x83 subtype 0x01; 0 for none).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VxlanRemote {
+    pub vni: u32,
+    pub mac: MacAddr,
+    pub ipv4: Ipv4Addr,
+    /// `None` when the route carried no usable next hop (an error).
+    pub vtep: Option<Ipv4Addr>,
+    pub group: u32,
+}
+
+/// The VTEPs of one VNI (the type-3 routes of that VNI), where its BUM traffic goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FloodList {
+    pub vni: u32,
+    pub vteps: Vec<Ipv4Addr>,
 }

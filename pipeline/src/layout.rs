@@ -25,6 +25,9 @@ pub mod table {
     pub const COMMIT: u8 = 50;
     /// L3 forwarding: MAC rewrite, TTL decrement, output.
     pub const FORWARD: u8 = 60;
+    /// VXLAN variant only: non-IP frames (ARP not answered here) by (VNI in `tun_id`, MAC),
+    /// and broadcast to the VNI's local ports and flood list.
+    pub const L2: u8 = 70;
 }
 
 /// Register numbers (Nicira reg0..reg7, 32 bits each).
@@ -45,6 +48,10 @@ pub mod reg {
     pub const DST_LOCAL: u8 = 6;
     /// Scratch: the ARP responder swaps addresses through it.
     pub const SCRATCH: u8 = 7;
+    /// VXLAN variant, IP path: 1 when the frame was sent to the router MAC (routed: source MAC
+    /// rewritten, TTL decremented), 0 when bridged. The ARP path's [`SCRATCH`] is the same
+    /// register; the two paths never meet.
+    pub const ROUTED: u8 = 7;
 }
 
 /// Flow priorities.
@@ -71,6 +78,10 @@ pub mod prio {
     pub const TENANT_FOREIGN: u16 = 110;
     /// A container's ARP request for its own address (not answered).
     pub const ARP_SELF: u16 = 300;
+    /// VXLAN: a local frame to the router MAC (above [`EXACT`], same match plus `eth_dst`).
+    pub const ROUTED: u16 = 201;
+    /// VXLAN: the anycast gateway's ARP answer, above any endpoint's.
+    pub const GATEWAY_ARP: u16 = 250;
     /// Policy-table bypass flows (replies, related, not-local).
     pub const BYPASS: u16 = 1000;
     /// Lowest rule flow priority; see [`rule`].

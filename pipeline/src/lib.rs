@@ -10,6 +10,10 @@
 //!
 //! The tables and registers are in [`layout`] and this crate's `README.md`.
 //!
+//! Forwarding is native L3 unless the input carries a [`VxlanInput`]: then the [`vxlan`]
+//! variant replaces native L3's classification, isolation and forwarding tables whole, and
+//! shares conntrack, policy and commit with it.
+//!
 //! # Policy semantics (Contiv's, made stateful)
 //!
 //! A *policy* is a set of *rules*; an *endpoint group* lists policies; a container belongs to
@@ -89,6 +93,7 @@ pub mod layout;
 pub mod policy;
 pub mod resolve;
 pub mod sim;
+pub mod vxlan;
 
 use std::collections::BTreeSet;
 
@@ -96,7 +101,8 @@ use openflow::Flow;
 
 pub use error::{CompileError, Warning};
 pub use input::{
-    GatewayPort, GroupInput, HostInput, LocalEndpoint, NetworkInput, RemoteEndpoint, TenantInput,
+    FloodList, GatewayPort, GroupInput, HostInput, LocalEndpoint, NetworkInput, NetworkVni,
+    RemoteEndpoint, TenantInput, VxlanInput, VxlanRemote,
 };
 
 /// The compiled pipeline.
@@ -112,9 +118,15 @@ pub struct Compiled {
 pub fn compile(input: &HostInput) -> Result<Compiled, CompileError> {
     let mut r = resolve::Resolved::new(input)?;
     let mut f = build::Flows::new(input.cookie);
-    classify::compile(&mut r, &mut f);
-    forward::compile(&r, &mut f);
-    isolation::compile(&mut r, &mut f);
+    // Forwarding is one variant or the other, whole: native L3 is compiled exactly as it
+    // was, and the VXLAN variant shares only conntrack, policy and commit with it.
+    if input.vxlan.is_some() {
+        vxlan::compile(&mut r, &mut f)?;
+    } else {
+        classify::compile(&mut r, &mut f);
+        forward::compile(&r, &mut f);
+        isolation::compile(&mut r, &mut f);
+    }
     policy::compile(&mut r, &mut f)?;
     let mut warnings = r.warnings;
     warnings.sort();

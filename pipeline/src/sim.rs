@@ -1,6 +1,7 @@
 //! A small flow-table interpreter for tests: walks a packet through a flow set as OVS would
 //! (highest priority first, conjunctive matches, registers, `ct()` with a toy connection
-//! tracker) and says where it goes. It refuses what OVS leaves undefined (two different flows
+//! tracker) and says where it goes, with the tunnel metadata (`tun_id`, `tun_dst`) of each
+//! copy sent. It refuses what OVS leaves undefined (two different flows
 //! winning at one priority), so tests catch overlapping flows too.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -95,11 +96,24 @@ impl Packet {
     }
 }
 
+/// One copy of a packet sent out of a port, with the tunnel metadata it left with (what a
+/// flow-based VXLAN port encapsulates with: the VNI and the remote VTEP).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sent {
+    pub port: u32,
+    pub tun_id: u64,
+    pub tun_dst: Option<Ipv4Addr>,
+    /// The packet as it was at that output.
+    pub packet: Packet,
+}
+
 /// What OVS would do with the packet.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Outcome {
     /// Ports the packet was sent to (empty: dropped).
     pub outputs: Vec<u32>,
+    /// The same outputs with their tunnel metadata and headers.
+    pub sent: Vec<Sent>,
     /// The packet as it left (headers rewritten).
     pub packet: Packet,
     /// (table, priority) of each flow that acted, in order.
@@ -172,6 +186,8 @@ struct State {
     ct_state: u32,
     ct_zone: u16,
     conj_id: Option<u32>,
+    tun_id: u64,
+    tun_dst: Option<Ipv4Addr>,
 }
 
 /// A flow set indexed by table.
@@ -193,14 +209,37 @@ impl<'a> Tables<'a> {
 
     /// Runs `pkt` from table 0.
     pub fn run(&self, pkt: Packet, ct: &mut Conntrack) -> Result<Outcome, SimError> {
+        self.run_with_tunnel(pkt, 0, ct)
+    }
+
+    /// Runs `pkt` from table 0 as a flow-based tunnel port delivers it: decapsulated, with
+    /// the VXLAN header's VNI in `tun_id` (`pkt.in_port` is the tunnel port).
+    pub fn run_tunnelled(
+        &self,
+        pkt: Packet,
+        vni: u32,
+        ct: &mut Conntrack,
+    ) -> Result<Outcome, SimError> {
+        self.run_with_tunnel(pkt, u64::from(vni), ct)
+    }
+
+    fn run_with_tunnel(
+        &self,
+        pkt: Packet,
+        tun_id: u64,
+        ct: &mut Conntrack,
+    ) -> Result<Outcome, SimError> {
         let mut st = State {
             pkt,
             regs: [0; 8],
             ct_state: 0,
             ct_zone: 0,
             conj_id: None,
+            tun_id,
+            tun_dst: None,
         };
         let mut out = Outcome {
+            sent: Vec::new(),
             outputs: Vec::new(),
             packet: pkt,
             trace: Vec::new(),
@@ -234,12 +273,17 @@ impl<'a> Tables<'a> {
     ) -> Result<Option<u8>, SimError> {
         for a in &flow.actions {
             match a {
-                Action::Output(p) => out.outputs.push(if *p == port::IN_PORT {
-                    st.pkt.in_port
-                } else {
-                    *p
-                }),
-                Action::OutputReg(r) => out.outputs.push(st.regs[usize::from(*r)]),
+                // OVS drops an output to the packet's own in_port unless it says `in_port`.
+                Action::Output(p) if *p == st.pkt.in_port => {}
+                Action::Output(p) => {
+                    let p = if *p == port::IN_PORT {
+                        st.pkt.in_port
+                    } else {
+                        *p
+                    };
+                    send(st, out, p);
+                }
+                Action::OutputReg(r) => send(st, out, st.regs[usize::from(*r)]),
                 Action::SetField { field, value } => write(st, *field, *value)?,
                 Action::Move {
                     src,
@@ -354,6 +398,17 @@ impl<'a> Tables<'a> {
     }
 }
 
+/// Records one output of the packet as it is now.
+fn send(st: &State, out: &mut Outcome, port: u32) {
+    out.outputs.push(port);
+    out.sent.push(Sent {
+        port,
+        tun_id: st.tun_id,
+        tun_dst: st.tun_dst,
+        packet: st.pkt,
+    });
+}
+
 /// The highest-priority flow of `flows`; an error when two with different effects tie.
 fn top<'a>(table: u8, flows: impl Iterator<Item = &'a Flow>) -> Result<Option<&'a Flow>, SimError> {
     let mut best: Option<&Flow> = None;
@@ -454,7 +509,7 @@ fn matches(m: &Match, st: &State) -> bool {
         && exact(&m.arp_op, arp.map(|x| x.0))
         && ipm(&m.arp_spa, arp.map(|x| x.1))
         && ipm(&m.arp_tpa, arp.map(|x| x.2))
-        && m.tun_id.is_none()
+        && masked_eq(&m.tun_id, Some(st.tun_id))
         && m.metadata.is_none()
         && regs_ok
         && masked_eq(&m.ct_state, Some(st.ct_state))
@@ -478,6 +533,7 @@ fn read(st: &State, f: Field) -> Result<u64, SimError> {
         (Field::EthSrc, _) => mac_val(p.eth_src),
         (Field::EthDst, _) => mac_val(p.eth_dst),
         (Field::Reg(r), _) => u64::from(st.regs[usize::from(r)]),
+        (Field::TunId, _) => st.tun_id,
         (Field::ArpSha, L3::Arp { sha, .. }) => mac_val(sha),
         (Field::ArpTha, L3::Arp { tha, .. }) => mac_val(tha),
         (Field::ArpSpa, L3::Arp { spa, .. }) => u64::from(ip(spa)),
@@ -495,6 +551,8 @@ fn write(st: &mut State, f: Field, v: u64) -> Result<(), SimError> {
         (Field::EthSrc, _) => st.pkt.eth_src = mac_of(v),
         (Field::EthDst, _) => st.pkt.eth_dst = mac_of(v),
         (Field::Reg(r), _) => st.regs[usize::from(r)] = v as u32,
+        (Field::TunId, _) => st.tun_id = v,
+        (Field::TunIpv4Dst, _) => st.tun_dst = Some(a),
         (Field::ArpSha, L3::Arp { sha, .. }) => *sha = mac_of(v),
         (Field::ArpTha, L3::Arp { tha, .. }) => *tha = mac_of(v),
         (Field::ArpSpa, L3::Arp { spa, .. }) => *spa = a,
