@@ -17,6 +17,28 @@ use crate::error::Warning;
 use crate::layout::{prio, reg, table};
 use crate::resolve::Resolved;
 
+/// A container's port: whatever its classification flows did not accept is dropped, and a
+/// request for its own address (gratuitous ARP) gets no answer. Both data-plane variants.
+pub(crate) fn guard_port(f: &mut Flows, ofport: u32, ipv4: Ipv4Addr) {
+    f.drop(
+        table::CLASSIFY,
+        prio::PORT_GUARD,
+        Match {
+            in_port: Some(ofport),
+            ..Match::default()
+        },
+    );
+    f.drop(
+        table::ARP,
+        prio::ARP_SELF,
+        Match {
+            in_port: Some(ofport),
+            arp_tpa: Some(Masked::exact(ipv4)),
+            ..arp()
+        },
+    );
+}
+
 /// Tables `CLASSIFY`, `ARP` and `SRC_REMOTE`.
 pub fn compile(r: &mut Resolved, f: &mut Flows) {
     let input = r.input;
@@ -54,24 +76,7 @@ pub fn compile(r: &mut Resolved, f: &mut Flows) {
             },
             table::ARP,
         );
-        f.drop(
-            table::CLASSIFY,
-            prio::PORT_GUARD,
-            Match {
-                in_port: Some(ep.ofport),
-                ..Match::default()
-            },
-        );
-        // A request for its own address (gratuitous ARP) gets no answer.
-        f.drop(
-            table::ARP,
-            prio::ARP_SELF,
-            Match {
-                in_port: Some(ep.ofport),
-                arp_tpa: Some(Masked::exact(ep.ipv4)),
-                ..arp()
-            },
-        );
+        guard_port(f, ep.ofport, ep.ipv4);
     }
     for (ip, eps) in by_ip {
         let [i] = eps[..] else {

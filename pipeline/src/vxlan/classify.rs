@@ -11,6 +11,7 @@ use openflow::{Action, Field, Masked, Match};
 
 use super::resolve::Overlay;
 use crate::build::{arp, ipv4, mov, set_mac, set_reg, with_reg, Flows};
+use crate::classify::guard_port;
 use crate::layout::{prio, reg, table};
 use crate::resolve::Resolved;
 
@@ -72,24 +73,7 @@ pub fn compile(r: &Resolved, o: &Overlay, f: &mut Flows) {
             vec![set_vni(vni), set_reg(reg::SRC_LOCAL, 1)],
             Some(table::ARP),
         );
-        f.drop(
-            table::CLASSIFY,
-            prio::PORT_GUARD,
-            Match {
-                in_port: Some(ep.ofport),
-                ..Match::default()
-            },
-        );
-        // A request for its own address (gratuitous ARP) gets no answer.
-        f.drop(
-            table::ARP,
-            prio::ARP_SELF,
-            Match {
-                in_port: Some(ep.ofport),
-                arp_tpa: Some(Masked::exact(ep.ipv4)),
-                ..arp()
-            },
-        );
+        guard_port(f, ep.ofport, ep.ipv4);
         answer(f, prio::EXACT, vni, ep.ipv4, ep.mac);
     }
     let vx = o.vx.ofport;
