@@ -298,7 +298,16 @@ pub async fn sync_kernel(
     let filtered;
     let desired = match kernel.connected().await {
         Ok(Some(connected)) => {
-            let (table, skipped) = crate::next_hops::reachable(desired, &connected);
+            let (mut table, skipped) = crate::next_hops::reachable(desired, &connected);
+            // A best path none of whose next hops is usable (a reflected path that arrived
+            // before the ToR's after a restart) leaves the route the kernel holds alone: the
+            // decision process does not resolve next hops yet, so the kernel's route stays
+            // the better guess until a usable path replaces it or the prefix goes.
+            for (prefix, route) in &installed {
+                if desired.contains_key(prefix) && !table.contains_key(prefix) {
+                    table.insert(*prefix, route.clone());
+                }
+            }
             for (next_hop, routes) in skipped {
                 tracing::warn!(
                     %next_hop,
@@ -1313,6 +1322,36 @@ mod tests {
         async fn connected(&self) -> Result<Option<Vec<Ipv4Net>>, String> {
             Ok(Some(self.connected.clone()))
         }
+    }
+
+    #[test]
+    fn an_unusable_best_path_leaves_the_kernels_route_alone() {
+        // After a restart the kernel holds 10.1.2.8 via the ToR; the reflected path (next hop
+        // on another segment) arrives before the ToR's and is best for a while.
+        let kernel = ConnectedKernel {
+            routes: std::sync::Mutex::new(
+                [(
+                    net("10.1.2.8/32"),
+                    KernelRoute::Via([ip4("10.0.0.1")].into()),
+                )]
+                .into(),
+            ),
+            connected: vec![net("10.0.0.0/24")],
+        };
+        let mut t = RouteTable::default();
+        t.learn(&[change("10.1.2.8/32", &[Some("192.168.7.9")])]);
+        let result = actix::System::new().block_on(sync_kernel(&kernel, &t.desired()));
+        assert_eq!(result, Ok(0));
+        assert_eq!(
+            kernel.routes.lock().unwrap().get(&net("10.1.2.8/32")),
+            Some(&KernelRoute::Via([ip4("10.0.0.1")].into())),
+            "the installed route stays"
+        );
+        // The prefix gone altogether: its route goes.
+        t.learn(&[change("10.1.2.8/32", &[])]);
+        let result = actix::System::new().block_on(sync_kernel(&kernel, &t.desired()));
+        assert_eq!(result, Ok(1));
+        assert!(kernel.routes.lock().unwrap().is_empty());
     }
 
     #[test]
